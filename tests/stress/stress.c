@@ -26,6 +26,21 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Hook for ThreadSanitizer runs that link the allocator's sources into
+ * this program (see tests/tests.mk, TSR_TSAN_OBJS): the same test through
+ * the tsr_* names, since under TSan the standard names are TSan's. */
+#ifdef STRESS_TSR_API
+#include "tessera.h"
+#define malloc(n) tsr_malloc(n)
+#define calloc(n, s) tsr_calloc(n, s)
+#define realloc(p, n) tsr_realloc(p, n)
+#define free(p) tsr_free(p)
+#define posix_memalign(o, a, n) tsr_posix_memalign(o, a, n)
+#define aligned_alloc(a, n) tsr_aligned_alloc(a, n)
+#define memalign(a, n) tsr_aligned_alloc(a, n)
+#define malloc_usable_size(p) tsr_usable_size(p)
+#endif
+
 typedef struct block_s {
   unsigned char *p;
   size_t size;
@@ -182,6 +197,10 @@ static void op_alloc(thread_t *t, block_t *b) {
       b->p = e == 0 ? p : NULL;
     } else if (how == 1) {
       what = "aligned_alloc";
+#ifdef __SANITIZE_ADDRESS__
+      /* ASan insists on C11's "size is a multiple of the alignment". */
+      b->size = (b->size + b->align - 1) / b->align * b->align;
+#endif
       b->p = aligned_alloc(b->align, b->size);
     } else {
       what = "memalign";
