@@ -28,5 +28,5 @@ gcc -o "$W/big" "$W/tsr.s" || fail "assembling/linking the tessera-compiled prog
 r1=$("$W/big")
 gcc -O0 -o "$W/big0" "$W/big.c" && r0=$("$W/big0")
 [ "$r1" = "$r0" ] || fail "compiled program prints $r1, -O0 build prints $r0"
-reached cc 20000
+reached cc 10000
 say "gcc: cc1 on $(wc -l <"$W/big.c") lines: identical assembly ($(wc -l <"$W/tsr.s") lines), program prints $r1"

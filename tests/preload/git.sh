@@ -30,6 +30,6 @@ for mode in plain tsr; do
     g fsck fsck --no-progress --strict
 done
 same log
-reached add 20000
+reached add 5000
 reached log 1000
 say "git: $FILES files, 2 commits, identical log and hashes: $(head -1 "$W/log.tsr" | cut -c1-81)"

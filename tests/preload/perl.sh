@@ -16,5 +16,5 @@ PL
 plain pl perl "$W/w.pl"
 tsr pl perl "$W/w.pl"
 same pl
-reached pl 100000
+reached pl 10000
 say "$(cat "$W/pl.tsr" | cut -c1-100)"

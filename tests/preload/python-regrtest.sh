@@ -13,5 +13,5 @@ plain rt python3 -m test -q $TESTS
 tsr rt python3 -m test -q $TESTS
 grep -q "Tests result: SUCCESS" "$W/rt.plain" || fail "regrtest without tessera: $(tail -3 "$W/rt.plain")"
 grep -q "Tests result: SUCCESS" "$W/rt.tsr" || fail "regrtest under tessera: $(tail -20 "$W/rt.tsr")"
-reached rt 100000
+reached rt 10000
 say "python-regrtest: $TESTS: SUCCESS in both runs"

@@ -6,5 +6,5 @@ S=$ROOT/tests/preload/python_work.py
 plain py /usr/bin/python3 "$S" 1
 tsr py /usr/bin/python3 "$S" 1
 same py
-reached py 100000
+reached py 2000
 say "python: $(cat "$W/py.tsr")"
