@@ -38,6 +38,8 @@
 static volatile size_t v_size_max = SIZE_MAX;
 static volatile size_t v_ptrdiff_max1 = (size_t)PTRDIFF_MAX + 1;
 static volatile size_t v_2_33 = (size_t)1 << 33;
+/* Plausible, yet beyond a 47-bit user address space: the OS must refuse. */
+static volatile size_t v_2_47 = (size_t)1 << 47;
 static volatile size_t v_half = ((size_t)1 << (sizeof(size_t) * 8 - 1)) + 16;
 
 /* ASan's allocator follows C11 to the letter: aligned_alloc fails (EINVAL)
@@ -169,6 +171,15 @@ static void test_overflow(void) {
   p = calloc(v_2_33, v_2_33);
   CHECKF(p == NULL && errno == ENOMEM, "calloc 2^33*2^33 = %p errno %d", p, errno);
   errno = 0;
+  p = malloc(v_2_47);
+  CHECKF(p == NULL && errno == ENOMEM, "malloc(2^47) = %p errno %d", p, errno);
+  errno = 0;
+  p = calloc(v_2_33, 1 << 14);
+  CHECKF(p == NULL && errno == ENOMEM, "calloc(2^33, 2^14) = %p errno %d", p, errno);
+  errno = 0;
+  p = aligned_alloc(1 << 20, v_2_47);
+  CHECKF(p == NULL && errno == ENOMEM, "aligned_alloc(1M, 2^47) = %p errno %d", p, errno);
+  errno = 0;
   p = calloc(1, v_size_max);
   CHECKF(p == NULL && errno == ENOMEM, "calloc(1, SIZE_MAX) = %p errno %d", p, errno);
 
@@ -184,6 +195,9 @@ static void test_overflow(void) {
   errno = 0;
   p = realloc(b, v_ptrdiff_max1);
   CHECKF(p == NULL && errno == ENOMEM, "realloc(p, PTRDIFF_MAX+1) = %p errno %d", p, errno);
+  errno = 0;
+  p = realloc(b, v_2_47);
+  CHECKF(p == NULL && errno == ENOMEM, "realloc(p, 2^47) = %p errno %d", p, errno);
   errno = 0;
   p = reallocarray(b, v_half, 2);
   CHECKF(p == NULL && errno == ENOMEM, "reallocarray wrap = %p errno %d", p, errno);
