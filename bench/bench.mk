@@ -1,0 +1,57 @@
+# bench.mk -- the benchmarks, included by the top-level Makefile.
+#
+#   make bench            every workload under tessera (when build/libtessera.so
+#                         exists) and the peers, ROUNDS=3 interleaved rounds;
+#                         report in bench/results/<date>-<commit>.{md,json,svg}
+#   make bench QUICK=1    seconds-long smoke run, report in build/bench/results
+#   make bench-quick      the same smoke run for the test suite: no package
+#                         installs, fails on a crash or a wrong check value
+#   make fastpath         callgrind instruction counts of two malloc/free loops
+# Knobs: THREADS=1,2,4 (default 1,2,nproc), ROUNDS=, TRACES= (folder of .rep,
+# default ../shared/traces), BENCH_ONLY= (regex on row labels), PYTHON=.
+# The workloads are built apart from the library on purpose: they must run
+# unchanged under every allocator through LD_PRELOAD.
+
+PYTHON     ?= python3
+TRACES     ?= ../shared/traces
+ROUNDS     ?=
+THREADS    ?=
+QUICK      ?=
+BENCH_ONLY ?=
+
+# -fno-builtin-*: GCC may delete a malloc/free pair whose block is unused;
+# the workloads measure exactly such pairs.
+BENCH_CFLAGS := $(CSTD) -O2 $(WARN) -pthread -fno-builtin-malloc -fno-builtin-free \
+                -fno-builtin-calloc -fno-builtin-realloc
+BENCH_WORKLOADS := micro larson prodcons cache churn bigblock pool
+BENCH_BINS := $(addprefix build/bench/,$(BENCH_WORKLOADS)) build/bench/replay_rep build/bench/fastpath
+# Benchmark tessera as built from this tree whenever the tree has its sources.
+BENCH_LIB  := $(if $(wildcard src/unity.c),$(LIB_SO))
+BENCH_ARGS := --traces "$(TRACES)" $(if $(THREADS),--threads "$(THREADS)") $(if $(ROUNDS),--rounds $(ROUNDS)) \
+              $(if $(BENCH_ONLY),--only "$(BENCH_ONLY)")
+
+.PHONY: bench bench-quick bench-bins fastpath
+
+$(addprefix build/bench/,$(BENCH_WORKLOADS)): build/bench/%: bench/workloads/%.c bench/workloads/wl.h | build/bench
+	$(CC) $(BENCH_CFLAGS) $< -o $@
+
+# The trace replayer is the test suite's (tests/programs/replay_rep.c over
+# tools/trace.c), built here at -O2 so replay speed is comparable run to run.
+build/bench/replay_rep: tests/programs/replay_rep.c tools/trace.c tools/trace.h | build/bench
+	$(CC) $(CSTD) -O2 $(WARN) -Itools tests/programs/replay_rep.c tools/trace.c -o $@
+
+# -fno-builtin: the loop must call the preloaded malloc and free every time.
+build/bench/fastpath: bench/fastpath.c | build/bench
+	$(CC) $(CSTD) -O2 $(WARN) -fno-builtin $< -o $@
+
+bench-bins: $(BENCH_BINS)
+
+bench: $(BENCH_BINS) $(BENCH_LIB)
+	$(if $(QUICK),,sh scripts/deps.sh)
+	$(PYTHON) bench/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+bench-quick: $(BENCH_BINS) $(BENCH_LIB)
+	$(PYTHON) bench/run.py --quick $(BENCH_ARGS)
+
+fastpath: build/bench/fastpath $(BENCH_LIB)
+	$(PYTHON) bench/run.py --fastpath-only
