@@ -41,13 +41,13 @@ TEST_TSAN := $(if $(TSR_TSAN_OBJS),test-tsan)
 .PHONY: test test-build test-build-glibc test-glibc test-asan test-tsan deps-check demo
 
 test: all deps-check test-build $(TEST_UNIT) $(TEST_TSAN)
-	@TSR_LIB=$(LIB_SO) TSR_BUILD=build sh tests/run.sh
+	@TSR_LIB=$(LIB_SO) TSR_BUILD=build TRACES="$(or $(TRACES),../shared/traces)" sh tests/run.sh
 ifneq ($(BENCH_QUICK),)
 	@$(MAKE) --no-print-directory bench-quick
 endif
 
 test-glibc: deps-check test-build-glibc
-	@TSR_LIB= TSR_BUILD=build sh tests/run.sh
+	@TSR_LIB= TSR_BUILD=build TRACES="$(or $(TRACES),../shared/traces)" sh tests/run.sh
 
 test-asan: $(TEST_DIR)/asan/contract $(TEST_DIR)/asan/stress
 	@TSR_LIB= TESTS='asan-*' sh tests/run.sh
