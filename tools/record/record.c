@@ -1,0 +1,495 @@
+/* record.c -- libtessera-record.so: a preload library that logs every call of
+ * the C allocation API and forwards it to the next malloc (glibc by default).
+ *
+ * Per call: one TLS load, the forwarded call, rdtsc and a varint encode into
+ * the thread's own buffer (format in ../trace_bin.h); no lock, no shared
+ * write. A full buffer is appended to the file as one chunk. Buffers are
+ * flushed at thread exit (pthread key destructor) and at process exit (a
+ * destructor walks every thread's buffer under that buffer's flush lock).
+ * After either, a thread writes through (one chunk per call) so frees made
+ * by later destructors are not lost. Model: KDE heaptrack's preload.
+ * Not recorded: forked children (their pid differs) and calls made while we
+ * are inside a wrapped call (the real allocator calling itself).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "../trace_bin.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define BUF_SIZE (128u << 10) /* per thread; a flush is one write of this much */
+
+/* ---- real functions and the bootstrap pool ----------------------------- */
+
+static struct {
+  void *(*malloc)(size_t);
+  void *(*calloc)(size_t, size_t);
+  void *(*realloc)(void *, size_t);
+  void *(*reallocarray)(void *, size_t, size_t);
+  void (*free)(void *);
+  int (*posix_memalign)(void **, size_t, size_t);
+  void *(*aligned_alloc)(size_t, size_t);
+  void *(*memalign)(size_t, size_t);
+  void *(*valloc)(size_t);
+  void *(*pvalloc)(size_t);
+  void (*free_sized)(void *, size_t);            /* NULL before glibc 2.40: we call free */
+  void (*free_aligned_sized)(void *, size_t, size_t);
+} real;
+
+/* dlsym allocates (its error buffer), before `real` is filled: serve those
+ * calls from a static pool. Pool blocks are never freed. */
+static _Alignas(64) char pool[64 << 10];
+static size_t pool_used;
+/* volatile: the compiler must not sink the store past dlsym (it can prove
+ * dlsym cannot see a static whose address is never taken). */
+static volatile int resolving;
+
+static void *pool_alloc(size_t n) {
+  size_t need = (n + 15) & ~(size_t)15;
+  if (pool_used + need + 16 > sizeof pool) return NULL;
+  char *p = pool + pool_used + 16;
+  memcpy(p - 16, &n, sizeof n);
+  pool_used += need + 16;
+  return p;
+}
+static int in_pool(const void *p) { return (const char *)p >= pool && (const char *)p < pool + sizeof pool; }
+
+static void resolve(void) {
+  if (real.free || resolving) return;
+  resolving = 1;
+#define R(f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
+  R(malloc); R(calloc); R(realloc); R(reallocarray); R(posix_memalign); R(aligned_alloc);
+  R(memalign); R(valloc); R(pvalloc); R(free_sized); R(free_aligned_sized);
+  R(free); /* last: non-NULL free means everything is resolved */
+#undef R
+  resolving = 0;
+  if (!real.free || !real.malloc) {
+    static const char m[] = "libtessera-record: cannot find the next malloc\n";
+    if (write(2, m, sizeof m - 1) < 0) _exit(127);
+    _exit(127);
+  }
+}
+
+/* ---- recording state ---------------------------------------------------- */
+
+typedef struct tstate_s {
+  _Atomic uint64_t pos_count;  /* (records << 32) | bytes, published by the owner (release) */
+  _Atomic uint32_t limit;      /* flush when bytes exceed this; 0: write through */
+  atomic_flag lock;            /* serializes flushes: owner vs. the exit flusher */
+  uint32_t flushed, flushed_count; /* written to the file so far (under lock) */
+  uint32_t thread;
+  uint64_t last_tsc, last_addr;    /* delta bases, owner only */
+  struct tstate_s *next;           /* all states, under rec.list_lock */
+  uint8_t *buf;
+} tstate_t;
+
+static struct {
+  _Atomic int active;          /* this process records */
+  _Atomic int exiting;         /* process exit flush done: new states write through */
+  int fd;
+  _Atomic uint32_t threads;
+  _Atomic uint64_t written;    /* records written, for the end marker */
+  pthread_key_t key;
+  pthread_mutex_t list_lock;
+  tstate_t *list;
+} rec = {0, 0, -1, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static __thread tstate_t *tls_state TLS_IE;
+static __thread int tls_busy TLS_IE;  /* inside a wrapped call: don't record */
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One writev with O_APPEND: chunks of different threads never interleave.
+ * A short write (disk full) loses the rest; the decoder then reports a
+ * truncated chunk rather than misreading it. */
+static void write_all(const struct iovec *iov, int n) {
+  ssize_t got;
+  do got = writev(rec.fd, iov, n);
+  while (got < 0 && errno == EINTR);
+}
+
+static void lock(tstate_t *s) {
+  while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) sched_yield();
+}
+static void unlock(tstate_t *s) { atomic_flag_clear_explicit(&s->lock, memory_order_release); }
+
+/* Append s's unwritten records as one chunk. Caller holds s->lock. */
+static void flush_locked(tstate_t *s) {
+  uint64_t pc = atomic_load_explicit(&s->pos_count, memory_order_acquire);
+  uint32_t pos = (uint32_t)pc, count = (uint32_t)(pc >> 32);
+  if (pos == s->flushed || rec.fd < 0 || !atomic_load_explicit(&rec.active, memory_order_relaxed)) return;
+  tbin_chunk_t h = {TBIN_CHUNK, s->thread, pos - s->flushed, count - s->flushed_count, __rdtsc(), mono_ns()};
+  struct iovec iov[2] = {{&h, sizeof h}, {s->buf + s->flushed, pos - s->flushed}};
+  write_all(iov, 2);
+  s->flushed = pos;
+  s->flushed_count = count;
+  atomic_fetch_add_explicit(&rec.written, h.record_count, memory_order_relaxed);
+}
+
+/* Owner: write the buffer out and start it again. */
+static __attribute__((noinline)) void flush_owner(tstate_t *s) {
+  lock(s);
+  flush_locked(s);
+  s->flushed = s->flushed_count = 0;
+  atomic_store_explicit(&s->pos_count, 0, memory_order_release);
+  unlock(s);
+}
+
+/* First recorded call of a thread: a state from mmap (never from malloc). */
+static __attribute__((noinline)) tstate_t *state_create(void) {
+  size_t sz = BUF_SIZE + 4096;
+  void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return NULL;
+  tstate_t *s = m;
+  s->buf = (uint8_t *)m + 4096;
+  atomic_flag_clear(&s->lock);
+  s->thread = atomic_fetch_add(&rec.threads, 1) + 1;
+  atomic_store(&s->limit, atomic_load(&rec.exiting) ? 0 : BUF_SIZE - TBIN_RECORD_MAX);
+  pthread_mutex_lock(&rec.list_lock);
+  s->next = rec.list;
+  rec.list = s;
+  pthread_mutex_unlock(&rec.list_lock);
+  tls_state = s;
+  pthread_setspecific(rec.key, s);
+  return s;
+}
+
+/* Thread exit: flush, then write through for the thread's remaining calls
+ * (other TLS destructors may still free). The state stays allocated: the
+ * thread may record again until it is really gone. */
+static void state_thread_exit(void *arg) {
+  tstate_t *s = arg;
+  atomic_store(&s->limit, 0);
+  flush_owner(s);
+}
+
+static inline tstate_t *state_get(void) {
+  tstate_t *s = tls_state;
+  if (LIKELY(s != NULL)) return s;
+  return state_create();
+}
+
+/* ---- encoding ----------------------------------------------------------- */
+
+typedef struct cursor_s {
+  tstate_t *s;
+  uint8_t *p;
+  uint64_t pc;
+} cursor_t;
+
+static inline int rec_begin(cursor_t *c, unsigned op) {
+  if (UNLIKELY(!atomic_load_explicit(&rec.active, memory_order_relaxed))) return 0;
+  tstate_t *s = state_get();
+  if (UNLIKELY(!s)) return 0;
+  c->s = s;
+  c->pc = atomic_load_explicit(&s->pos_count, memory_order_relaxed);
+  c->p = s->buf + (uint32_t)c->pc;
+  uint64_t t = __rdtsc();
+  *c->p++ = (uint8_t)op;
+  c->p = tbin_put_varint(c->p, tbin_zigzag((int64_t)(t - s->last_tsc)));
+  s->last_tsc = t;
+  return 1;
+}
+static inline void rec_addr(cursor_t *c, const void *a) {
+  uint64_t v = (uint64_t)(uintptr_t)a;
+  c->p = tbin_put_varint(c->p, tbin_zigzag((int64_t)(v - c->s->last_addr)));
+  c->s->last_addr = v;
+}
+static inline void rec_num(cursor_t *c, uint64_t v) { c->p = tbin_put_varint(c->p, v); }
+static inline void rec_byte(cursor_t *c, unsigned v) { *c->p++ = (uint8_t)v; }
+static inline unsigned log2_of(size_t a) { return a ? 63u - (unsigned)__builtin_clzll(a) : 0; }
+
+static inline void rec_end(cursor_t *c) {
+  tstate_t *s = c->s;
+  uint32_t pos = (uint32_t)(c->p - s->buf);
+  uint64_t pc = (((c->pc >> 32) + 1) << 32) | pos;
+  atomic_store_explicit(&s->pos_count, pc, memory_order_release);
+  if (UNLIKELY(pos > atomic_load_explicit(&s->limit, memory_order_relaxed))) flush_owner(s);
+}
+
+/* ---- the wrapped API ---------------------------------------------------- */
+/* Pattern: pass straight through when nested (tls_busy) or not recording;
+ * otherwise call the real function with tls_busy set, then log.
+ * Frees are logged before they are forwarded (the address may be reused by
+ * another thread the moment it is freed); allocations after they return. */
+
+#define ENTER()                                 \
+  if (UNLIKELY(!real.free)) resolve();          \
+  int nested_ = tls_busy;                       \
+  tls_busy = 1
+#define LEAVE() tls_busy = nested_
+
+EXPORT void *malloc(size_t n) {
+  if (UNLIKELY(resolving)) return pool_alloc(n);
+  ENTER();
+  void *r = real.malloc(n);
+  cursor_t c;
+  if (!nested_ && rec_begin(&c, TBIN_OP_MALLOC)) {
+    rec_num(&c, n);
+    rec_addr(&c, r);
+    rec_end(&c);
+  }
+  LEAVE();
+  return r;
+}
+
+EXPORT void *calloc(size_t k, size_t n) {
+  if (UNLIKELY(resolving)) {
+    /* The pool is static and never reused, so its bytes are still zero. */
+    return (n && k > SIZE_MAX / n) ? NULL : pool_alloc(k * n);
+  }
+  ENTER();
+  void *r = real.calloc(k, n);
+  cursor_t c;
+  if (!nested_ && rec_begin(&c, TBIN_OP_CALLOC)) {
+    rec_num(&c, k);
+    rec_num(&c, n);
+    rec_addr(&c, r);
+    rec_end(&c);
+  }
+  LEAVE();
+  return r;
+}
+
+/* realloc of a pool block: move it to the real allocator (logged as malloc). */
+static void *pool_realloc(void *p, size_t n) {
+  size_t old;
+  memcpy(&old, (char *)p - 16, sizeof old);
+  void *q = malloc(n);
+  if (q) memcpy(q, p, old < n ? old : n);
+  return q;
+}
+
+EXPORT void *realloc(void *p, size_t n) {
+  if (UNLIKELY(resolving)) return pool_alloc(n);
+  if (UNLIKELY(p && in_pool(p))) return pool_realloc(p, n);
+  ENTER();
+  void *r = real.realloc(p, n);
+  cursor_t c;
+  if (!nested_ && rec_begin(&c, TBIN_OP_REALLOC)) {
+    rec_addr(&c, p);
+    rec_num(&c, n);
+    rec_addr(&c, r);
+    rec_end(&c);
+  }
+  LEAVE();
+  return r;
+}
+
+EXPORT void *reallocarray(void *p, size_t k, size_t n) {
+  if (UNLIKELY(p && in_pool(p))) return (n && k > SIZE_MAX / n) ? NULL : pool_realloc(p, k * n);
+  ENTER();
+  void *r = real.reallocarray ? real.reallocarray(p, k, n)
+                              : ((n && k > SIZE_MAX / n) ? (errno = ENOMEM, NULL) : real.realloc(p, k * n));
+  cursor_t c;
+  if (!nested_ && rec_begin(&c, TBIN_OP_REALLOCARRAY)) {
+    rec_addr(&c, p);
+    rec_num(&c, k);
+    rec_num(&c, n);
+    rec_addr(&c, r);
+    rec_end(&c);
+  }
+  LEAVE();
+  return r;
+}
+
+EXPORT void free(void *p) {
+  if (UNLIKELY((p && in_pool(p)) || resolving)) return; /* dlsym's own frees leak */
+  ENTER();
+  cursor_t c;
+  if (!nested_ && rec_begin(&c, TBIN_OP_FREE)) {
+    rec_addr(&c, p);
+    rec_end(&c);
+  }
+  real.free(p);
+  LEAVE();
+}
+
+EXPORT void free_sized(void *p, size_t n) {
+  if (UNLIKELY((p && in_pool(p)) || resolving)) return; /* dlsym's own frees leak */
+  ENTER();
+  cursor_t c;
+  if (!nested_ && rec_begin(&c, TBIN_OP_FREE_SIZED)) {
+    rec_addr(&c, p);
+    rec_num(&c, n);
+    rec_end(&c);
+  }
+  if (real.free_sized) real.free_sized(p, n);
+  else real.free(p);
+  LEAVE();
+}
+
+EXPORT void free_aligned_sized(void *p, size_t a, size_t n) {
+  if (UNLIKELY((p && in_pool(p)) || resolving)) return; /* dlsym's own frees leak */
+  ENTER();
+  cursor_t c;
+  if (!nested_ && rec_begin(&c, TBIN_OP_FREE_ALIGNED_SIZED)) {
+    rec_addr(&c, p);
+    rec_byte(&c, log2_of(a));
+    rec_num(&c, n);
+    rec_end(&c);
+  }
+  if (real.free_aligned_sized) real.free_aligned_sized(p, a, n);
+  else real.free(p);
+  LEAVE();
+}
+
+static inline void rec_aligned(int nested, unsigned op, size_t a, size_t n, void *r) {
+  cursor_t c;
+  if (!nested && rec_begin(&c, op)) {
+    rec_byte(&c, log2_of(a));
+    rec_num(&c, n);
+    rec_addr(&c, r);
+    rec_end(&c);
+  }
+}
+
+EXPORT int posix_memalign(void **out, size_t a, size_t n) {
+  ENTER();
+  int e = real.posix_memalign(out, a, n);
+  rec_aligned(nested_, TBIN_OP_POSIX_MEMALIGN, a, n, e ? NULL : *out);
+  LEAVE();
+  return e;
+}
+
+EXPORT void *aligned_alloc(size_t a, size_t n) {
+  ENTER();
+  void *r = real.aligned_alloc(a, n);
+  rec_aligned(nested_, TBIN_OP_ALIGNED_ALLOC, a, n, r);
+  LEAVE();
+  return r;
+}
+
+EXPORT void *memalign(size_t a, size_t n) {
+  ENTER();
+  void *r = real.memalign(a, n);
+  rec_aligned(nested_, TBIN_OP_MEMALIGN, a, n, r);
+  LEAVE();
+  return r;
+}
+
+static inline void *rec_page(int nested, unsigned op, size_t n, void *r) {
+  cursor_t c;
+  if (!nested && rec_begin(&c, op)) {
+    rec_num(&c, n);
+    rec_addr(&c, r);
+    rec_end(&c);
+  }
+  return r;
+}
+
+EXPORT void *valloc(size_t n) {
+  ENTER();
+  void *r = rec_page(nested_, TBIN_OP_VALLOC, n, real.valloc(n));
+  LEAVE();
+  return r;
+}
+
+EXPORT void *pvalloc(size_t n) {
+  ENTER();
+  void *r = rec_page(nested_, TBIN_OP_PVALLOC, n, real.pvalloc(n));
+  LEAVE();
+  return r;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* fork: the child is another process; it must not write into our file. */
+static void atfork_child(void) {
+  atomic_store(&rec.active, 0);
+  if (rec.fd >= 0) close(rec.fd);
+  rec.fd = -1;
+}
+
+static void read_comm(char out[16]) {
+  int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, out, 15);
+  close(fd);
+  for (ssize_t i = 0; i < n; i++)
+    if (out[i] == '\n') out[i] = '\0';
+}
+
+/* Record this process only if TESSERA_RECORD_PID names it; without the
+ * variable, the first process records and names itself in the variable,
+ * so an exec in the same process records again and its children do not. */
+__attribute__((constructor)) static void recorder_init(void) {
+  resolve();
+  const char *path = getenv("TESSERA_RECORD_FILE");
+  if (!path || !path[0]) return;
+  const char *want = getenv("TESSERA_RECORD_PID");
+  pid_t pid = getpid();
+  if (want && want[0] && atol(want) != (long)pid) return;
+  if (!want || !want[0]) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%ld", (long)pid);
+    tls_busy = 1;
+    setenv("TESSERA_RECORD_PID", buf, 1);
+    tls_busy = 0;
+  }
+  rec.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (rec.fd < 0) {
+    char m[512];
+    int n = snprintf(m, sizeof m, "libtessera-record: cannot write %s: %s\n", path, strerror(errno));
+    if (write(2, m, (size_t)n) < 0) return;
+    return;
+  }
+  tbin_header_t h;
+  memset(&h, 0, sizeof h);
+  memcpy(h.magic, TBIN_MAGIC, 8);
+  h.version = TBIN_VERSION;
+  h.header_size = TBIN_HEADER_SIZE;
+  h.tsc0 = __rdtsc();
+  h.mono_ns0 = mono_ns();
+  struct timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  h.real_ns0 = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
+  h.pid = (uint32_t)pid;
+  read_comm(h.comm);
+  struct iovec iov = {&h, sizeof h};
+  write_all(&iov, 1);
+  pthread_key_create(&rec.key, state_thread_exit);
+  pthread_atfork(NULL, NULL, atfork_child);
+  atomic_store(&rec.active, 1);
+}
+
+/* Process exit: flush every thread's buffer (threads still running keep
+ * appending; flush_locked only writes what they have published), mark the
+ * end, and from now on write through. */
+__attribute__((destructor)) static void recorder_fini(void) {
+  if (!atomic_load(&rec.active)) return;
+  atomic_store(&rec.exiting, 1);
+  pthread_mutex_lock(&rec.list_lock);
+  for (tstate_t *s = rec.list; s; s = s->next) {
+    lock(s);
+    atomic_store(&s->limit, 0);
+    flush_locked(s);
+    unlock(s);
+  }
+  pthread_mutex_unlock(&rec.list_lock);
+  tbin_chunk_t h = {TBIN_END, atomic_load(&rec.threads), 0, (uint32_t)atomic_load(&rec.written), __rdtsc(),
+                    mono_ns()};
+  struct iovec iov = {&h, sizeof h};
+  write_all(&iov, 1);
+}

@@ -1,0 +1,563 @@
+/* trace_bin.c -- decode the recorder's binary traces (format in trace_bin.h)
+ * and reduce them to replayable operations (rops) or a malloc-lab .rep.
+ *
+ * Decoding validates as it goes and stops at the first problem, naming the
+ * record number and byte offset, so a damaged file never yields a partial
+ * result. Events of all threads are then merged by time (stable, so one
+ * thread's order is kept). Ids are assigned per live address: a fresh id per
+ * allocation; a free of an address that is not live (allocated before the
+ * recorder started, or by a path we do not see) is skipped and counted.
+ */
+#define _GNU_SOURCE
+#include "trace_bin.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void msg(char *buf, size_t len, const char *fmt, ...) {
+  if (!buf || !len) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
+}
+
+static const char *const op_names[TBIN_OP_COUNT] = {
+    "?", "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc",
+    "memalign", "valloc", "pvalloc", "free_sized", "free_aligned_sized"};
+
+const char *tbin_op_name(unsigned op) { return op < TBIN_OP_COUNT ? op_names[op] : "?"; }
+
+bool tbin_is_binary(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char m[8];
+  bool yes = fread(m, 1, 8, f) == 8 && memcmp(m, TBIN_MAGIC, 8) == 0;
+  fclose(f);
+  return yes;
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  size_t cap = 1 << 20, n = 0;
+  uint8_t *b = malloc(cap);
+  for (;;) {
+    if (!b) {
+      fclose(f);
+      msg(err, errlen, "%s: out of memory reading the file", path);
+      return -1;
+    }
+    n += fread(b + n, 1, cap - n, f);
+    if (n < cap) break;
+    uint8_t *nb = realloc(b, cap * 2);
+    if (!nb) free(b);
+    b = nb;
+    cap *= 2;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(b);
+    msg(err, errlen, "%s: read error", path);
+    return -1;
+  }
+  *out = b;
+  *len = n;
+  return 0;
+}
+
+/* Per-thread decode state, carried across that thread's chunks. */
+typedef struct tdec_s {
+  uint64_t tsc, addr;
+  bool seen;
+} tdec_t;
+
+typedef struct reader_s {
+  const uint8_t *p, *end;
+} reader_t;
+
+static bool get_varint(reader_t *r, uint64_t *v) {
+  uint64_t x = 0;
+  for (unsigned shift = 0; shift < 70; shift += 7) {
+    if (r->p >= r->end) return false;
+    uint8_t b = *r->p++;
+    if (shift == 63 && b > 1) return false;
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = x;
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool get_addr(reader_t *r, tdec_t *d, uint64_t *v) {
+  uint64_t z;
+  if (!get_varint(r, &z)) return false;
+  d->addr += (uint64_t)tbin_unzigzag(z);
+  *v = d->addr;
+  return true;
+}
+
+static bool get_byte(reader_t *r, uint8_t *v) {
+  if (r->p >= r->end) return false;
+  *v = *r->p++;
+  return true;
+}
+
+static uint64_t mul_sat(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+/* Decode one record into ev; NULL on success, else what is wrong. */
+static const char *decode_record(reader_t *r, tdec_t *d, tbin_event_t *ev) {
+  uint8_t op, al = 0;
+  uint64_t dt, a = 0, b = 0, n = 0, k = 0;
+  if (!get_byte(r, &op)) return "truncated record";
+  if (op == 0 || op >= TBIN_OP_COUNT) return "unknown operation code";
+  if (!get_varint(r, &dt)) return "truncated record (time)";
+  d->tsc += (uint64_t)tbin_unzigzag(dt);
+  ev->op = op;
+  ev->ptr = ev->result = ev->size = 0;
+  ev->align_log2 = 0;
+  switch (op) {
+  case TBIN_OP_MALLOC: case TBIN_OP_VALLOC: case TBIN_OP_PVALLOC:
+    if (!get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    break;
+  case TBIN_OP_CALLOC:
+    if (!get_varint(r, &k) || !get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    n = mul_sat(k, n);
+    break;
+  case TBIN_OP_REALLOC:
+    if (!get_addr(r, d, &a) || !get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    break;
+  case TBIN_OP_REALLOCARRAY:
+    if (!get_addr(r, d, &a) || !get_varint(r, &k) || !get_varint(r, &n) || !get_addr(r, d, &b))
+      return "truncated record";
+    n = mul_sat(k, n);
+    break;
+  case TBIN_OP_POSIX_MEMALIGN: case TBIN_OP_ALIGNED_ALLOC: case TBIN_OP_MEMALIGN:
+    if (!get_byte(r, &al) || !get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    if (al > 40) return "alignment out of range";
+    break;
+  case TBIN_OP_FREE:
+    if (!get_addr(r, d, &a)) return "truncated record";
+    break;
+  case TBIN_OP_FREE_SIZED:
+    if (!get_addr(r, d, &a) || !get_varint(r, &n)) return "truncated record";
+    break;
+  case TBIN_OP_FREE_ALIGNED_SIZED:
+    if (!get_addr(r, d, &a) || !get_byte(r, &al) || !get_varint(r, &n)) return "truncated record";
+    if (al > 40) return "alignment out of range";
+    break;
+  }
+  ev->ptr = a;
+  ev->result = b;
+  ev->size = n;
+  ev->align_log2 = al;
+  return NULL;
+}
+
+typedef struct calib_s {
+  uint64_t tsc0, ns0, tsc1, ns1;
+} calib_t;
+
+static uint64_t tsc_to_ns(const calib_t *c, uint64_t tsc) {
+  if (c->tsc1 <= c->tsc0 || tsc <= c->tsc0) return 0;
+  return (uint64_t)((long double)(tsc - c->tsc0) * (long double)(c->ns1 - c->ns0) / (long double)(c->tsc1 - c->tsc0));
+}
+
+typedef struct sort_key_s {
+  uint64_t ns;
+  size_t i;
+} sort_key_t;
+
+static int cmp_key(const void *x, const void *y) {
+  const sort_key_t *a = x, *b = y;
+  if (a->ns != b->ns) return a->ns < b->ns ? -1 : 1;
+  return a->i < b->i ? -1 : a->i > b->i;
+}
+
+int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *warn, size_t warnlen) {
+  memset(out, 0, sizeof *out);
+  if (warn && warnlen) warn[0] = '\0';
+  uint8_t *buf;
+  size_t len;
+  if (read_file(path, &buf, &len, err, errlen)) return -1;
+  tbin_header_t h;
+  if (len < TBIN_HEADER_SIZE) {
+    msg(err, errlen, "%s: truncated header: %zu bytes, a binary trace starts with %u", path, len, TBIN_HEADER_SIZE);
+    goto fail;
+  }
+  memcpy(&h, buf, sizeof h);
+  if (memcmp(h.magic, TBIN_MAGIC, 8) != 0) {
+    msg(err, errlen, "%s: not a tessera binary trace (no TSRTRACE magic)", path);
+    goto fail;
+  }
+  if (h.version != TBIN_VERSION || h.header_size != TBIN_HEADER_SIZE) {
+    msg(err, errlen, "%s: binary trace version %u (header %u bytes); this tessera reads version %u", path, h.version,
+        h.header_size, TBIN_VERSION);
+    goto fail;
+  }
+
+  /* Pass 1: walk the chunks, decode records into events (tsc for now). */
+  size_t cap = 1024, n = 0;
+  tbin_event_t *ev = malloc(cap * sizeof *ev);
+  tdec_t *dec = NULL;
+  uint32_t dec_cap = 0;
+  calib_t cal = {h.tsc0, h.mono_ns0, h.tsc0, h.mono_ns0};
+  size_t off = TBIN_HEADER_SIZE;
+  uint64_t recno = 0;
+  if (!ev) goto oom;
+  while (off < len) {
+    tbin_chunk_t c;
+    if (len - off < TBIN_CHUNK_HEADER_SIZE) {
+      msg(err, errlen, "%s: record %llu (byte offset %zu): truncated chunk header (%zu of %u bytes)", path,
+          (unsigned long long)recno + 1, off, len - off, TBIN_CHUNK_HEADER_SIZE);
+      goto fail_ev;
+    }
+    memcpy(&c, buf + off, sizeof c);
+    if (c.magic == TBIN_END) {
+      out->has_end = true;
+      if (c.tsc > cal.tsc1) cal.tsc1 = c.tsc, cal.ns1 = c.mono_ns;
+      off += TBIN_CHUNK_HEADER_SIZE;
+      continue;
+    }
+    if (c.magic != TBIN_CHUNK) {
+      msg(err, errlen, "%s: record %llu (byte offset %zu): bad chunk magic 0x%08x", path,
+          (unsigned long long)recno + 1, off, c.magic);
+      goto fail_ev;
+    }
+    if (c.thread == 0 || c.thread > 65535) {
+      msg(err, errlen, "%s: record %llu (byte offset %zu): thread number %u out of range (1..65535)", path,
+          (unsigned long long)recno + 1, off, c.thread);
+      goto fail_ev;
+    }
+    if (c.payload_size > len - off - TBIN_CHUNK_HEADER_SIZE) {
+      msg(err, errlen, "%s: record %llu (byte offset %zu): truncated chunk: %u payload bytes announced, %zu present",
+          path, (unsigned long long)recno + 1, off, c.payload_size, len - off - TBIN_CHUNK_HEADER_SIZE);
+      goto fail_ev;
+    }
+    if (c.tsc > cal.tsc1) cal.tsc1 = c.tsc, cal.ns1 = c.mono_ns;
+    if (c.thread > dec_cap) {
+      uint32_t nc = c.thread * 2;
+      tdec_t *nd = realloc(dec, nc * sizeof *nd);
+      if (!nd) goto oom;
+      memset(nd + dec_cap, 0, (nc - dec_cap) * sizeof *nd);
+      dec = nd;
+      dec_cap = nc;
+    }
+    tdec_t *d = &dec[c.thread - 1];
+    if (!d->seen) {
+      d->seen = true;
+      d->tsc = 0;  /* the first dt of a thread is absolute */
+      if (c.thread > out->thread_count) out->thread_count = c.thread;
+    }
+    reader_t r = {buf + off + TBIN_CHUNK_HEADER_SIZE, buf + off + TBIN_CHUNK_HEADER_SIZE + c.payload_size};
+    uint32_t got = 0;
+    while (r.p < r.end) {
+      size_t at = (size_t)(r.p - buf);
+      if (n == cap) {
+        tbin_event_t *ne = realloc(ev, cap * 2 * sizeof *ev);
+        if (!ne) goto oom;
+        ev = ne;
+        cap *= 2;
+      }
+      const char *bad = decode_record(&r, d, &ev[n]);
+      recno++;
+      if (bad) {
+        msg(err, errlen, "%s: record %llu (thread %u, byte offset %zu): %s", path, (unsigned long long)recno,
+            c.thread, at, bad);
+        goto fail_ev;
+      }
+      ev[n].ns = d->tsc;  /* raw tsc until calibrated below */
+      ev[n].thread = c.thread;
+      n++;
+      got++;
+    }
+    if (got != c.record_count) {
+      msg(err, errlen, "%s: chunk at byte offset %zu (thread %u): %u records announced, %u decoded", path, off,
+          c.thread, c.record_count, got);
+      goto fail_ev;
+    }
+    off += TBIN_CHUNK_HEADER_SIZE + c.payload_size;
+  }
+  if (!out->has_end)
+    msg(warn, warnlen,
+        "%s: warning: no end marker: the program did not exit normally (crash, signal or _exit); "
+        "records still buffered in its threads were lost",
+        path);
+
+  /* Pass 2: tsc -> ns, then merge the threads by time; ties keep file
+   * order (qsort is not stable, so the index breaks them). */
+  for (size_t i = 0; i < n; i++) ev[i].ns = tsc_to_ns(&cal, ev[i].ns);
+  {
+    sort_key_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    tbin_event_t *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!keys || !sorted) {
+      free(keys);
+      free(sorted);
+      goto oom;
+    }
+    for (size_t i = 0; i < n; i++) keys[i] = (sort_key_t){ev[i].ns, i};
+    qsort(keys, n, sizeof *keys, cmp_key);
+    for (size_t i = 0; i < n; i++) sorted[i] = ev[keys[i].i];
+    free(keys);
+    free(ev);
+    ev = sorted;
+  }
+  free(dec);
+  free(buf);
+  out->events = ev;
+  out->event_count = n;
+  out->header = h;
+  out->path = strdup(path);
+  return 0;
+
+oom:
+  msg(err, errlen, "%s: out of memory", path);
+fail_ev:
+  free(ev);
+  free(dec);
+fail:
+  free(buf);
+  memset(out, 0, sizeof *out);
+  return -1;
+}
+
+void tbin_release(tbin_t *t) {
+  free(t->events);
+  free(t->path);
+  memset(t, 0, sizeof *t);
+}
+
+/* ---- events -> replayable operations ------------------------------------ */
+
+/* Open-addressing map from live address to (id, size); deletions use
+ * backward-shift so probes stay short with millions of live blocks. */
+typedef struct amap_s {
+  uint64_t *key;     /* address, 0 = empty */
+  uint32_t *id;
+  uint64_t *size;
+  size_t cap, count; /* cap: power of two */
+} amap_t;
+
+static size_t amap_hash(uint64_t a, size_t cap) { return (size_t)((a >> 4) * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1); }
+
+static bool amap_grow(amap_t *m) {
+  amap_t n = {0};
+  n.cap = m->cap ? m->cap * 2 : 1024;
+  n.key = calloc(n.cap, sizeof *n.key);
+  n.id = malloc(n.cap * sizeof *n.id);
+  n.size = malloc(n.cap * sizeof *n.size);
+  if (!n.key || !n.id || !n.size) {
+    free(n.key);
+    free(n.id);
+    free(n.size);
+    return false;
+  }
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->key[i]) continue;
+    size_t j = amap_hash(m->key[i], n.cap);
+    while (n.key[j]) j = (j + 1) & (n.cap - 1);
+    n.key[j] = m->key[i];
+    n.id[j] = m->id[i];
+    n.size[j] = m->size[i];
+  }
+  n.count = m->count;
+  free(m->key);
+  free(m->id);
+  free(m->size);
+  *m = n;
+  return true;
+}
+
+static size_t amap_find(const amap_t *m, uint64_t a) {
+  if (!m->cap) return SIZE_MAX;
+  for (size_t j = amap_hash(a, m->cap);; j = (j + 1) & (m->cap - 1)) {
+    if (m->key[j] == a) return j;
+    if (!m->key[j]) return SIZE_MAX;
+  }
+}
+
+static bool amap_put(amap_t *m, uint64_t a, uint32_t id, uint64_t size) {
+  if ((m->count + 1) * 2 > m->cap && !amap_grow(m)) return false;
+  size_t j = amap_hash(a, m->cap);
+  while (m->key[j] && m->key[j] != a) j = (j + 1) & (m->cap - 1);
+  if (!m->key[j]) m->count++;
+  m->key[j] = a;
+  m->id[j] = id;
+  m->size[j] = size;
+  return true;
+}
+
+static void amap_del(amap_t *m, size_t j) {
+  m->key[j] = 0;
+  m->count--;
+  for (size_t k = (j + 1) & (m->cap - 1); m->key[k]; k = (k + 1) & (m->cap - 1)) {
+    size_t home = amap_hash(m->key[k], m->cap);
+    /* Move k back to j if j lies cyclically in [home, k). */
+    if (((k - home) & (m->cap - 1)) >= ((k - j) & (m->cap - 1))) {
+      m->key[j] = m->key[k];
+      m->id[j] = m->id[k];
+      m->size[j] = m->size[k];
+      m->key[k] = 0;
+      j = k;
+    }
+  }
+}
+
+int tbin_to_rops(const tbin_t *t, rops_t *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  amap_t m = {0};
+  rop_t *ops = malloc((t->event_count ? t->event_count : 1) * sizeof *ops);
+  if (!ops) goto oom;
+  size_t n = 0;
+  uint32_t next_id = 0;
+  uint64_t live = 0;
+  for (size_t i = 0; i < t->event_count; i++) {
+    const tbin_event_t *e = &t->events[i];
+    rop_t o = {e->size, -1, (uint16_t)(e->thread - 1), 0, e->align_log2};
+    switch (e->op) {
+    case TBIN_OP_FREE: case TBIN_OP_FREE_SIZED: case TBIN_OP_FREE_ALIGNED_SIZED: {
+      o.kind = ROP_FREE;
+      o.size = 0;
+      o.align_log2 = 0;
+      if (e->ptr) {
+        size_t j = amap_find(&m, e->ptr);
+        if (j == SIZE_MAX) {
+          out->unknown_free_count++;
+          continue;
+        }
+        o.id = (int32_t)m.id[j];
+        live -= m.size[j];
+        amap_del(&m, j);
+      }
+      break;
+    }
+    case TBIN_OP_REALLOC: case TBIN_OP_REALLOCARRAY: {
+      o.kind = ROP_REALLOC;
+      o.align_log2 = 0;
+      uint32_t id = next_id;
+      size_t j = e->ptr ? amap_find(&m, e->ptr) : SIZE_MAX;
+      if (e->ptr && j == SIZE_MAX) {
+        /* Unknown old block: replay as a fresh allocation of the new size. */
+        out->unknown_free_count++;
+        if (!e->result) continue;
+        o.kind = ROP_MALLOC;
+      }
+      if (j != SIZE_MAX) {
+        if (!e->result && e->size) {  /* failed: the old block stays */
+          out->failed_count++;
+          continue;
+        }
+        id = m.id[j];
+        live -= m.size[j];
+        amap_del(&m, j);
+      } else if (!e->result) {
+        out->failed_count++;
+        continue;
+      } else {
+        next_id++;
+      }
+      o.id = (int32_t)id;
+      if (e->result && (e->size || j == SIZE_MAX)) {
+        size_t old = amap_find(&m, e->result);
+        if (old != SIZE_MAX) {  /* the free of the block there was not seen */
+          out->unknown_free_count++;
+          live -= m.size[old];
+          amap_del(&m, old);
+        }
+        if (!amap_put(&m, e->result, id, e->size)) goto oom;
+        live += e->size;
+      } else if (e->result && !e->size) {
+        /* realloc(p, 0) returned a minimal block (not glibc): keep the id
+         * freed, as the .rep semantics say, and ignore the block. */
+      }
+      break;
+    }
+    default: {
+      if (!e->result) {
+        out->failed_count++;
+        continue;
+      }
+      o.kind = e->op == TBIN_OP_CALLOC ? ROP_CALLOC
+               : (e->op == TBIN_OP_MALLOC ? ROP_MALLOC : ROP_ALIGNED);
+      if (e->op == TBIN_OP_VALLOC || e->op == TBIN_OP_PVALLOC) o.align_log2 = 12;
+      if (e->op == TBIN_OP_PVALLOC) o.size = (o.size + 4095) & ~(uint64_t)4095;
+      size_t j = amap_find(&m, e->result);
+      if (j != SIZE_MAX) {  /* the old block's free was not seen */
+        out->unknown_free_count++;
+        live -= m.size[j];
+        amap_del(&m, j);
+      }
+      o.id = (int32_t)next_id++;
+      if (!amap_put(&m, e->result, (uint32_t)o.id, e->size)) goto oom;
+      live += e->size;
+      break;
+    }
+    }
+    if (next_id > INT32_MAX) {
+      msg(err, errlen, "%s: more than %d allocations: too many for a replay", t->path, INT32_MAX);
+      goto fail;
+    }
+    ops[n++] = o;
+    if (live > out->peak_live_bytes) out->peak_live_bytes = live;
+  }
+  out->live_at_end_count = m.count;
+  free(m.key);
+  free(m.id);
+  free(m.size);
+  out->ops = ops;
+  out->op_count = n;
+  out->id_count = next_id;
+  out->thread_count = t->thread_count ? t->thread_count : 1;
+  out->duration_ns = t->event_count ? t->events[t->event_count - 1].ns : 0;
+  return 0;
+oom:
+  msg(err, errlen, "%s: out of memory converting the trace", t->path);
+fail:
+  free(ops);
+  free(m.key);
+  free(m.id);
+  free(m.size);
+  memset(out, 0, sizeof *out);
+  return -1;
+}
+
+void rops_release(rops_t *r) {
+  free(r->ops);
+  memset(r, 0, sizeof *r);
+}
+
+int rops_write_rep(const rops_t *r, const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    msg(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    return -1;
+  }
+  /* Header: heap hint (peak live payload), ids, requests, weight 1. */
+  fprintf(f, "%llu\n%u\n%zu\n1\n", (unsigned long long)r->peak_live_bytes, r->id_count, r->op_count);
+  for (size_t i = 0; i < r->op_count; i++) {
+    const rop_t *o = &r->ops[i];
+    switch (o->kind) {
+    case ROP_FREE: fprintf(f, "f %d\n", o->id); break;
+    case ROP_REALLOC: fprintf(f, "r %d %llu\n", o->id, (unsigned long long)o->size); break;
+    default: fprintf(f, "a %d %llu\n", o->id, (unsigned long long)o->size); break;
+    }
+  }
+  if (fclose(f) != 0) {
+    msg(err, errlen, "%s: write error: %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
