@@ -24,21 +24,19 @@ BENCH_ONLY ?=
 BENCH_CFLAGS := $(CSTD) -O2 $(WARN) -pthread -fno-builtin-malloc -fno-builtin-free \
                 -fno-builtin-calloc -fno-builtin-realloc
 BENCH_WORKLOADS := micro larson prodcons cache churn bigblock pool
-BENCH_BINS := $(addprefix build/bench/,$(BENCH_WORKLOADS)) build/bench/replay_rep build/bench/fastpath
+# The trace replayer is the test suite's (tests/programs/replay_rep.c over
+# tools/trace.c, rule in tests/tests.mk): one parser and one replay engine.
+BENCH_REPLAY := build/tests/replay_rep
+BENCH_BINS := $(addprefix build/bench/,$(BENCH_WORKLOADS)) $(BENCH_REPLAY) build/bench/fastpath
 # Benchmark tessera as built from this tree whenever the tree has its sources.
 BENCH_LIB  := $(if $(wildcard src/unity.c),$(LIB_SO))
-BENCH_ARGS := --traces "$(TRACES)" $(if $(THREADS),--threads "$(THREADS)") $(if $(ROUNDS),--rounds $(ROUNDS)) \
+BENCH_ARGS := --traces "$(TRACES)" --replay $(BENCH_REPLAY) $(if $(THREADS),--threads "$(THREADS)") $(if $(ROUNDS),--rounds $(ROUNDS)) \
               $(if $(BENCH_ONLY),--only "$(BENCH_ONLY)")
 
 .PHONY: bench bench-quick bench-bins fastpath
 
 $(addprefix build/bench/,$(BENCH_WORKLOADS)): build/bench/%: bench/workloads/%.c bench/workloads/wl.h | build/bench
 	$(CC) $(BENCH_CFLAGS) $< -o $@
-
-# The trace replayer is the test suite's (tests/programs/replay_rep.c over
-# tools/trace.c), built here at -O2 so replay speed is comparable run to run.
-build/bench/replay_rep: tests/programs/replay_rep.c tools/trace.c tools/trace.h | build/bench
-	$(CC) $(CSTD) -O2 $(WARN) -Itools tests/programs/replay_rep.c tools/trace.c -o $@
 
 # -fno-builtin: the loop must call the preloaded malloc and free every time.
 build/bench/fastpath: bench/fastpath.c | build/bench

@@ -37,6 +37,7 @@ COLORS = {"tessera": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4",
 PEER_LIBS = {"jemalloc": ("libjemalloc.so.2", "libjemalloc2"),
              "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
              "mimalloc": ("libmimalloc.so.2", "libmimalloc2.0")}
+REPLAY = ["build/tests/replay_rep"]  # set from --replay; a list so workloads built later see it
 BIG_TRACE_REQUESTS = 4000  # traces at least this long enter the trace geomean
 
 
@@ -216,10 +217,10 @@ def trace_workloads(trace_dir, quick, target_s):
         path = os.path.join(rel, f)
         repeat = 1
         if not quick:
-            r = run_once(Workload(f, ["build/bench/replay_rep", "--repeat", "1", path], kind="trace"), None, 120)
+            r = run_once(Workload(f, [REPLAY[0], "--check", "--repeat", "1", path], kind="trace"), None, 120)
             if r["status"] == "ok" and r.get("trace_seconds"):
-                repeat = max(1, min(5000, int(round(target_s / max(r["trace_seconds"], 1e-6)))))
-        w = Workload(f, ["build/bench/replay_rep", "--check", "--repeat", str(repeat), path],
+                repeat = max(1, min(20000, int(round(target_s / max(r["trace_seconds"], 1e-6)))))
+        w = Workload(f, [REPLAY[0], "--check", "--repeat", str(repeat), path],
                      kind="trace", group="trace")
         w.trace = {"requests": trace_requests(os.path.join(ROOT, path)), "repeat": repeat}
         out.append(w)
@@ -653,6 +654,8 @@ def speedups(data, summ, names):
         if w["threads"]:
             by_name.setdefault(w["name"], {})[w["threads"]] = w["label"]
     for name, labels in by_name.items():
+        if len(labels) < 2:
+            continue  # prodcons starts at 2 threads: no baseline when THREADS=1,2
         t0 = min(labels)
         for n in names:
             base = summ[labels[t0]][n]
@@ -793,7 +796,7 @@ def report(data, base):
             seen.add(w["cmd"])
             L.append(("%-20s " % w["label"]) + w["cmd"])
     if trace_rows:
-        L.append("%-20s build/bench/replay_rep --check --repeat R TRACE.rep   (R per trace in the table above)" % "traces")
+        L.append("%-20s %s --check --repeat R TRACE.rep   (R per trace in the table above)" % ("traces", REPLAY[0]))
     L.append("%-20s redis-benchmark -h 127.0.0.1 -p PORT -n REQUESTS -c 20 -P 16 -q -d 64 -r 100000 "
              "-t set,get,incr,lpush,rpop,sadd,hset,lrange_100   (client not preloaded)" % "redis client")
     L.append("```")
@@ -922,6 +925,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=0)
     ap.add_argument("--scale", type=float, default=0)
     ap.add_argument("--traces", default="../shared/traces", help="folder of .rep traces, relative to the repo root")
+    ap.add_argument("--replay", default=REPLAY[0], help="the trace replayer (tests' replay_rep)")
     ap.add_argument("--allocators", default="", help="comma list, default all available")
     ap.add_argument("--groups", default="", help="comma list of micro,alloc,program,trace")
     ap.add_argument("--only", default="", help="regular expression on the row labels")
@@ -931,6 +935,7 @@ def main():
     ap.add_argument("--report", default="", help="regenerate Markdown and SVG from a raw .json")
     args = ap.parse_args()
     os.chdir(ROOT)
+    REPLAY[0] = args.replay
     if args.report:
         data = json.load(open(args.report))
         base, md = write_outputs(data, os.path.dirname(os.path.abspath(args.report)),

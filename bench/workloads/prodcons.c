@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "prodcons: needs at least 2 threads\n");
     return 2;
   }
-  per_thread = wl_n(&a, 2e6);
+  per_thread = wl_n(&a, 6e6);
   queues = aligned_alloc(64, sizeof(queue_t) * (size_t)a.threads);
   if (!queues) wl_fail("out of memory", NULL, 0);
   memset(queues, 0, sizeof(queue_t) * (size_t)a.threads);
