@@ -45,7 +45,7 @@ build/bench/fastpath: bench/fastpath.c | build/bench
 bench-bins: $(BENCH_BINS)
 
 bench: $(BENCH_BINS) $(BENCH_LIB)
-	$(if $(QUICK),,sh scripts/deps.sh)
+	sh scripts/deps.sh
 	$(PYTHON) bench/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 bench-quick: $(BENCH_BINS) $(BENCH_LIB)

@@ -457,7 +457,7 @@ def run_all(args):
         raise SystemExit("glibc must be among the allocators: it is the reference for the checks")
     scale = args.scale if args.scale else (0.02 if args.quick else 1.0)
     rounds = args.rounds if args.rounds else (1 if args.quick else 3)
-    timeout = 60 if args.quick else 300
+    timeout = 60 if args.quick else 120
     glibc = next(a for a in allocs if a["name"] == "glibc")
 
     workloads = []
@@ -498,7 +498,9 @@ def run_all(args):
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "commit": git_commit(), "nproc": nproc, "cpu": cpu_model(), "kernel": os.uname().release,
         "quick": args.quick, "rounds": rounds, "scale": scale, "threads": threads,
-        "argv": "make bench" + (" QUICK=1" if args.quick else "") + ("" if not args.threads else " THREADS=" + args.threads),
+        "argv": "make bench" + (" QUICK=1" if args.quick else "") + (" THREADS=" + args.threads if args.threads else "") +
+                (" ROUNDS=%d" % args.rounds if args.rounds else "") + (" BENCH_ONLY='%s'" % args.only if args.only else "") +
+                (" TRACES=" + args.traces if args.traces != "../shared/traces" else ""),
         "allocators": [{k: a[k] for k in ("name", "shown", "version")} for a in allocs],
         "notes": notes, "seconds": round(time.time() - started),
         "glibc_preload_for": [w.label for w in workloads if w.glibc_preload],
@@ -644,7 +646,8 @@ def table(names, rows, summ, key, nd, title_col="workload"):
 
 
 def speedups(data, summ, names):
-    """Throughput (ops / median wall) at each thread count over 1 thread."""
+    """Throughput (ops / median wall) at each thread count over the smallest
+    count the workload ran with (1, or 2 for prodcons)."""
     threads = data["meta"]["threads"]
     out = {}
     if len(threads) < 2:
@@ -666,7 +669,7 @@ def speedups(data, summ, names):
             for t in sorted(labels):
                 s = summ[labels[t]][n]
                 if s["wall"] and s["ops"] and not s["bad"]:
-                    pts.append((t, (s["ops"] / s["wall"]) / tp0 * t0))
+                    pts.append((t, (s["ops"] / s["wall"]) / tp0))
             out.setdefault(name, {})[n] = pts
     return out
 
@@ -728,7 +731,7 @@ def report(data, base):
     sp = speedups(data, summ, names)
     if sp:
         L.append("")
-        L.append("## Scaling: throughput at N threads over 1 thread")
+        L.append("## Scaling: throughput at N threads over the smallest thread count (1; 2 for prodcons)")
         L.append("")
         L.append("![scaling](%s-scaling.svg)" % rel)
         L.append("")
@@ -882,8 +885,9 @@ def svg_scaling(sp, names, threads, title):
             return oy + ph - s / ymax * ph
         o.append('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>' % (ox, oy, pw, ph))
         o.append('<text x="%d" y="%d" font-size="11">%s</text>' % (ox, oy - 4, esc(name)))
+        t0 = min(t for pts in per.values() for t, _ in pts) if any(per.values()) else threads[0]
         o.append('<polyline fill="none" stroke="#bbb" stroke-dasharray="4 3" points="%s"/>' %
-                 " ".join("%.1f,%.1f" % (px(t), py(t)) for t in threads))
+                 " ".join("%.1f,%.1f" % (px(t), py(t / t0)) for t in threads if t >= t0))
         for t in threads:
             o.append('<text x="%.1f" y="%d" text-anchor="middle">%d</text>' % (px(t), oy + ph + 12, t))
         o.append('<text x="%d" y="%d" text-anchor="end">%g</text><text x="%d" y="%d" text-anchor="end">0</text>' %
@@ -893,7 +897,7 @@ def svg_scaling(sp, names, threads, title):
             if pts:
                 o.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' %
                          (COLORS[n], " ".join("%.1f,%.1f" % (px(t), py(s)) for t, s in pts)))
-    o.append('<text x="%d" y="%d">x: threads; y: throughput over 1 thread (dashed: linear)</text>' % (pad, H - 10))
+    o.append('<text x="%d" y="%d">x: threads; y: throughput over the smallest thread count (dashed: linear)</text>' % (pad, H - 10))
     o.append("</svg>")
     return "\n".join(o) + "\n"
 
