@@ -282,9 +282,11 @@ def describe_status(status, timed_out):
 
 
 def read_tail(path, n=2000):
+    """The end of a captured output, with this checkout's path made relative:
+    results are committed and must not name folders of this machine."""
     try:
         with open(path, "rb") as f:
-            return f.read()[-n:].decode("utf-8", "replace")
+            return f.read()[-n:].decode("utf-8", "replace").replace(ROOT + "/", "").replace(ROOT, ".")
     except OSError:
         return ""
 
