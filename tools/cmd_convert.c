@@ -16,24 +16,41 @@
 
 const char cmd_convert_help[] =
     "usage: tessera convert IN.bin -o OUT.rep\n"
+    "       tessera convert --counts IN.bin\n"
     "\n"
     "Convert a binary trace written by 'tessera record' to the malloc-lab .rep\n"
     "text format: 'a ID SIZE', 'f ID', 'r ID SIZE'. Ids are assigned per live\n"
     "address; realloc and reallocarray map to r; calloc and the aligned family\n"
     "map to a; threads are merged in time order; frees of addresses never seen\n"
     "allocated (made before recording started) are skipped, and counted in the\n"
-    "summary on stderr.\n";
+    "summary on stderr.\n"
+    "\n"
+    "  --counts   print how many calls of each function each thread made (to\n"
+    "             stdout) instead of converting\n";
+
+/* --counts: a table of calls per function (rows) and thread (total). */
+static int print_counts(const tbin_t *t) {
+  uint64_t count[TBIN_OP_COUNT] = {0};
+  for (size_t i = 0; i < t->event_count; i++) count[t->events[i].op]++;
+  printf("%s: %zu calls, %u thread%s, pid %u (%.16s)%s\n", t->path, t->event_count, t->thread_count,
+         t->thread_count == 1 ? "" : "s", t->header.pid, t->header.comm, t->has_end ? "" : ", no end marker");
+  for (unsigned op = 1; op < TBIN_OP_COUNT; op++)
+    printf("  %-20s %llu\n", tbin_op_name(op), (unsigned long long)count[op]);
+  return 0;
+}
 
 int cmd_convert(int argc, char **argv) {
   const char *in = NULL, *out = NULL;
+  bool counts = false;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) out = argv[++i];
+    else if (strcmp(argv[i], "--counts") == 0) counts = true;
     else if (argv[i][0] == '-' && argv[i][1]) return cli_usage("unknown option or missing value: '%s'", argv[i]);
     else if (!in) in = argv[i];
     else return cli_usage("more than one input: '%s' and '%s'", in, argv[i]);
   }
   if (!in) return cli_usage("no input trace given");
-  if (!out) return cli_usage("no output given (-o OUT.rep)");
+  if (!out && !counts) return cli_usage("no output given (-o OUT.rep)");
   tbin_t t;
   char err[1024], warn[1024];
   if (tbin_load(in, &t, err, sizeof err, warn, sizeof warn) != 0) {
@@ -41,6 +58,11 @@ int cmd_convert(int argc, char **argv) {
     return 1;
   }
   if (warn[0]) cli_warn("%s", warn);
+  if (counts) {
+    print_counts(&t);
+    tbin_release(&t);
+    return 0;
+  }
   rops_t r;
   int rc = tbin_to_rops(&t, &r, err, sizeof err);
   tbin_release(&t);

@@ -219,6 +219,8 @@ static int64_t do_op(rx_t *x, size_t i) {
     if (bad != SIZE_MAX) {
       fail(x, i, "realloc of block %d from %llu to %llu bytes lost contents: byte %zu is 0x%02x, expected 0x%02x",
            o->id, (unsigned long long)old, (unsigned long long)o->size, bad, p[bad], pat_byte(s->key, bad));
+      s->p = p;  /* the old block is gone: free the new one at the end */
+      s->size = o->size;
       return 0;
     }
     if (o->size > old) pat_fill(p, s->key, (size_t)old, (size_t)o->size);
