@@ -102,6 +102,17 @@ if cmp -s $W/ls.rep $W/ls2.rep; then ok "convert == record --export-rep"; else b
 expect "convert: threads merged, result parses" 0 $T convert $W/ap.bin -o $W/ap.rep
 has "convert summary" "wrote .*ap.rep: [0-9]+ requests"
 expect "converted .rep replays" 0 $T replay --alloc glibc $W/ap.rep
+# exec in the recorded process restarts the recording; the forked child is not recorded.
+expect "record: exec restarts" 0 $T record -o $W/exec.bin -- sh -c '/bin/true; exec ls /'
+expect "record: exec restarts, counts" 0 $T convert --counts $W/exec.bin
+has "record: the exec'd program is the one recorded" "\\(ls\\)"
+# Overhead on allocation-heavy work (perl hashes, ~2M calls): at most 1.5x, best of 3.
+best() { b=999999; for i in 1 2 3; do s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(( ($(date +%s%N) - s) / 1000000 )); [ $e -lt $b ] && b=$e; done; echo $b; }
+PL='my %h; for my $i (1..300000) { $h{"k$i"} = [$i, "v" x ($i % 50)]; } my $n = 0; for (keys %h) { delete $h{$_} if $n++ % 3; }'
+base=$(best perl -e "$PL")
+rec=$(best env LD_PRELOAD=build/libtessera-record.so TESSERA_RECORD_FILE=$W/perf.bin perl -e "$PL")
+if [ $((rec * 2)) -le $((base * 3)) ]; then ok "record: overhead ${rec} ms vs ${base} ms (<= 1.5x)"
+else echo "recorded ${rec} ms, plain ${base} ms" >$W/out; bad "record: overhead above 1.5x" $W/out; fi
 expect "record: no command" 2 $T record -o $W/y.bin
 expect "record: unwritable output" 1 $T record -o /nonexistent/dir/t.bin -- true
 expect "record: missing program" 127 $T record -o $W/z.bin -- /nonexistent/prog
@@ -250,6 +261,16 @@ expect "map: no trace" 2 $T map -o $W/x.html
 expect "map: trace and command" 2 $T map $TRACES/short1-bal.rep -- true
 expect "map: not a tessera library" 1 $T map --lib /lib/x86_64-linux-gnu/libm.so.6 -o $W/x.html $TRACES/short1-bal.rep
 has "map: missing symbol named" "does not export tsr_"
+
+# ---- man page ------------------------------------------------------------------------------
+for c in help run check record convert replay compare map; do
+  if grep -q "^\.B tessera $c" docs/tessera.1 && grep -q "^\.B $c\$" docs/tessera.1; then ok "man page documents $c"
+  else bad "man page lacks $c"; fi
+done
+if command -v groff >/dev/null; then
+  groff -man -ww -z docs/tessera.1 >$W/out 2>&1
+  [ -s $W/out ] && bad "man page: groff warnings" $W/out || ok "man page: groff clean"
+fi
 
 echo "test-cli: $passes passed, $fails failed, $skips skipped"
 [ $fails = 0 ]
