@@ -35,7 +35,14 @@ $(RECORD_SO): tools/record/record.c tools/trace_bin.h | build/tools
 build/tools:
 	mkdir -p $@
 
-.PHONY: tools
+.PHONY: tools install-tools
 tools: $(CLI) $(RECORD_SO)
+
+# `make install` installs the CLI and the man page (top-level Makefile); the
+# recorder goes next to libtessera.so, where the installed CLI looks (../lib).
+install: install-tools
+install-tools: $(RECORD_SO)
+	install -d $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(RECORD_SO) $(DESTDIR)$(PREFIX)/lib/libtessera-record.so
 
 -include tests/cli/cli.mk

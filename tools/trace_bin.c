@@ -400,6 +400,8 @@ static bool amap_put(amap_t *m, uint64_t a, uint32_t id, uint64_t size) {
   return true;
 }
 
+static bool addr_live(const amap_t *m, uint64_t a) { return amap_find(m, a) != SIZE_MAX; }
+
 static void amap_del(amap_t *m, size_t j) {
   m->key[j] = 0;
   m->count--;
@@ -416,16 +418,139 @@ static void amap_del(amap_t *m, size_t j) {
   }
 }
 
+/* ---- merging the threads ------------------------------------------------- */
+/* Events come sorted by time, but time stamps of different threads can be
+ * off by a little (TSC skew between cores, a realloc logged after it
+ * returned). So threads are merged by time *and* meaning: when the earliest
+ * event cannot have happened yet (it frees an address that is not live, or
+ * gets an address that is still live), an event of another thread up to
+ * MERGE_WINDOW_NS later that can happen goes first. Only when none can is
+ * the early event taken as it is (an unknown free: skipped and counted). */
+#define MERGE_WINDOW_NS 1000000ull
+
+typedef struct merger_s {
+  const tbin_event_t *ev;
+  size_t *order;             /* event indices grouped by thread, time order kept */
+  size_t *next, *end;        /* per thread: cursor and end in order[] */
+  uint32_t *heap, *popped;   /* threads with events left, min-heap by head time */
+  size_t heap_count;
+} merger_t;
+
+static const tbin_event_t *mg_head(const merger_t *g, uint32_t t) { return &g->ev[g->order[g->next[t]]]; }
+
+static bool mg_less(const merger_t *g, uint32_t a, uint32_t b) {
+  uint64_t x = mg_head(g, a)->ns, y = mg_head(g, b)->ns;
+  return x != y ? x < y : a < b;
+}
+
+static void mg_push(merger_t *g, uint32_t t) {
+  size_t i = g->heap_count++;
+  g->heap[i] = t;
+  while (i && mg_less(g, g->heap[i], g->heap[(i - 1) / 2])) {
+    uint32_t tmp = g->heap[i];
+    g->heap[i] = g->heap[(i - 1) / 2];
+    g->heap[(i - 1) / 2] = tmp;
+    i = (i - 1) / 2;
+  }
+}
+
+static uint32_t mg_pop(merger_t *g) {
+  uint32_t top = g->heap[0];
+  g->heap[0] = g->heap[--g->heap_count];
+  for (size_t i = 0;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < g->heap_count && mg_less(g, g->heap[l], g->heap[m])) m = l;
+    if (r < g->heap_count && mg_less(g, g->heap[r], g->heap[m])) m = r;
+    if (m == i) break;
+    uint32_t tmp = g->heap[i];
+    g->heap[i] = g->heap[m];
+    g->heap[m] = tmp;
+    i = m;
+  }
+  return top;
+}
+
+static int mg_init(merger_t *g, const tbin_t *t) {
+  uint32_t nt = t->thread_count ? t->thread_count : 1;
+  memset(g, 0, sizeof *g);
+  g->ev = t->events;
+  g->order = malloc((t->event_count ? t->event_count : 1) * sizeof *g->order);
+  g->next = calloc(nt + 1, sizeof *g->next);
+  g->end = calloc(nt + 1, sizeof *g->end);
+  g->heap = malloc(nt * sizeof *g->heap);
+  g->popped = malloc(nt * sizeof *g->popped);
+  if (!g->order || !g->next || !g->end || !g->heap || !g->popped) return -1;
+  for (size_t i = 0; i < t->event_count; i++) g->end[t->events[i].thread - 1]++;  /* counts */
+  size_t at = 0;
+  for (uint32_t k = 0; k < nt; k++) {
+    size_t c = g->end[k];
+    g->next[k] = at;
+    g->end[k] = at;  /* filled below */
+    at += c;
+  }
+  for (size_t i = 0; i < t->event_count; i++) g->order[g->end[t->events[i].thread - 1]++] = i;
+  for (uint32_t k = 0; k < nt; k++)
+    if (g->next[k] < g->end[k]) mg_push(g, k);
+  return 0;
+}
+
+static void mg_free(merger_t *g) {
+  free(g->order);
+  free(g->next);
+  free(g->end);
+  free(g->heap);
+  free(g->popped);
+}
+
+static bool addr_live(const amap_t *m, uint64_t a);
+
+/* Could e happen now, given the live addresses? */
+static bool mg_valid(const amap_t *m, const tbin_event_t *e) {
+  switch (e->op) {
+  case TBIN_OP_FREE: case TBIN_OP_FREE_SIZED: case TBIN_OP_FREE_ALIGNED_SIZED:
+    return !e->ptr || addr_live(m, e->ptr);
+  case TBIN_OP_REALLOC: case TBIN_OP_REALLOCARRAY:
+    return (!e->ptr || addr_live(m, e->ptr)) && (!e->result || e->result == e->ptr || !addr_live(m, e->result));
+  default:
+    return !e->result || !addr_live(m, e->result);
+  }
+}
+
+/* The next event to convert (see the banner). */
+static const tbin_event_t *mg_next(merger_t *g, const amap_t *m) {
+  uint32_t first = mg_pop(g), pick = first;
+  const tbin_event_t *e0 = mg_head(g, first);
+  size_t np = 0;
+  if (!mg_valid(m, e0)) {
+    while (g->heap_count && mg_head(g, g->heap[0])->ns <= e0->ns + MERGE_WINDOW_NS) {
+      uint32_t t = mg_pop(g);
+      g->popped[np++] = t;
+      if (mg_valid(m, mg_head(g, t))) {
+        pick = t;
+        break;
+      }
+    }
+  }
+  const tbin_event_t *e = mg_head(g, pick);
+  g->next[pick]++;
+  if (pick != first) mg_push(g, first);
+  for (size_t k = 0; k < np; k++)
+    if (g->popped[k] != pick) mg_push(g, g->popped[k]);
+  if (g->next[pick] < g->end[pick]) mg_push(g, pick);
+  return e;
+}
+
 int tbin_to_rops(const tbin_t *t, rops_t *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   amap_t m = {0};
+  merger_t g;
   rop_t *ops = malloc((t->event_count ? t->event_count : 1) * sizeof *ops);
-  if (!ops) goto oom;
+  if (mg_init(&g, t) != 0 || !ops) goto oom;
   size_t n = 0;
   uint32_t next_id = 0;
   uint64_t live = 0;
   for (size_t i = 0; i < t->event_count; i++) {
-    const tbin_event_t *e = &t->events[i];
+    const tbin_event_t *e = mg_next(&g, &m);
     rop_t o = {e->size, -1, (uint16_t)(e->thread - 1), 0, e->align_log2};
     switch (e->op) {
     case TBIN_OP_FREE: case TBIN_OP_FREE_SIZED: case TBIN_OP_FREE_ALIGNED_SIZED: {
@@ -514,6 +639,7 @@ int tbin_to_rops(const tbin_t *t, rops_t *out, char *err, size_t errlen) {
     if (live > out->peak_live_bytes) out->peak_live_bytes = live;
   }
   out->live_at_end_count = m.count;
+  mg_free(&g);
   free(m.key);
   free(m.id);
   free(m.size);
@@ -526,6 +652,7 @@ int tbin_to_rops(const tbin_t *t, rops_t *out, char *err, size_t errlen) {
 oom:
   msg(err, errlen, "%s: out of memory converting the trace", t->path);
 fail:
+  mg_free(&g);
   free(ops);
   free(m.key);
   free(m.id);

@@ -113,6 +113,16 @@ base=$(best perl -e "$PL")
 rec=$(best env LD_PRELOAD=build/libtessera-record.so TESSERA_RECORD_FILE=$W/perf.bin perl -e "$PL")
 if [ $((rec * 2)) -le $((base * 3)) ]; then ok "record: overhead ${rec} ms vs ${base} ms (<= 1.5x)"
 else echo "recorded ${rec} ms, plain ${base} ms" >$W/out; bad "record: overhead above 1.5x" $W/out; fi
+# Clock skew between threads: a free stamped before the malloc it frees
+# (other thread), a realloc stamped before the malloc of its block.
+python3 tests/cli/mktrace.py $W/skew.bin "1 1000 malloc 100 0x1000; 1 3000 malloc 50 0x2000; 2 990 free 0x1000; 2 2990 realloc 0x2000 80 0x1000; 2 4000 free 0x9999"
+expect "convert: skewed threads merged by meaning" 0 $T convert $W/skew.bin -o $W/skew.rep
+has "convert: the one truly unknown free counted" "1 frees of unknown addresses skipped"
+if [ "$(tail -n +5 $W/skew.rep | tr '\n' ' ')" = "a 0 100 f 0 a 1 50 r 1 80 " ]; then ok "convert: skew order repaired"
+else bad "convert: skew order" $W/skew.rep; fi
+# Installed layout: bin/tessera finds its libraries in ../lib.
+mkdir -p $W/inst/bin $W/inst/lib && cp $T $W/inst/bin/ && cp build/libtessera-record.so $W/inst/lib/
+expect "installed layout: record finds ../lib" 0 $W/inst/bin/tessera record -o $W/inst.bin -- true
 expect "record: no command" 2 $T record -o $W/y.bin
 expect "record: unwritable output" 1 $T record -o /nonexistent/dir/t.bin -- true
 expect "record: missing program" 127 $T record -o $W/z.bin -- /nonexistent/prog
