@@ -341,9 +341,15 @@ int rx_replay(const rops_t *r, const char *path, const rx_opts_t *o, rx_result_t
   for (unsigned pass = 0; pass < repeat && !atomic_load(&x.failed); pass++) {
     if (nthreads > 1) {
       for (size_t id = 0; id < ids; id++) atomic_store_explicit(&x.done[id], 0, memory_order_relaxed);
+      /* Small stacks: a recording of thousands of threads replays with all
+       * of them alive at once (any may wait for any other). */
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setstacksize(&attr, 128u << 10);
       uint32_t started = 0;
       for (; started < nthreads; started++)
-        if (w[started].count && pthread_create(&w[started].tid, NULL, worker_main, &w[started]) != 0) break;
+        if (w[started].count && pthread_create(&w[started].tid, &attr, worker_main, &w[started]) != 0) break;
+      pthread_attr_destroy(&attr);
       if (started < nthreads) {
         int exp = 0;
         if (atomic_compare_exchange_strong(&x.failed, &exp, 1))
