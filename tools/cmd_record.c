@@ -98,6 +98,12 @@ int cmd_record(int argc, char **argv) {
     }
   }
 
+  struct stat st;
+  if (stat(out, &st) == 0 && st.st_size == 0) {
+    cli_err("%s: nothing was recorded: %s did not load the recorder (statically linked, or LD_PRELOAD cleared?)", out,
+            argv[i]);
+    return status ? status : 1;
+  }
   tbin_t t;
   char err[1024], warn[1024];
   if (tbin_load(out, &t, err, sizeof err, warn, sizeof warn) != 0) {
@@ -105,7 +111,6 @@ int cmd_record(int argc, char **argv) {
     return status ? status : 1;
   }
   if (warn[0]) cli_warn("%s", warn);
-  struct stat st;
   stat(out, &st);
   char sz[32];
   fprintf(stderr, "%s: %zu calls in %u thread%s recorded to %s (%s, %.1f bytes/call)\n", cli_name, t.event_count,

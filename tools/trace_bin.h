@@ -9,9 +9,10 @@
  * each thread's delta state from one of its chunks to the next.
  * Time is the TSC (rdtsc, ~20 cycles, where clock_gettime costs 3x that);
  * the header and every chunk carry a (tsc, CLOCK_MONOTONIC ns) pair to
- * convert it. Order across threads comes from time alone: a free is logged
- * before it is forwarded and an allocation after it returns, so an address
- * is never seen reused before it was freed.
+ * convert it. Order across threads comes from time: a free is logged before
+ * it is forwarded, an allocation or realloc after it returns, so an address
+ * is not seen reused before it was freed; small skews (TSC between cores)
+ * are repaired when threads are merged (trace_bin.c, MERGE_WINDOW_NS).
  *
  * File layout (all integers little-endian):
  *   file header, 64 bytes:

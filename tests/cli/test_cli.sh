@@ -123,6 +123,11 @@ else bad "convert: skew order" $W/skew.rep; fi
 # Installed layout: bin/tessera finds its libraries in ../lib.
 mkdir -p $W/inst/bin $W/inst/lib && cp $T $W/inst/bin/ && cp build/libtessera-record.so $W/inst/lib/
 expect "installed layout: record finds ../lib" 0 $W/inst/bin/tessera record -o $W/inst.bin -- true
+printf 'int main(void) { return 0; }\n' >$W/st.c
+if cc -static -o $W/st $W/st.c 2>/dev/null; then
+  expect "record: static program explained" 1 $T record -o $W/st.bin -- $W/st
+  has "record: static program message" "nothing was recorded"
+fi
 expect "record: no command" 2 $T record -o $W/y.bin
 expect "record: unwritable output" 1 $T record -o /nonexistent/dir/t.bin -- true
 expect "record: missing program" 127 $T record -o $W/z.bin -- /nonexistent/prog
