@@ -1,7 +1,8 @@
 # tests.mk -- build and run the tests (included by the top-level Makefile).
 #
 #   make test        everything, against build/libtessera.so: the lead's unit
-#                    tests (test-unit, if tests/unit/unit.mk defines it), then
+#                    tests (test-unit, if tests/unit/unit.mk defines it), the
+#                    CLI's (test-cli, if tests/cli/cli.mk defines it), then
 #                    tests/run.sh (API, stress, sanitizers, programs, traces,
 #                    real programs under LD_PRELOAD), then bench-quick if
 #                    bench/bench.mk defines it
@@ -31,6 +32,8 @@ TEST_TSR_BIN   := $(TEST_DIR)/contract-tsr $(TEST_DIR)/static_malloc
 -include tests/unit/unit.mk
 TEST_UNIT   := $(if $(shell grep -s '^test-unit[ :]' tests/unit/unit.mk),test-unit)
 BENCH_QUICK := $(if $(shell grep -s '^bench-quick[ :]' bench/bench.mk),bench-quick)
+# The CLI's tests (tests/cli/cli.mk, pulled in by tools/tools.mk).
+TEST_CLI    := $(if $(shell grep -s '^test-cli[ :]' tests/cli/cli.mk),test-cli)
 
 # Hook for ThreadSanitizer: the threaded stress test with the allocator's
 # sources linked in, through the tsr_* names (stress.c -DSTRESS_TSR_API).
@@ -40,7 +43,7 @@ TEST_TSAN := $(if $(TSR_TSAN_OBJS),test-tsan)
 
 .PHONY: test test-build test-build-glibc test-glibc test-asan test-tsan deps-check demo
 
-test: all deps-check test-build $(TEST_UNIT) $(TEST_TSAN)
+test: all deps-check test-build $(TEST_UNIT) $(TEST_CLI) $(TEST_TSAN)
 	@TSR_LIB=$(LIB_SO) TSR_BUILD=build TRACES="$(or $(TRACES),../shared/traces)" sh tests/run.sh
 ifneq ($(BENCH_QUICK),)
 	@$(MAKE) --no-print-directory bench-quick
