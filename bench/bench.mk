@@ -27,7 +27,8 @@ BENCH_WORKLOADS := micro larson prodcons cache churn bigblock pool
 # The trace replayer is the test suite's (tests/programs/replay_rep.c over
 # tools/trace.c, rule in tests/tests.mk): one parser and one replay engine.
 BENCH_REPLAY := build/tests/replay_rep
-BENCH_BINS := $(addprefix build/bench/,$(BENCH_WORKLOADS)) $(BENCH_REPLAY) build/bench/fastpath
+BENCH_BINS := $(addprefix build/bench/,$(BENCH_WORKLOADS)) $(BENCH_REPLAY) build/bench/fastpath \
+              build/bench/measure
 # Benchmark tessera as built from this tree whenever the tree has its sources.
 BENCH_LIB  := $(if $(wildcard src/unity.c),$(LIB_SO))
 BENCH_ARGS := --traces "$(TRACES)" --replay $(BENCH_REPLAY) $(if $(THREADS),--threads "$(THREADS)") $(if $(ROUNDS),--rounds $(ROUNDS)) \
@@ -41,6 +42,9 @@ $(addprefix build/bench/,$(BENCH_WORKLOADS)): build/bench/%: bench/workloads/%.c
 # -fno-builtin: the loop must call the preloaded malloc and free every time.
 build/bench/fastpath: bench/fastpath.c | build/bench
 	$(CC) $(CSTD) -O2 $(WARN) -fno-builtin $< -o $@
+
+build/bench/measure: bench/measure.c | build/bench
+	$(CC) $(CSTD) -O2 $(WARN) $< -o $@
 
 bench-bins: $(BENCH_BINS)
 

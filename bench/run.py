@@ -4,8 +4,9 @@
 Every workload runs once per allocator per round, allocators interleaved
 (tessera, glibc, jemalloc, tcmalloc, mimalloc, then the next workload), so a
 machine that drifts slows everyone alike; we report medians. Each run is a
-child process measured with os.wait4 (wall time, user+sys CPU, peak RSS of
-the child and its reaped children). A run that crashes, times out, or prints
+child process started through build/bench/measure, which reports its wall
+time and its wait4 rusage (user+sys CPU, peak RSS of the child and the
+children it reaped). A run that crashes, times out, or prints
 another check value than the glibc run of the same workload is a failure,
 and any failure makes the exit status 1 after the report is written.
 Raw runs go to a JSON file; `--report FILE.json` regenerates the Markdown
@@ -250,6 +251,28 @@ def spawn(argv, env, stdin_path, out_path, err_path, cwd):
     return p
 
 
+MEASURE = "build/bench/measure"
+
+
+def measured(argv, res_path):
+    """argv wrapped in build/bench/measure (see bench/measure.c for why the
+    wait4 happens there and not here)."""
+    return [os.path.join(ROOT, MEASURE), res_path] + argv
+
+
+def read_measure(res_path, status, timed_out):
+    """(status text, wall, cpu, maxrss KiB) from measure's result line; the
+    runner's own status when it left none (killed by the watchdog)."""
+    try:
+        f = open(res_path).read().split()
+        kv = dict(zip(f[0::2], f[1::2]))
+        st = int(kv["status"])
+        return (describe_status(st, timed_out), float(kv["wall"]), float(kv["user"]) + float(kv["sys"]),
+                int(kv["maxrss"]))
+    except (OSError, KeyError, ValueError, IndexError):
+        return describe_status(status, timed_out) if timed_out or status else "fail (no measurement)", None, None, None
+
+
 def reap(p, timeout):
     """wait4 the child with a watchdog that kills its whole process group.
     Returns (status, rusage, timed_out)."""
@@ -299,15 +322,14 @@ def run_once(w, alloc, timeout):
         argv = [a.replace("$TMP", tmp) for a in w.argv]
         out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
         stdin = os.path.join(ROOT, w.stdin) if w.stdin else None
-        t0 = time.perf_counter()
+        res = os.path.join(tmp, "measure")
         try:
-            p = spawn(argv, child_env(w, alloc), stdin, out, err, ROOT)
+            p = spawn(measured(argv, res), child_env(w, alloc), stdin, out, err, ROOT)
         except OSError as e:
             return {"status": "fail (%s)" % e, "stderr": str(e)}
-        status, ru, timed_out = reap(p, timeout)
-        wall = time.perf_counter() - t0
-        r = {"status": describe_status(status, timed_out), "wall": wall,
-             "cpu": ru.ru_utime + ru.ru_stime, "rss_kb": ru.ru_maxrss}
+        status, _, timed_out = reap(p, timeout)
+        st, wall, cpu, rss = read_measure(res, status, timed_out)
+        r = {"status": st, "wall": wall, "cpu": cpu, "rss_kb": rss}
         text = read_tail(out, 1 << 16)
         r["stderr"] = read_tail(err)
         parse_output(w, text, r)
@@ -391,8 +413,9 @@ def run_redis(w, alloc, timeout, tmp):
     out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
     env = child_env(w, alloc)
     env.pop("REQUESTS", None)
+    res = os.path.join(tmp, "measure")
     try:
-        p = spawn(argv, env, None, out, err, tmp)
+        p = spawn(measured(argv, res), env, None, out, err, tmp)
     except OSError as e:
         return {"status": "fail (%s)" % e, "stderr": str(e)}
     r = {"status": "ok"}
@@ -432,11 +455,11 @@ def run_redis(w, alloc, timeout, tmp):
         except OSError:
             pass
     finally:
-        status, ru, timed_out = reap(p, 20)
-    st = describe_status(status, timed_out)
+        status, _, timed_out = reap(p, 20)
+    st, _, cpu, rss = read_measure(res, status, timed_out)
     if r["status"] == "ok" and st != "ok":
         r["status"] = st
-    r.update(cpu=ru.ru_utime + ru.ru_stime, rss_kb=ru.ru_maxrss, stderr=read_tail(err))
+    r.update(cpu=cpu, rss_kb=rss, stderr=read_tail(err))
     return r
 
 
