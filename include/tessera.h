@@ -53,7 +53,8 @@ int    tsr_trim(void);
   X(realloc_inplace_count, COUNT, "reallocs resolved without moving the block")  \
   X(requested_bytes,     BYTES, "bytes requested in total")                      \
   X(in_use_bytes,        BYTES, "bytes in live blocks now (block sizes)")        \
-  X(in_use_peak_bytes,   BYTES, "peak of in_use_bytes (sampled at page/span events)") \
+  X(page_bytes,          BYTES, "bytes of pages and large blocks in use now")   \
+  X(page_peak_bytes,     BYTES, "peak of page_bytes: an upper bound of the peak in use") \
   X(slack_bytes,         BYTES, "internal fragmentation: block size minus request, live blocks (estimate)") \
   X(free_block_bytes,    BYTES, "external fragmentation: free blocks inside used pages") \
   X(free_span_bytes,     BYTES, "free spans still mapped and not yet returned to the OS") \

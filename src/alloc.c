@@ -1,0 +1,177 @@
+/* alloc.c -- malloc, calloc, realloc and the aligned family.
+ *
+ * The fast path (tsr_malloc for sizes up to 1 KiB): thread heap, direct
+ * table, pop from the page's free list. Expected cost: about 15 instructions,
+ * with one unlikely branch to tsr_alloc_generic, which handles everything
+ * else: the first call of a thread, empty pages, larger classes, large and
+ * huge blocks. Every failure returns NULL with errno ENOMEM and changes
+ * nothing; realloc keeps the old block intact when it fails.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Per-heap call counters; the shared empty heap is never written. */
+#define COUNT(field, size) do { tsr_heap_t *h_ = tsr_heap_get();                 \
+    if (h_ != &tsr_heap_empty) { h_->count.field++; h_->count.requested_bytes += (size); } } while (0)
+
+#define COUNT_INPLACE() do { tsr_heap_t *h_ = tsr_heap_get();                      \
+    if (h_ != &tsr_heap_empty) h_->count.realloc_inplace_count++; } while (0)
+
+/* ---- the slow path ------------------------------------------------------------- */
+
+/* Any size, any alignment up to a huge one (a power of two). */
+tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  if (tsr_unlikely(heap == &tsr_heap_empty)) {
+    heap = tsr_heap_init_thread();
+    if (heap == NULL) { errno = ENOMEM; return NULL; }
+  }
+  void *p;
+  if (alignment <= TSR_ALIGN && size <= TSR_CLASS_MAX_SIZE) {
+    p = tsr_page_alloc_class(heap, tsr_size_class(size));
+    if (zero && p != NULL) memset(p, 0, size);
+  } else if (alignment <= TSR_SLICE_SIZE && size <= TSR_CLASS_MAX_SIZE &&
+             tsr_size_class_aligned(size, alignment) != 0) {
+    p = tsr_page_alloc_class(heap, tsr_size_class_aligned(size, alignment));
+    if (zero && p != NULL) memset(p, 0, size);
+  } else if (size <= TSR_LARGE_MAX_SIZE && alignment <= TSR_SEGMENT_SIZE / 4) {
+    p = tsr_large_alloc(heap, size, alignment, zero);
+  } else {
+    p = tsr_huge_alloc(size, alignment, zero);
+  }
+  if (tsr_unlikely(p == NULL)) errno = ENOMEM;
+  return p;
+}
+
+/* ---- malloc ------------------------------------------------------------------ */
+
+/* The fast path, uncounted: callers count the call they serve. */
+static inline void *alloc_block(tsr_heap_t *heap, size_t size) {
+  if (tsr_likely(size <= TSR_DIRECT_MAX)) {
+    tsr_page_t *page = heap->direct[(size + 15) >> 4];
+    tsr_block_t *block = page->free;
+    if (tsr_likely(block != NULL)) {
+      page->free = tsr_decode(heap->secret, block->next_encoded);
+      block->next_encoded = 0;          /* no stale link: keeps double-free detection exact */
+      page->used++;
+      return block;
+    }
+  }
+  return tsr_alloc_generic(heap, size, 0, false);
+}
+
+tsr_public void *tsr_malloc(size_t size) {
+  tsr_heap_t *heap = tsr_heap_get();
+  if (tsr_likely(size <= TSR_DIRECT_MAX)) {
+    tsr_page_t *page = heap->direct[(size + 15) >> 4];
+    tsr_block_t *block = page->free;
+    if (tsr_likely(block != NULL)) {
+      page->free = tsr_decode(heap->secret, block->next_encoded);
+      block->next_encoded = 0;
+      page->used++;
+      heap->count.malloc_count++;
+      heap->count.requested_bytes += size;
+      return block;
+    }
+  }
+  void *p = tsr_alloc_generic(heap, size, 0, false);
+  COUNT(malloc_count, size);
+  return p;
+}
+
+tsr_public void *tsr_calloc(size_t count, size_t size) {
+  size_t total;
+  if (tsr_unlikely(__builtin_mul_overflow(count, size, &total))) { errno = ENOMEM; return NULL; }
+  void *p;
+  if (total <= TSR_DIRECT_MAX) {
+    p = alloc_block(tsr_heap_get(), total);
+    if (p != NULL) memset(p, 0, total);
+  } else {
+    p = tsr_alloc_generic(tsr_heap_get(), total, 0, true);   /* skips clearing fresh memory */
+  }
+  COUNT(calloc_count, total);
+  return p;
+}
+
+/* ---- aligned -------------------------------------------------------------------- */
+
+/* alignment: a power of two (checked by the callers). */
+void *tsr_alloc_aligned(size_t alignment, size_t size) {
+  COUNT(aligned_count, size);
+  if (alignment <= TSR_ALIGN) return alloc_block(tsr_heap_get(), size);
+  if (tsr_unlikely(size > PTRDIFF_MAX || alignment > PTRDIFF_MAX)) { errno = ENOMEM; return NULL; }
+  return tsr_alloc_generic(tsr_heap_get(), size, alignment, false);
+}
+
+static inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+tsr_public int tsr_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (!is_power_of_two(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = tsr_alloc_aligned(alignment, size);
+  if (p == NULL) { errno = saved; return ENOMEM; }
+  *out = p;
+  return 0;
+}
+
+tsr_public void *tsr_aligned_alloc(size_t alignment, size_t size) {
+  if (!is_power_of_two(alignment)) { errno = EINVAL; return NULL; }
+  return tsr_alloc_aligned(alignment, size);
+}
+
+/* ---- realloc ----------------------------------------------------------------------- */
+
+static void *realloc_move(void *p, size_t old_size, size_t size) {
+  void *q = alloc_block(tsr_heap_get(), size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old_size < size ? old_size : size);
+  tsr_free(p);
+  return q;
+}
+
+/* realloc(p, size) for p != NULL and size != 0. */
+void *tsr_realloc_internal(void *p, size_t size) {
+  if (tsr_unlikely(size > PTRDIFF_MAX)) { errno = ENOMEM; return NULL; }
+  uint8_t kind = tsr_segmap_kind((uintptr_t)p);
+  if (tsr_likely(kind == TSR_SEGMAP_SEGMENT)) {
+    tsr_page_t *page = tsr_page_of(p);
+    size_t usable = tsr_usable_size_internal(p);    /* diagnoses an invalid or freed p */
+    tsr_heap_t *heap = tsr_heap_get();
+    if (page->kind == TSR_PAGE_SMALL) {
+      /* In place while it fits and does not waste more than half the block. */
+      if (size <= usable && (size >= usable / 2 || usable <= 64)) { COUNT_INPLACE(); return p; }
+    } else if (page->kind == TSR_PAGE_LARGE && (page->owner & ~TSR_OWNER_SLOW) == (uintptr_t)heap &&
+               size > TSR_CLASS_MAX_SIZE && size <= TSR_LARGE_MAX_SIZE) {
+      if (tsr_large_realloc_inplace(heap, page, size) != NULL) { COUNT_INPLACE(); return p; }
+    }
+    return realloc_move(p, usable, size);
+  }
+  if (kind == TSR_SEGMAP_HUGE || kind == TSR_SEGMAP_HUGE_TAIL) {
+    tsr_segment_t *segment = tsr_huge_segment_of(p);
+    if (segment == NULL) tsr_free_invalid(p, "realloc of a pointer inside a huge block", 0);
+    if (size > TSR_LARGE_MAX_SIZE) {
+      void *q = tsr_huge_realloc(segment, size);
+      if (q != NULL) COUNT_INPLACE();
+      return q;
+    }
+    return realloc_move(p, segment->huge_size, size);
+  }
+  if (tsr_huge_was_freed(p)) tsr_free_invalid(p, "realloc of a freed huge block", 0);
+  tsr_free_invalid(p, "realloc of a pointer tessera never returned", 0);
+}
+
+tsr_public void *tsr_realloc(void *p, size_t size) {
+  COUNT(realloc_count, size);
+  if (p == NULL) return alloc_block(tsr_heap_get(), size);
+  if (size == 0) { tsr_free(p); return NULL; }    /* glibc: realloc(p, 0) frees and returns NULL */
+  return tsr_realloc_internal(p, size);
+}
+
+tsr_public void *tsr_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) { errno = ENOMEM; return NULL; }
+  return tsr_realloc(p, total);
+}
+
+tsr_public size_t tsr_good_size(size_t size) { return tsr_good_size_internal(size); }

@@ -1,0 +1,168 @@
+/* free.c -- free, the cross-thread free, and the diagnosis of invalid frees.
+ *
+ * The fast path: segment map says "ours", page from the address by masking,
+ * owner check, three cheap validity checks, push. No lock, no atomic.
+ * The validity checks make the invalid frees that the metadata can see cheap
+ * to catch, before they corrupt anything:
+ *   - outside every tessera segment (segment map),
+ *   - not at the start of a block (offset divisibility, carved range),
+ *   - already free: a free block's first word is its encoded free-list link,
+ *     which decodes into the same segment (or to the end of the list); a live
+ *     block's first word would have to equal that by chance (the secret is
+ *     random, and malloc clears the link). A hit is confirmed by walking the
+ *     page's lists before we report, when this thread owns the page.
+ * Everything else -- another thread's page, a full page, a large or huge
+ * block, a suspect pointer -- goes to tsr_free_generic.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+/* ---- reporting ------------------------------------------------------------- */
+
+tsr_cold _Noreturn void tsr_free_invalid(const void *p, const char *what, size_t block_size) {
+  if (block_size != 0) tsr_message("%s 0x%lx (block of %zu bytes)", what, (unsigned long)(uintptr_t)p, block_size);
+  else tsr_message("%s 0x%lx", what, (unsigned long)(uintptr_t)p);
+  tsr_platform_abort();
+}
+
+static inline bool link_is_suspect(uintptr_t link, uintptr_t block) {
+  return ((link ^ block) >> TSR_SEGMENT_SHIFT) == 0 || link == 0;
+}
+
+/* Validate p as the start of a live block of page, or abort with a report.
+ * is_owner: the caller owns the page and may walk its free lists. */
+static void block_validate(tsr_heap_t *heap, tsr_page_t *page, const void *p, bool is_owner) {
+  uintptr_t a = (uintptr_t)p;
+  if (page->owner == 0) {
+    if (page->kind == TSR_PAGE_META) tsr_free_invalid(p, "invalid free of a pointer into tessera's metadata:", 0);
+    if ((a & (TSR_SLICE_SIZE - 1)) == 0) tsr_free_invalid(p, "double free (or free of a stale pointer) of", 0);
+    tsr_free_invalid(p, "invalid free of a pointer into free memory:", 0);
+  }
+  uint64_t offset = a - (uintptr_t)page->area;
+  if (offset >= page->carved_size || offset * page->block_magic >= page->block_magic) {
+    tsr_message("invalid free of 0x%lx: %lu bytes into a block of %u bytes (not the start of a block)",
+                (unsigned long)a, (unsigned long)(offset % page->block_size), page->block_size);
+    tsr_platform_abort();
+  }
+  if (page->kind == TSR_PAGE_LARGE) {
+    if (atomic_load_explicit(&page->thread_free, memory_order_acquire) != 0)
+      tsr_free_invalid(p, "double free of", page->block_size);
+    return;
+  }
+  uintptr_t secret = heap != &tsr_heap_empty ? heap->secret : tsr_secret;
+  uintptr_t link = ((const tsr_block_t *)p)->next_encoded ^ secret;
+  if (link_is_suspect(link, a) && (!is_owner || tsr_page_contains_free(page, p)))
+    tsr_free_invalid(p, "double free of", page->block_size);
+}
+
+/* ---- cross-thread free ---------------------------------------------------------- */
+
+/* Push onto the page's remote list; the first block on an empty list also
+ * puts the page on its owner's pending list, so the owner finds it. The
+ * page cannot be retired in between: our block still counts as used. */
+static void free_remote(tsr_page_t *page, tsr_block_t *block) {
+  tsr_heap_t *owner = (tsr_heap_t *)(page->owner & ~TSR_OWNER_SLOW);
+  uintptr_t secret = tsr_secret;
+  uintptr_t head = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  do {
+    block->next_encoded = tsr_encode(secret, (void *)head);
+  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &head, (uintptr_t)block,
+                                                  memory_order_release, memory_order_relaxed));
+  if (head != 0) return;
+  tsr_page_t *pending = atomic_load_explicit(&owner->pending, memory_order_relaxed);
+  do {
+    page->pending_next = pending;
+  } while (!atomic_compare_exchange_weak_explicit(&owner->pending, &pending, page,
+                                                  memory_order_release, memory_order_relaxed));
+}
+
+/* ---- the slow path ------------------------------------------------------------- */
+
+static tsr_cold void free_special(void *p) {
+  uint8_t kind = tsr_segmap_kind((uintptr_t)p);
+  if (kind == TSR_SEGMAP_HUGE || kind == TSR_SEGMAP_HUGE_TAIL) {
+    tsr_segment_t *segment = tsr_huge_segment_of(p);
+    if (segment == NULL) tsr_free_invalid(p, "invalid free of a pointer inside a huge block:", 0);
+    tsr_heap_t *heap = tsr_heap_get();
+    if (heap != &tsr_heap_empty) heap->count.free_count++;
+    tsr_huge_free(segment);
+    return;
+  }
+  if (tsr_huge_was_freed(p)) tsr_free_invalid(p, "double free of (huge block)", 0);
+  tsr_free_invalid(p, "invalid free of a pointer tessera never returned:", 0);
+}
+
+/* Free of a block in a normal segment that the fast path declined. */
+tsr_noinline void tsr_free_generic(tsr_heap_t *heap, void *p) {
+  tsr_page_t *page = tsr_page_of(p);
+  tsr_heap_t *owner = (tsr_heap_t *)(page->owner & ~TSR_OWNER_SLOW);
+  bool is_owner = owner == heap;
+  block_validate(heap, page, p, is_owner);
+  if (heap != &tsr_heap_empty) heap->count.free_count++;
+  if (!is_owner) {
+    if (heap != &tsr_heap_empty) heap->count.remote_free_count++;
+    free_remote(page, p);
+  } else if (page->kind == TSR_PAGE_LARGE) {
+    tsr_large_free(heap, page);
+  } else {
+    tsr_page_free_local_slow(heap, page, p);
+  }
+}
+
+/* ---- free ------------------------------------------------------------------------ */
+
+tsr_public void tsr_free(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (tsr_unlikely(tsr_segmap_kind(a) != TSR_SEGMAP_SEGMENT)) {
+    if (p != NULL) free_special(p);
+    return;
+  }
+  tsr_page_t *page = tsr_page_of(p);
+  tsr_heap_t *heap = tsr_heap_get();
+  tsr_block_t *block = p;
+  uint64_t offset = a - (uintptr_t)page->area;
+  uintptr_t link = block->next_encoded ^ heap->secret;
+  if (tsr_unlikely(page->owner != (uintptr_t)heap || offset >= page->carved_size ||
+                   offset * page->block_magic >= page->block_magic || link_is_suspect(link, a))) {
+    tsr_free_generic(heap, p);
+    return;
+  }
+  block->next_encoded = tsr_encode(heap->secret, page->free);
+  page->free = block;
+  heap->count.free_count++;
+  if (tsr_unlikely(--page->used == 0)) tsr_page_retire(heap, page);
+}
+
+tsr_public void tsr_free_sized(void *p, size_t size) {
+  (void)size;   /* the checking build verifies it; here the block knows its size */
+  tsr_free(p);
+}
+
+tsr_public void tsr_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  (void)alignment; (void)size;
+  tsr_free(p);
+}
+
+/* ---- sizes ----------------------------------------------------------------------- */
+
+size_t tsr_usable_size_internal(const void *p) {
+  uint8_t kind = tsr_segmap_kind((uintptr_t)p);
+  if (kind == TSR_SEGMAP_SEGMENT) {
+    tsr_page_t *page = tsr_page_of(p);
+    tsr_heap_t *heap = tsr_heap_get();
+    block_validate(heap, page, p, (page->owner & ~TSR_OWNER_SLOW) == (uintptr_t)heap);
+    return page->block_size;
+  }
+  if (kind == TSR_SEGMAP_HUGE || kind == TSR_SEGMAP_HUGE_TAIL) {
+    tsr_segment_t *segment = tsr_huge_segment_of(p);
+    if (segment == NULL) tsr_free_invalid(p, "usable size of a pointer inside a huge block:", 0);
+    return segment->huge_size;
+  }
+  if (tsr_huge_was_freed(p)) tsr_free_invalid(p, "use of a freed huge block:", 0);
+  tsr_free_invalid(p, "usable size of a pointer tessera never returned:", 0);
+}
+
+tsr_public size_t tsr_usable_size(const void *p) {
+  return p == NULL ? 0 : tsr_usable_size_internal(p);
+}

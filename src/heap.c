@@ -1,0 +1,180 @@
+/* heap.c -- thread-local heaps: create, adopt, abandon at thread exit,
+ * collect remote frees, housekeeping, trim.
+ *
+ * A heap is owned by one thread at a time and touched only by it; other
+ * threads reach it only through two lock-free lists: a page's thread_free
+ * (blocks) and the heap's pending list (pages that got remote frees).
+ * Heaps are never destroyed: a thread that exits abandons its heap, with
+ * every page still owned by it, and the next new thread adopts it, so blocks
+ * that other threads free after the exit are never lost and memory does not
+ * grow with the number of threads ever created.
+ * Every thread starts on tsr_heap_empty, whose pages have no free blocks,
+ * so the first malloc falls into the slow path, which calls init_thread.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#define EMPTY_DIRECT { [0 ... TSR_DIRECT_COUNT - 1] = &tsr_page_empty }
+
+tsr_heap_t tsr_heap_empty = { .direct = EMPTY_DIRECT };
+tsr_heap_t tsr_heap_main = { .direct = EMPTY_DIRECT };
+__thread tsr_heap_t *tsr_heap_current = &tsr_heap_empty;
+tsr_heap_t *tsr_heap_all;
+
+static struct {
+  tsr_heap_t *abandoned;       /* heaps of exited threads (TSR_LOCK_HEAPS) */
+  uint32_t next_id;
+  bool main_taken;
+  pthread_key_t exit_key;      /* its destructor abandons the heap */
+  _Atomic bool has_exit_key;
+} heaps;
+
+/* ---- remote frees ------------------------------------------------------------ */
+
+/* Collect every page on the pending list: move its remote frees onto its
+ * local list, then requeue, retire or free the page. Owner only. */
+void tsr_heap_collect_remote(tsr_heap_t *heap) {
+  tsr_page_t *page = atomic_exchange_explicit(&heap->pending, NULL, memory_order_acquire);
+  uintptr_t secret = heap->secret;
+  while (page != NULL) {
+    /* Read the link first: once thread_free is taken, a remote free may
+     * push this page onto the pending list again and rewrite it. */
+    tsr_page_t *next = page->pending_next;
+    uintptr_t list = atomic_exchange_explicit(&page->thread_free, 0, memory_order_acquire);
+    if (page->kind == TSR_PAGE_LARGE) {
+      if (list != 0) tsr_large_free(heap, page);
+    } else {
+      uint32_t count = 0;
+      tsr_block_t *block = (tsr_block_t *)list;
+      while (block != NULL) {
+        tsr_block_t *after = tsr_decode(secret, block->next_encoded);
+        block->next_encoded = tsr_encode(secret, page->free);
+        page->free = block;
+        count++;
+        block = after;
+      }
+      page->used -= count;
+      if (count != 0 && (page->owner & TSR_OWNER_SLOW)) tsr_page_unfull(heap, page);
+      if (page->used == 0) tsr_page_retire(heap, page);
+    }
+    page = next;
+  }
+}
+
+/* ---- housekeeping -------------------------------------------------------------- */
+
+/* Purge what is due. Called from slow paths, at most every few milliseconds. */
+void tsr_heap_housekeeping(tsr_heap_t *heap) {
+  uint64_t now = tsr_platform_clock_ms();
+  if (now < heap->purge_due_ms || now < heap->last_purge_ms + TSR_PURGE_MIN_GAP_MS) return;
+  heap->last_purge_ms = now;
+  tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
+  tsr_span_purge_due(heap, now, false);
+  tsr_unlock(TSR_LOCK_HEAPS);
+}
+
+/* Return empty pages (queue heads included) and all free spans. Owner only,
+ * or a thread holding an abandoned heap taken off the abandoned list. */
+static size_t heap_trim_one(tsr_heap_t *heap) {
+  tsr_heap_collect_remote(heap);
+  for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
+    tsr_page_t *first = heap->queue[c].first;
+    if (first != NULL && first->used == 1) {   /* only the bias: empty */
+      tsr_page_retire(heap, first);             /* moves the bias on and frees the span */
+    }
+    for (tsr_page_t *page = heap->queue[c].first, *next; page != NULL; page = next) {
+      next = page->next;
+      if (page != heap->queue[c].first && page->used == 0) tsr_page_retire(heap, page);
+    }
+  }
+  return tsr_span_purge_due(heap, tsr_platform_clock_ms(), true);
+}
+
+bool tsr_heap_trim(void) {
+  size_t released = 0;
+  tsr_heap_t *heap = tsr_heap_get();
+  tsr_lock(TSR_LOCK_HEAPS);
+  if (heap != &tsr_heap_empty) released += heap_trim_one(heap);
+  /* Abandoned heaps have no thread: while we hold the lock none can adopt them. */
+  for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) released += heap_trim_one(h);
+  tsr_unlock(TSR_LOCK_HEAPS);
+  return released != 0;
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+static void heap_register(tsr_heap_t *heap) {
+  heap->secret = tsr_secret;
+  heap->is_initialized = true;
+  heap->id = ++heaps.next_id;
+  heap->all_next = tsr_heap_all;
+  atomic_store_explicit((_Atomic(tsr_heap_t *) *)&tsr_heap_all, heap, memory_order_release);
+}
+
+static void heap_bind_thread(tsr_heap_t *heap) {
+  tsr_heap_current = heap;
+  if (heap != &tsr_heap_main && atomic_load(&heaps.has_exit_key))
+    pthread_setspecific(heaps.exit_key, heap);   /* the first keys need no allocation */
+}
+
+/* Give the calling thread a heap: the main heap, an abandoned one, or a new
+ * one. NULL (errno ENOMEM) if no memory for a new heap. */
+tsr_heap_t *tsr_heap_init_thread(void) {
+  tsr_init_process();
+  tsr_heap_t *heap = tsr_heap_current;
+  if (heap != &tsr_heap_empty) return heap;      /* initialized while we recursed */
+  bool is_main = tsr_platform_thread_id() == tsr_platform_process_id();
+  tsr_lock(TSR_LOCK_HEAPS);
+  if (is_main && !heaps.main_taken) {
+    heaps.main_taken = true;
+    heap = &tsr_heap_main;
+    heap_register(heap);
+  } else if (heaps.abandoned != NULL) {
+    heap = heaps.abandoned;
+    heaps.abandoned = heap->abandoned_next;
+    heap->abandoned_next = NULL;
+    heap->is_abandoned = false;
+  }
+  tsr_unlock(TSR_LOCK_HEAPS);
+  if (heap == &tsr_heap_empty) {
+    heap = tsr_os_meta_alloc(sizeof(tsr_heap_t));
+    if (heap == NULL) { errno = ENOMEM; return NULL; }
+    for (size_t d = 0; d < TSR_DIRECT_COUNT; d++) heap->direct[d] = &tsr_page_empty;
+    tsr_lock(TSR_LOCK_HEAPS);
+    heap_register(heap);
+    tsr_unlock(TSR_LOCK_HEAPS);
+  }
+  heap_bind_thread(heap);
+  return heap;
+}
+
+/* pthread key destructor: the thread is exiting. Frees that other threads
+ * make later still land on the pages (they stay owned by this heap) and are
+ * collected by the thread that adopts it. Allocation after this point (a
+ * later destructor) adopts a heap again; glibc then calls us once more. */
+void tsr_heap_thread_exit(void *arg) {
+  tsr_heap_t *heap = arg;
+  if (heap == NULL || heap == &tsr_heap_empty || heap == &tsr_heap_main) return;
+  tsr_heap_collect_remote(heap);
+  tsr_heap_current = &tsr_heap_empty;
+  tsr_lock(TSR_LOCK_HEAPS);
+  heap->is_abandoned = true;
+  heap->abandoned_next = heaps.abandoned;
+  heaps.abandoned = heap;
+  tsr_unlock(TSR_LOCK_HEAPS);
+}
+
+/* Called once libc is ready (from the constructor): thread-exit hook. */
+void tsr_heap_process_ready(void) {
+  if (atomic_load(&heaps.has_exit_key)) return;
+  if (pthread_key_create(&heaps.exit_key, tsr_heap_thread_exit) == 0) atomic_store(&heaps.has_exit_key, true);
+}
+
+size_t tsr_heap_abandoned_count(void) {
+  size_t n = 0;
+  for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) n++;
+  return n;
+}

@@ -1,0 +1,176 @@
+/* internal.h -- declarations shared between tessera's files, grouped under a
+ * heading per defining file in layer order (platform, os, sizeclass, span,
+ * page, large, heap, alloc, free, check, options/stats/init). Calls go only
+ * downward in that order. Everything here has hidden visibility; the only
+ * exported names are those of override.c and the tsr_* of tessera.h.
+ * The tiny inline helpers the fast paths need live here too.
+ */
+#ifndef TSR_INTERNAL_H
+#define TSR_INTERNAL_H
+
+#include "types.h"
+#include "platform.h"
+#include "options.h"
+#include "../include/tessera.h"
+
+#define tsr_likely(x)    __builtin_expect(!!(x), 1)
+#define tsr_unlikely(x)  __builtin_expect(!!(x), 0)
+#define tsr_noinline     __attribute__((noinline))
+#define tsr_cold         __attribute__((cold, noinline))
+#define tsr_hidden       __attribute__((visibility("hidden")))
+#define tsr_public       __attribute__((visibility("default")))
+
+/* ---- locks (rank order; prepare-for-fork takes them in this order) ---- */
+typedef enum tsr_lock_rank_e {
+  TSR_LOCK_INIT = 0,        /* process initialization */
+  TSR_LOCK_HEAPS = 1,       /* heap registry and the abandoned list */
+  TSR_LOCK_META = 2,        /* metadata bump allocator */
+  TSR_LOCK_HUGE = 3,        /* huge-block bookkeeping for the visitor */
+  TSR_LOCK_COUNT
+} tsr_lock_rank_t;
+
+/* A test-and-set lock that yields: taken only off the fast paths, briefly. */
+typedef struct tsr_lock_s { _Atomic int held; } tsr_lock_t;
+extern tsr_lock_t tsr_locks[TSR_LOCK_COUNT] tsr_hidden;
+
+static inline void tsr_lock(tsr_lock_rank_t rank) {
+  tsr_lock_t *l = &tsr_locks[rank];
+  for (unsigned spins = 0;; spins++) {
+    if (!atomic_load_explicit(&l->held, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) return;
+    if (spins > 64) tsr_platform_yield(); else __builtin_ia32_pause();
+  }
+}
+static inline void tsr_unlock(tsr_lock_rank_t rank) {
+  atomic_store_explicit(&tsr_locks[rank].held, 0, memory_order_release);
+}
+
+/* ---- os.c: policy above the platform ------------------------------------ */
+extern uint8_t tsr_segmap[TSR_SEGMAP_COUNT] tsr_hidden;   /* what each 32 MiB slot is */
+void *tsr_os_map_aligned(size_t size, size_t alignment) tsr_hidden;
+void  tsr_os_unmap(void *addr, size_t size) tsr_hidden;
+bool  tsr_os_purge(void *addr, size_t size) tsr_hidden;
+void *tsr_os_meta_alloc(size_t size) tsr_hidden;         /* zeroed, never freed, 64-aligned */
+void  tsr_os_segmap_set(uintptr_t start, size_t size, uint8_t first, uint8_t rest) tsr_hidden;
+void  tsr_os_account_map(long delta_bytes) tsr_hidden;
+void  tsr_os_account_pages(long delta_bytes) tsr_hidden;  /* spans in use as pages */
+typedef struct tsr_os_counters_s {
+  _Atomic uint64_t mapped_bytes, mapped_peak_bytes, metadata_bytes, purged_bytes;
+  _Atomic uint64_t map_count, unmap_count, purge_count;
+  _Atomic uint64_t page_bytes, page_peak_bytes, huge_count;
+} tsr_os_counters_t;
+extern tsr_os_counters_t tsr_os_counters tsr_hidden;
+
+static inline uint8_t tsr_segmap_kind(uintptr_t addr) {
+  return tsr_segmap[(addr >> TSR_SEGMENT_SHIFT) & (TSR_SEGMAP_COUNT - 1)];
+}
+
+/* ---- sizeclass.c ----------------------------------------------------------- */
+extern const uint32_t tsr_class_size[TSR_CLASS_COUNT] tsr_hidden;     /* class -> block size */
+unsigned tsr_size_class(size_t size) tsr_hidden;          /* size <= TSR_CLASS_MAX_SIZE */
+unsigned tsr_size_class_aligned(size_t size, size_t alignment) tsr_hidden; /* 0: none fits */
+uint32_t tsr_class_slices(unsigned size_class) tsr_hidden;/* slices of one page of a class */
+size_t   tsr_good_size_internal(size_t size) tsr_hidden;
+
+/* ---- segments and spans (span.c) ------------------------------------------- */
+static inline tsr_segment_t *tsr_segment_of(const void *p) {
+  return (tsr_segment_t *)((uintptr_t)p & ~(uintptr_t)TSR_SEGMENT_MASK);
+}
+/* The descriptor of the slice holding p (not yet resolved to its span head). */
+static inline tsr_page_t *tsr_slice_of(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return (tsr_page_t *)((a & ~(uintptr_t)TSR_SEGMENT_MASK) +
+                        (((a & TSR_SEGMENT_MASK) >> TSR_SLICE_SHIFT) << TSR_PAGE_DESC_SHIFT));
+}
+static inline tsr_page_t *tsr_page_of(const void *p) {
+  tsr_page_t *slice = tsr_slice_of(p);
+  return (tsr_page_t *)((uint8_t *)slice - slice->back_bytes);
+}
+static inline size_t tsr_slice_index(const tsr_page_t *page) {
+  return ((uintptr_t)page & TSR_SEGMENT_MASK) >> TSR_PAGE_DESC_SHIFT;
+}
+static inline uint8_t *tsr_slice_start(const tsr_page_t *page) {
+  return (uint8_t *)((uintptr_t)page & ~(uintptr_t)TSR_SEGMENT_MASK) + (tsr_slice_index(page) << TSR_SLICE_SHIFT);
+}
+tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices) tsr_hidden;
+void  tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) tsr_hidden;
+bool  tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
+void  tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
+void  tsr_span_mark_used(tsr_page_t *span, uint32_t slices) tsr_hidden;
+size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) tsr_hidden;
+void  tsr_segment_release(tsr_heap_t *heap, tsr_segment_t *segment) tsr_hidden;
+bool  tsr_span_check(tsr_heap_t *heap) tsr_hidden;
+
+/* ---- page.c ------------------------------------------------------------------- */
+extern tsr_page_t tsr_page_empty tsr_hidden;  /* a page with no free blocks */
+void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
+void  tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) tsr_hidden;
+void  tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
+void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
+void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
+bool  tsr_page_contains_free(tsr_page_t *page, const tsr_block_t *block) tsr_hidden;
+
+/* ---- large.c: large blocks (one per span) and huge blocks (own mapping) ------ */
+void  *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
+void   tsr_large_free(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
+void  *tsr_large_realloc_inplace(tsr_heap_t *heap, tsr_page_t *page, size_t size) tsr_hidden;
+void  *tsr_huge_alloc(size_t size, size_t alignment, bool zero) tsr_hidden;
+void   tsr_huge_free(tsr_segment_t *segment) tsr_hidden;
+void  *tsr_huge_realloc(tsr_segment_t *segment, size_t size) tsr_hidden;
+tsr_segment_t *tsr_huge_segment_of(const void *p) tsr_hidden;  /* NULL if not a huge block start */
+bool   tsr_huge_was_freed(const void *p) tsr_hidden;
+void   tsr_huge_each(void (*fn)(tsr_segment_t *segment, void *arg), void *arg) tsr_hidden;
+
+/* ---- heap.c -------------------------------------------------------------------- */
+extern tsr_heap_t tsr_heap_empty tsr_hidden;    /* every thread starts here */
+extern tsr_heap_t tsr_heap_main tsr_hidden;
+extern __thread tsr_heap_t *tsr_heap_current tsr_hidden;
+static inline tsr_heap_t *tsr_heap_get(void) { return tsr_heap_current; }
+tsr_heap_t *tsr_heap_init_thread(void) tsr_hidden;     /* NULL if no memory */
+void  tsr_heap_collect_remote(tsr_heap_t *heap) tsr_hidden;
+void  tsr_heap_housekeeping(tsr_heap_t *heap) tsr_hidden;
+bool  tsr_heap_trim(void) tsr_hidden;
+void  tsr_heap_thread_exit(void *heap) tsr_hidden;
+void  tsr_heap_process_ready(void) tsr_hidden;
+size_t tsr_heap_abandoned_count(void) tsr_hidden;
+extern tsr_heap_t *tsr_heap_all tsr_hidden;
+
+static inline uintptr_t tsr_encode(uintptr_t secret, const void *p) { return (uintptr_t)p ^ secret; }
+static inline tsr_block_t *tsr_decode(uintptr_t secret, uintptr_t v) { return (tsr_block_t *)(v ^ secret); }
+
+/* ---- alloc.c / free.c ------------------------------------------------------------ */
+void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
+void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
+void *tsr_realloc_internal(void *p, size_t size) tsr_hidden;
+void  tsr_free_generic(tsr_heap_t *heap, void *p) tsr_hidden;
+size_t tsr_usable_size_internal(const void *p) tsr_hidden;
+_Noreturn void tsr_free_invalid(const void *p, const char *what, size_t block_size) tsr_hidden;
+
+/* ---- options.c / stats.c / init.c --------------------------------------------------- */
+typedef struct tsr_option_value_s { long number; const char *text; } tsr_option_value_t;
+extern tsr_option_value_t tsr_option_values[TSR_OPT_COUNT] tsr_hidden;
+void tsr_options_init(void) tsr_hidden;
+long tsr_option_long(tsr_option_id_t id) tsr_hidden;
+const char *tsr_option_text(tsr_option_id_t id) tsr_hidden;
+void tsr_options_print(int fd) tsr_hidden;
+
+/* Formatted messages without stdio or allocation: %s %d %u %zu %lu %x %p %%. */
+#include <stdarg.h>
+size_t tsr_format(char *buf, size_t size, const char *fmt, ...) tsr_hidden;
+size_t tsr_format_va(char *buf, size_t size, const char *fmt, va_list ap) tsr_hidden;
+uint32_t tsr_page_live_count(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
+void   tsr_message(const char *fmt, ...) tsr_hidden;          /* "tessera: ..." to stderr */
+void   tsr_stats_exit_report(void) tsr_hidden;
+
+extern uintptr_t tsr_secret tsr_hidden;
+void tsr_init_process(void) tsr_hidden;
+extern _Atomic int tsr_init_state tsr_hidden;  /* 0 none, 1 running, 2 done */
+
+#if TSR_DEBUG
+#define tsr_assert(c) ((c) ? (void)0 : tsr_assert_fail(#c, __FILE__, __LINE__))
+_Noreturn void tsr_assert_fail(const char *what, const char *file, int line) tsr_hidden;
+#else
+#define tsr_assert(c) ((void)0)
+#endif
+
+#endif /* TSR_INTERNAL_H */

@@ -1,0 +1,202 @@
+/* page.c -- pages of equal blocks: carving, free lists, the class queues and
+ * the "find a block" slow path.
+ *
+ * Each heap keeps, per size class, a queue of its pages that may have free
+ * blocks; the queue's first page is the one malloc pops from (the heap's
+ * direct table points at it). A page that runs out leaves the queue and is
+ * marked slow (TSR_OWNER_SLOW in its owner word), so the next free to it
+ * takes the slow path and puts it back.
+ * The first page of a queue carries one extra count in `used` (the "head
+ * bias"): it can never reach zero through the fast path, so freeing the last
+ * block of the only page of a class costs no call, and a hot malloc/free
+ * loop never retires and re-creates its page. Every other page that empties
+ * is retired at once: its span goes back to the heap.
+ * Blocks are carved TSR_PAGE_EXTEND_SIZE bytes at a time, so a new page costs
+ * one OS page of memory, not 64 KiB.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+tsr_page_t tsr_page_empty;
+
+/* ---- the direct table ------------------------------------------------------ */
+
+/* Point the direct slots of a class (sizes up to 1 KiB) at its queue head. */
+void tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) {
+  if (tsr_class_size[size_class] > TSR_DIRECT_MAX) return;
+  tsr_page_t *page = heap->queue[size_class].first;
+  if (page == NULL) page = &tsr_page_empty;
+  size_t lo = size_class == 1 ? 0 : tsr_class_size[size_class - 1] / 16 + 1;
+  size_t hi = tsr_class_size[size_class] / 16;
+  for (size_t d = lo; d <= hi; d++) heap->direct[d] = page;
+}
+
+/* ---- queues (with the head bias) ------------------------------------------------- */
+
+static void queue_unlink(tsr_page_queue_t *q, tsr_page_t *page) {
+  if (page->prev != NULL) page->prev->next = page->next; else q->first = page->next;
+  if (page->next != NULL) page->next->prev = page->prev; else q->last = page->prev;
+  page->next = page->prev = NULL;
+  page->is_queued = 0;
+}
+
+/* Remove a page from its queue; the head bias moves to the new first page.
+ * Returns the page's used count without bias. */
+static void queue_remove(tsr_heap_t *heap, tsr_page_t *page) {
+  tsr_page_queue_t *q = &heap->queue[page->size_class];
+  bool was_first = q->first == page;
+  queue_unlink(q, page);
+  if (was_first) {
+    page->used--;
+    if (q->first != NULL) q->first->used++;
+    tsr_page_direct_update(heap, page->size_class);
+  }
+}
+
+static void queue_push_front(tsr_heap_t *heap, tsr_page_t *page) {
+  tsr_page_queue_t *q = &heap->queue[page->size_class];
+  tsr_page_t *old = q->first;
+  page->prev = NULL;
+  page->next = old;
+  if (old != NULL) old->prev = page; else q->last = page;
+  q->first = page;
+  page->is_queued = 1;
+  page->used++;
+  if (old != NULL) {
+    old->used--;
+    if (old->used == 0) {           /* the old head was empty: retire it now */
+      queue_unlink(q, old);
+      tsr_span_free(heap, old);
+    }
+  }
+  tsr_page_direct_update(heap, page->size_class);
+}
+
+static void queue_push_back(tsr_heap_t *heap, tsr_page_t *page) {
+  tsr_page_queue_t *q = &heap->queue[page->size_class];
+  if (q->first == NULL) { queue_push_front(heap, page); return; }
+  page->next = NULL;
+  page->prev = q->last;
+  q->last->next = page;
+  q->last = page;
+  page->is_queued = 1;
+}
+
+/* ---- carving ------------------------------------------------------------------ */
+
+/* Carve the next batch of never-used blocks into the (empty) free list. */
+static void page_extend(tsr_heap_t *heap, tsr_page_t *page) {
+  uint32_t size = page->block_size;
+  uint32_t count = TSR_PAGE_EXTEND_SIZE / size;
+  if (count < 1) count = 1;
+  if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
+  uint8_t *first = page->area + (size_t)page->capacity * size;
+  uint8_t *block = first;
+  for (uint32_t i = 1; i < count; i++, block += size)
+    ((tsr_block_t *)block)->next_encoded = tsr_encode(heap->secret, block + size);
+  ((tsr_block_t *)block)->next_encoded = tsr_encode(heap->secret, page->free);
+  page->free = (tsr_block_t *)first;
+  page->capacity += count;
+  page->carved_size = page->capacity * size;
+}
+
+static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
+  uint32_t slices = tsr_class_slices(size_class);
+  tsr_page_t *page = tsr_span_alloc(heap, slices, 1);
+  if (page == NULL) return NULL;
+  uint32_t size = tsr_class_size[size_class];
+  page->kind = TSR_PAGE_SMALL;
+  page->size_class = (uint16_t)size_class;
+  page->block_size = size;
+  page->block_magic = UINT64_MAX / size + 1;
+  page->area = tsr_slice_start(page);
+  page->reserved = (uint32_t)(((size_t)slices << TSR_SLICE_SHIFT) / size);
+  page->capacity = 0;
+  page->carved_size = 0;
+  page->used = 0;
+  page->free = NULL;
+  atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
+  page->pending_next = NULL;
+  tsr_span_mark_used(page, slices);
+  page->owner = (uintptr_t)heap;
+  return page;
+}
+
+static inline void *page_pop(tsr_heap_t *heap, tsr_page_t *page) {
+  tsr_block_t *block = page->free;
+  page->free = tsr_decode(heap->secret, block->next_encoded);
+  block->next_encoded = 0;
+  page->used++;
+  return block;
+}
+
+/* The slow path of malloc for a size class: collect remote frees, walk the
+ * class queue (pages that turn out full leave it), else make a new page.
+ * NULL with errno ENOMEM if the OS refuses memory. */
+void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
+  if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap);
+  if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
+  tsr_page_queue_t *q = &heap->queue[size_class];
+  tsr_page_t *page = q->first;
+  while (page != NULL) {
+    if (page->free == NULL && page->capacity < page->reserved) page_extend(heap, page);
+    if (page->free != NULL) break;
+    tsr_page_t *next = page->next;
+    queue_remove(heap, page);           /* full: off the queue until a block comes back */
+    page->owner |= TSR_OWNER_SLOW;
+    page = next;
+  }
+  if (page == NULL) {
+    page = page_new(heap, size_class);
+    if (page == NULL) return NULL;
+    page_extend(heap, page);
+    queue_push_front(heap, page);
+  } else if (q->first != page) {
+    queue_unlink(q, page);
+    queue_push_front(heap, page);
+  }
+  return page_pop(heap, page);
+}
+
+/* ---- freeing ------------------------------------------------------------------------ */
+
+/* A block came back to a page that had left its queue (full): put it back. */
+void tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) {
+  page->owner = (uintptr_t)heap;
+  queue_push_back(heap, page);
+}
+
+/* A page's last block was freed: give its span back, unless it is the head
+ * (the bias keeps the head's count above zero; see the file comment). */
+void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
+  if (page->is_queued) queue_remove(heap, page);
+  if (page->used != 0) return;
+  tsr_span_free(heap, page);
+}
+
+/* Local free of a block in a page that is marked slow (full), after the
+ * caller validated the block: push, then requeue or retire. */
+void tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) {
+  tsr_block_t *block = p;
+  block->next_encoded = tsr_encode(heap->secret, page->free);
+  page->free = block;
+  page->used--;
+  if (page->owner & TSR_OWNER_SLOW) tsr_page_unfull(heap, page);
+  if (page->used == 0) tsr_page_retire(heap, page);
+}
+
+/* Is block on the page's local free list or its remote list? Only the owner
+ * may ask: it walks lists that only the owner pops. */
+bool tsr_page_contains_free(tsr_page_t *page, const tsr_block_t *block) {
+  uintptr_t secret = tsr_secret;
+  uint32_t limit = page->capacity + 1;
+  for (tsr_block_t *b = page->free; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
+    if (b == block) return true;
+  limit = page->capacity + 1;
+  uintptr_t head = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  for (tsr_block_t *b = (tsr_block_t *)head; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
+    if (b == block) return true;
+  return false;
+}

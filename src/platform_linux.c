@@ -1,0 +1,177 @@
+/* platform_linux.c -- the only file that makes system calls for tessera.
+ *
+ * Everything goes through syscall(2) or plain libc wrappers that neither
+ * allocate nor take locks, so these primitives work before libc has finished
+ * starting, inside fork handlers and inside signal handlers.
+ */
+#define _GNU_SOURCE
+#include "platform.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+static struct {
+  _Atomic long fail_after;   /* fault injection: OS requests left before one fails; -1 off */
+} platform = { -1 };
+
+/* Returns true when fault injection says this OS request must fail. */
+static bool fault_injected(void) {
+  long n = atomic_load_explicit(&platform.fail_after, memory_order_relaxed);
+  if (__builtin_expect(n < 0, 1)) return false;
+  if (n == 0) { errno = ENOMEM; return true; }
+  atomic_fetch_sub_explicit(&platform.fail_after, 1, memory_order_relaxed);
+  return false;
+}
+
+void tsr_platform_fail_after(long n) { atomic_store(&platform.fail_after, n); }
+
+void *tsr_platform_map(size_t size, void *hint) {
+  if (fault_injected()) return NULL;
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *tsr_platform_map_none(size_t size, void *hint) {
+  if (fault_injected()) return NULL;
+  void *p = mmap(hint, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+int tsr_platform_unmap(void *addr, size_t size) {
+  return munmap(addr, size) == 0 ? 0 : errno;
+}
+
+int tsr_platform_purge(void *addr, size_t size) {
+  /* MADV_DONTNEED, not MADV_FREE: RSS must drop now (users and benchmarks
+   * read RSS), and the range must read as zero so calloc can skip clearing. */
+  if (fault_injected()) return ENOMEM;
+  return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
+int tsr_platform_protect(void *addr, size_t size, bool accessible) {
+  return mprotect(addr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0 ? 0 : errno;
+}
+
+void *tsr_platform_remap(void *addr, size_t old_size, size_t new_size, void *fixed_target) {
+  if (new_size > old_size && fault_injected()) return NULL;
+  void *p = fixed_target
+    ? mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed_target)
+    : mremap(addr, old_size, new_size, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void tsr_platform_name(void *addr, size_t size, const char *name) {
+  int saved = errno;   /* older kernels say EINVAL; naming is only a courtesy */
+  prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)addr, size, (unsigned long)name);
+  errno = saved;
+}
+
+uint64_t tsr_platform_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t tsr_platform_clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+long tsr_platform_thread_id(void) { return syscall(SYS_gettid); }
+long tsr_platform_process_id(void) { return syscall(SYS_getpid); }
+
+bool tsr_platform_is_setuid(void) {
+  return syscall(SYS_getuid) != syscall(SYS_geteuid) || syscall(SYS_getgid) != syscall(SYS_getegid);
+}
+
+uint64_t tsr_platform_random(void) {
+  uint64_t r = 0;
+  int saved = errno;
+  long n = syscall(SYS_getrandom, &r, sizeof r, 1 /* GRND_NONBLOCK */);
+  errno = saved;
+  if (n != (long)sizeof r || r == 0) {
+    /* No entropy yet (early boot): mix what differs between runs. */
+    r = tsr_platform_clock_ns() ^ ((uint64_t)(uintptr_t)&r << 17) ^ (uint64_t)tsr_platform_process_id();
+    r ^= r >> 33; r *= 0xff51afd7ed558ccdULL; r ^= r >> 33;
+  }
+  return r;
+}
+
+void tsr_platform_write(int fd, const char *buf, size_t len) {
+  int saved = errno;
+  while (len > 0) {
+    long n = syscall(SYS_write, fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf += n; len -= (size_t)n;
+  }
+  errno = saved;
+}
+
+int tsr_platform_open_write(const char *path) {
+  return (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+int tsr_platform_open_read(const char *path) {
+  return (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+}
+
+long tsr_platform_read(int fd, char *buf, size_t len) { return syscall(SYS_read, fd, buf, len); }
+void tsr_platform_close(int fd) { syscall(SYS_close, fd); }
+
+size_t tsr_platform_rss_bytes(void) {
+  int saved = errno;
+  char buf[128];
+  size_t rss = 0;
+  int fd = tsr_platform_open_read("/proc/self/statm");
+  if (fd >= 0) {
+    long n = tsr_platform_read(fd, buf, sizeof buf - 1);
+    tsr_platform_close(fd);
+    if (n > 0) {
+      buf[n] = 0;
+      const char *s = buf;
+      while (*s && *s != ' ') s++;           /* skip the total size */
+      while (*s == ' ') s++;
+      while (*s >= '0' && *s <= '9') rss = rss * 10 + (size_t)(*s++ - '0');
+      rss *= 4096u;
+    }
+  }
+  errno = saved;
+  return rss;
+}
+
+size_t tsr_platform_rss_peak_bytes(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (size_t)ru.ru_maxrss * 1024u;
+}
+
+void tsr_platform_yield(void) { syscall(SYS_sched_yield); }
+
+_Noreturn void tsr_platform_abort(void) {
+  /* Unblock and restore SIGABRT first: a program's own handler must not turn
+   * a heap-corruption stop into a return into the corrupted heap. */
+  struct sigaction sa = { .sa_handler = SIG_DFL };
+  sigaction(SIGABRT, &sa, NULL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGABRT);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+  syscall(SYS_tgkill, syscall(SYS_getpid), syscall(SYS_gettid), SIGABRT);
+  syscall(SYS_exit_group, 134);
+  __builtin_unreachable();
+}

@@ -1,0 +1,338 @@
+/* span.c -- segments and the spans inside them: find, split, coalesce, purge.
+ *
+ * A segment belongs to one heap, and only that heap's thread touches its
+ * spans, so nothing here locks. Free spans sit in the heap's bins by length
+ * (exact up to 16 slices, then two bins per doubling) and are coalesced with
+ * both neighbours when freed: a segment never holds two adjacent free spans.
+ * Invariants (checked by tsr_span_check):
+ *   - every slice of a free span has owner 0, back_bytes 0 and kind FREE, and
+ *     the span's first and last descriptors hold its length; so no stale
+ *     descriptor can lead free() into a live page;
+ *   - every slice of a used span has back_bytes to its head and its kind.
+ * Free spans return to the OS (madvise) after the purge delay, fully empty
+ * segments are unmapped; the heap's last segment is kept, purged.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+#define SEGMENT_FIRST_SLICE 1u   /* slice 0 holds the descriptors */
+
+static unsigned span_bin(uint32_t slices) {
+  if (slices <= 16) return slices - 1;
+  unsigned k = 31u - (unsigned)__builtin_clz(slices);   /* k >= 4 */
+  return 16u + (k - 4u) * 2u + ((slices >> (k - 1u)) & 1u);
+}
+
+static tsr_page_t *slice_at(tsr_segment_t *segment, size_t index) {
+  return (tsr_page_t *)segment + index;
+}
+
+/* ---- bins ---------------------------------------------------------------- */
+
+static void bin_insert(tsr_heap_t *heap, tsr_page_t *span) {
+  unsigned b = span_bin(span->slice_count);
+  span->prev = NULL;
+  span->next = heap->span_bin[b];
+  if (span->next != NULL) span->next->prev = span;
+  heap->span_bin[b] = span;
+  heap->span_bin_mask |= 1u << b;
+}
+
+static void bin_remove(tsr_heap_t *heap, tsr_page_t *span) {
+  unsigned b = span_bin(span->slice_count);
+  if (span->prev != NULL) span->prev->next = span->next;
+  else heap->span_bin[b] = span->next;
+  if (span->next != NULL) span->next->prev = span->prev;
+  if (heap->span_bin[b] == NULL) heap->span_bin_mask &= ~(1u << b);
+  span->next = span->prev = NULL;
+}
+
+/* Make [head, head+slices) one free span and bin it; no coalescing here. */
+static void span_insert_free(tsr_heap_t *heap, tsr_page_t *head, uint32_t slices,
+                             bool is_zero, bool is_purged, uint64_t free_time_ms) {
+  head->kind = TSR_PAGE_FREE;
+  head->owner = 0;
+  head->back_bytes = 0;
+  head->slice_count = slices;
+  head->is_zero = is_zero;
+  head->is_purged = is_purged;
+  head->is_queued = 0;
+  head->free_time_ms = free_time_ms;
+  head->free = NULL;
+  head->used = 0;
+  tsr_page_t *tail = head + (slices - 1);
+  tail->kind = TSR_PAGE_FREE;
+  tail->slice_count = slices;
+  if (!is_purged && free_time_ms != 0) {
+    uint64_t due = free_time_ms + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
+    if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+  }
+  bin_insert(heap, head);
+}
+
+void tsr_span_mark_used(tsr_page_t *span, uint32_t slices) {
+  uint8_t kind = span->kind;
+  for (uint32_t i = 1; i < slices; i++) {
+    span[i].back_bytes = i << TSR_PAGE_DESC_SHIFT;
+    span[i].kind = kind;
+    span[i].owner = 0;
+  }
+  span->back_bytes = 0;
+  span->slice_count = slices;
+}
+
+/* ---- segments ------------------------------------------------------------- */
+
+static tsr_segment_t *segment_create(tsr_heap_t *heap) {
+  tsr_segment_t *segment = tsr_os_map_aligned(TSR_SEGMENT_SIZE, TSR_SEGMENT_SIZE);
+  if (segment == NULL) return NULL;
+  tsr_platform_name(segment, TSR_SEGMENT_SIZE, "tessera segment");
+  tsr_page_t *meta = (tsr_page_t *)segment;
+  meta->kind = TSR_PAGE_META;
+  segment->heap = heap;
+  segment->kind = TSR_SEGMENT_NORMAL;
+  segment->map_size = TSR_SEGMENT_SIZE;
+  segment->free_slice_count = TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE;
+  tsr_lock(TSR_LOCK_HEAPS);     /* the stats walker follows heap->segments */
+  segment->next = heap->segments;
+  segment->prev = NULL;
+  if (heap->segments != NULL) heap->segments->prev = segment;
+  heap->segments = segment;
+  tsr_unlock(TSR_LOCK_HEAPS);
+  span_insert_free(heap, slice_at(segment, SEGMENT_FIRST_SLICE), TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE,
+                   true, true, 0);
+  tsr_os_segmap_set((uintptr_t)segment, TSR_SEGMENT_SIZE, TSR_SEGMAP_SEGMENT, TSR_SEGMAP_SEGMENT);
+  return segment;
+}
+
+/* Unmap a segment whose slices are all free. */
+void tsr_segment_release(tsr_heap_t *heap, tsr_segment_t *segment) {
+  tsr_page_t *span = slice_at(segment, SEGMENT_FIRST_SLICE);
+  bin_remove(heap, span);
+  if (segment->prev != NULL) segment->prev->next = segment->next;
+  else heap->segments = segment->next;
+  if (segment->next != NULL) segment->next->prev = segment->prev;
+  tsr_os_segmap_set((uintptr_t)segment, TSR_SEGMENT_SIZE, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+  tsr_os_unmap(segment, segment->map_size);
+}
+
+/* ---- allocate ------------------------------------------------------------- */
+
+/* The first slice index >= index aligned to align_slices slices of address. */
+static size_t aligned_index(tsr_page_t *span, uint32_t align_slices) {
+  size_t index = tsr_slice_index(span);
+  if (align_slices <= 1) return index;
+  uintptr_t start = (uintptr_t)tsr_slice_start(span);
+  size_t align_bytes = (size_t)align_slices << TSR_SLICE_SHIFT;
+  uintptr_t aligned = (start + align_bytes - 1) & ~(uintptr_t)(align_bytes - 1);
+  return index + ((aligned - start) >> TSR_SLICE_SHIFT);
+}
+
+static tsr_page_t *span_find(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices, size_t *start_index) {
+  unsigned first = span_bin(slices);
+  uint32_t mask = heap->span_bin_mask & ~((1u << first) - 1u);
+  while (mask != 0) {
+    unsigned b = (unsigned)__builtin_ctz(mask);
+    mask &= mask - 1;
+    for (tsr_page_t *span = heap->span_bin[b]; span != NULL; span = span->next) {
+      size_t index = aligned_index(span, align_slices);
+      if (index + slices <= tsr_slice_index(span) + span->slice_count) {
+        *start_index = index;
+        return span;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* A span of `slices` slices whose start is aligned to align_slices slices.
+ * Returns its head with kind FREE and is_zero telling whether it reads zero;
+ * the caller sets the kind and marks it used. NULL with ENOMEM if the OS refuses. */
+tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices) {
+  size_t index;
+  tsr_page_t *span = span_find(heap, slices, align_slices, &index);
+  if (span == NULL) {
+    if (segment_create(heap) == NULL) { errno = ENOMEM; return NULL; }
+    span = span_find(heap, slices, align_slices, &index);
+    if (span == NULL) { errno = ENOMEM; return NULL; }
+  }
+  tsr_segment_t *segment = tsr_segment_of(span);
+  size_t span_index = tsr_slice_index(span);
+  uint32_t span_slices = span->slice_count;
+  bool is_zero = span->is_zero, is_purged = span->is_purged;
+  uint64_t free_time = span->free_time_ms;
+  bin_remove(heap, span);
+  if (index > span_index)
+    span_insert_free(heap, span, (uint32_t)(index - span_index), is_zero, is_purged, free_time);
+  size_t end = index + slices, span_end = span_index + span_slices;
+  if (span_end > end)
+    span_insert_free(heap, slice_at(segment, end), (uint32_t)(span_end - end), is_zero, is_purged, free_time);
+  tsr_page_t *head = slice_at(segment, index);
+  head->kind = TSR_PAGE_FREE;
+  head->slice_count = slices;
+  head->is_zero = is_zero;
+  head->is_purged = 0;
+  head->is_queued = 0;
+  head->next = head->prev = NULL;
+  segment->free_slice_count -= slices;
+  segment->empty_since_ms = 0;
+  tsr_os_account_pages((long)slices << TSR_SLICE_SHIFT);
+  return head;
+}
+
+/* ---- free, grow, shrink ---------------------------------------------------------- */
+
+/* Give a used span back to its segment, coalescing with free neighbours. */
+void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
+  tsr_segment_t *segment = tsr_segment_of(span);
+  uint32_t slices = span->slice_count;
+  size_t index = tsr_slice_index(span);
+  bool is_purged = span->is_purged;
+  tsr_os_account_pages(-((long)slices << TSR_SLICE_SHIFT));
+  segment->free_slice_count += slices;
+  for (uint32_t i = 0; i < slices; i++) {
+    span[i].owner = 0;
+    span[i].back_bytes = 0;
+    span[i].kind = TSR_PAGE_FREE;
+  }
+  if (index + slices < TSR_SLICE_COUNT) {
+    tsr_page_t *next = slice_at(segment, index + slices);
+    if (next->kind == TSR_PAGE_FREE) {
+      bin_remove(heap, next);
+      is_purged = is_purged && next->is_purged;
+      slices += next->slice_count;
+    }
+  }
+  if (index > SEGMENT_FIRST_SLICE) {
+    tsr_page_t *tail = slice_at(segment, index - 1);
+    if (tail->kind == TSR_PAGE_FREE) {
+      tsr_page_t *prev = tail - (tail->slice_count - 1);
+      bin_remove(heap, prev);
+      is_purged = is_purged && prev->is_purged;
+      slices += prev->slice_count;
+      span = prev;
+    }
+  }
+  uint64_t now = tsr_platform_clock_ms();
+  span_insert_free(heap, span, slices, is_purged, is_purged, now);
+  if (segment->free_slice_count == TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE) {
+    segment->empty_since_ms = now;
+    uint64_t due = now + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
+    if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+  }
+}
+
+/* Grow a used span in place to `slices` by taking from the free span right
+ * after it. Returns false (nothing changed) when that span is missing or short. */
+bool tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
+  uint32_t old = span->slice_count;
+  size_t index = tsr_slice_index(span);
+  if (index + slices > TSR_SLICE_COUNT) return false;
+  tsr_segment_t *segment = tsr_segment_of(span);
+  tsr_page_t *next = slice_at(segment, index + old);
+  if (next->kind != TSR_PAGE_FREE || old + next->slice_count < slices) return false;
+  uint32_t next_slices = next->slice_count;
+  bool is_zero = next->is_zero, is_purged = next->is_purged;
+  uint64_t free_time = next->free_time_ms;
+  bin_remove(heap, next);
+  uint32_t extra = slices - old;
+  if (next_slices > extra)
+    span_insert_free(heap, next + extra, next_slices - extra, is_zero, is_purged, free_time);
+  for (uint32_t i = old; i < slices; i++) {
+    span[i].back_bytes = i << TSR_PAGE_DESC_SHIFT;
+    span[i].kind = span->kind;
+    span[i].owner = 0;
+  }
+  span->slice_count = slices;
+  segment->free_slice_count -= extra;
+  tsr_os_account_pages((long)extra << TSR_SLICE_SHIFT);
+  return true;
+}
+
+/* Shrink a used span to `slices`; the tail goes back to the OS at once (a
+ * program that shrinks a big block wants the memory back) and is freed. */
+void tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
+  uint32_t old = span->slice_count;
+  if (slices >= old) return;
+  tsr_page_t *tail = span + slices;
+  span->slice_count = slices;
+  tail->slice_count = old - slices;
+  tail->kind = span->kind;
+  tail->back_bytes = 0;
+  tail->is_purged = tsr_os_purge(tsr_slice_start(tail), (size_t)(old - slices) << TSR_SLICE_SHIFT);
+  tsr_span_free(heap, tail);
+}
+
+/* ---- purge ---------------------------------------------------------------------- */
+
+/* Return free spans that have been free for the purge delay (all of them if
+ * force) to the OS, and unmap segments that are wholly free (keeping the
+ * heap's last one). Returns the bytes released. */
+size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) {
+  long delay = tsr_option_long(TSR_OPT_PURGE_DELAY);
+  if (delay < 0 && !force) { heap->purge_due_ms = 0; return 0; }
+  size_t released = 0;
+  uint64_t next_due = 0;
+  for (tsr_segment_t *segment = heap->segments, *next; segment != NULL; segment = next) {
+    next = segment->next;
+    bool wholly_free = segment->free_slice_count == TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE;
+    bool is_last = heap->segments == segment && segment->next == NULL;
+    if (wholly_free && !is_last && (force || now_ms >= segment->empty_since_ms + (uint64_t)delay)) {
+      released += TSR_SEGMENT_SIZE;
+      tsr_segment_release(heap, segment);
+    } else if (wholly_free && !is_last) {
+      uint64_t due = segment->empty_since_ms + (uint64_t)delay;
+      if (next_due == 0 || due < next_due) next_due = due;
+    }
+  }
+  for (unsigned b = 0; b < TSR_SPAN_BIN_COUNT; b++) {
+    for (tsr_page_t *span = heap->span_bin[b]; span != NULL; span = span->next) {
+      if (span->is_purged) continue;
+      uint64_t due = span->free_time_ms + (uint64_t)(delay < 0 ? 0 : delay);
+      if (force || now_ms >= due) {
+        size_t bytes = (size_t)span->slice_count << TSR_SLICE_SHIFT;
+        if (tsr_os_purge(tsr_slice_start(span), bytes)) {
+          span->is_purged = 1;
+          span->is_zero = 1;
+          released += bytes;
+        }
+      } else if (next_due == 0 || due < next_due) {
+        next_due = due;
+      }
+    }
+  }
+  heap->purge_due_ms = next_due;
+  return released;
+}
+
+/* Invariant walk (debug builds and tsr_check_heap): returns false on the
+ * first broken invariant. */
+bool tsr_span_check(tsr_heap_t *heap) {
+  for (tsr_segment_t *segment = heap->segments; segment != NULL; segment = segment->next) {
+    if (tsr_segmap_kind((uintptr_t)segment) != TSR_SEGMAP_SEGMENT || segment->heap != heap) return false;
+    uint32_t free_slices = 0;
+    bool prev_free = false;
+    for (size_t i = SEGMENT_FIRST_SLICE; i < TSR_SLICE_COUNT;) {
+      tsr_page_t *span = slice_at(segment, i);
+      uint32_t n = span->slice_count;
+      if (n == 0 || i + n > TSR_SLICE_COUNT || span->back_bytes != 0) return false;
+      bool is_free = span->kind == TSR_PAGE_FREE;
+      if (is_free && prev_free) return false;            /* not coalesced */
+      for (uint32_t k = 1; k < n; k++) {
+        if (is_free ? (span[k].back_bytes != 0 || span[k].owner != 0)
+                    : (span[k].back_bytes != (k << TSR_PAGE_DESC_SHIFT))) return false;
+      }
+      if (is_free) {
+        if (span->owner != 0 || span[n - 1].slice_count != n) return false;
+        free_slices += n;
+      } else if ((span->owner & ~TSR_OWNER_SLOW) != (uintptr_t)heap) {
+        return false;
+      }
+      prev_free = is_free;
+      i += n;
+    }
+    if (free_slices != segment->free_slice_count) return false;
+  }
+  return true;
+}

@@ -1,0 +1,169 @@
+/* types.h -- tessera's core objects and every build knob.
+ *
+ * Three objects, from big to small:
+ *   segment  a TSR_SEGMENT_SIZE region, aligned to its size, so any pointer
+ *            finds its segment by masking. Its first slice holds metadata:
+ *            one page descriptor per slice (descriptor 0 is the segment header).
+ *   span     a run of slices inside a segment; free spans are coalesced.
+ *   page     a span in use: either blocks of one size class with free lists,
+ *            or one large block. Huge blocks get a segment of their own.
+ * "OS page" is the kernel's 4 KiB unit; "page" is always ours.
+ * This header has no code and includes nothing from src/.
+ */
+#ifndef TSR_TYPES_H
+#define TSR_TYPES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- build knobs (-D on the compiler line) ----------------------------- */
+#ifndef TSR_CHECK
+#define TSR_CHECK 0          /* 1: the checking build (libtessera-check.so) */
+#endif
+#ifndef TSR_DEBUG
+#define TSR_DEBUG 0          /* 1: internal assertions; 2: also invariant walks */
+#endif
+
+/* ---- geometry -------------------------------------------------------------- */
+#define TSR_SEGMENT_SHIFT   25                          /* 32 MiB segments */
+#define TSR_SEGMENT_SIZE    ((size_t)1 << TSR_SEGMENT_SHIFT)
+#define TSR_SEGMENT_MASK    (TSR_SEGMENT_SIZE - 1)
+#define TSR_SLICE_SHIFT     16                          /* 64 KiB slices */
+#define TSR_SLICE_SIZE      ((size_t)1 << TSR_SLICE_SHIFT)
+#define TSR_SLICE_COUNT     (TSR_SEGMENT_SIZE / TSR_SLICE_SIZE)  /* 512 per segment */
+#define TSR_PAGE_DESC_SHIFT 7                           /* descriptors are 128 bytes */
+#define TSR_OS_PAGE_SIZE    4096
+#define TSR_ADDRESS_BITS    47                          /* x86-64 user space */
+#define TSR_SEGMAP_COUNT    ((size_t)1 << (TSR_ADDRESS_BITS - TSR_SEGMENT_SHIFT))
+
+/* ---- size classes ---------------------------------------------------------- */
+#define TSR_ALIGN           16      /* every block, as glibc */
+#define TSR_DIRECT_MAX      1024    /* sizes served by the heap's direct table */
+#define TSR_DIRECT_COUNT    (TSR_DIRECT_MAX / 16 + 1)
+#define TSR_CLASS_MAX_SIZE  (128 * 1024)  /* largest block size kept in class pages */
+#define TSR_CLASS_COUNT     89      /* classes 1..88; class 0 is unused */
+#define TSR_LARGE_MAX_SIZE  (TSR_SEGMENT_SIZE / 2)  /* above: a huge block, own mapping */
+#define TSR_PAGE_EXTEND_SIZE 4096   /* carve this many bytes of blocks at a time (RSS) */
+#define TSR_SPAN_BIN_COUNT  32
+
+/* ---- options that are compile-time ----------------------------------------- */
+#define TSR_PURGE_DELAY_DEFAULT_MS 10
+#define TSR_PURGE_MIN_GAP_MS       2   /* housekeeping runs at most this often per heap */
+
+/* ---- the segment map: one byte per possible segment ------------------------ */
+enum {
+  TSR_SEGMAP_NONE = 0,       /* not ours */
+  TSR_SEGMAP_SEGMENT = 1,    /* a segment of pages and spans */
+  TSR_SEGMAP_HUGE = 2,       /* the first segment-sized slot of a huge mapping */
+  TSR_SEGMAP_HUGE_TAIL = 3   /* a later slot of a huge mapping */
+};
+
+/* ---- pages ------------------------------------------------------------------ */
+typedef struct tsr_block_s {
+  uintptr_t next_encoded;   /* next free block, XOR the process secret */
+} tsr_block_t;
+
+typedef enum tsr_page_kind_e {
+  TSR_PAGE_FREE = 0,        /* part of a free span (or never used) */
+  TSR_PAGE_SMALL = 1,       /* blocks of one size class */
+  TSR_PAGE_LARGE = 2,       /* one large block */
+  TSR_PAGE_META = 3         /* the segment's metadata slice */
+} tsr_page_kind_t;
+
+/* owner word: the owning heap's address, plus this flag while the page must
+ * take the slow path on free (full pages and large blocks). */
+#define TSR_OWNER_SLOW ((uintptr_t)1)
+
+struct tsr_heap_s;
+
+/* One descriptor per slice; only a span's first descriptor (its head) is live
+ * metadata. Fields the fast paths read come first (one cache line). */
+typedef struct tsr_page_s {
+  tsr_block_t *free;                /* local free list (owner thread only) */
+  uintptr_t owner;                  /* heap | TSR_OWNER_SLOW; 0 for free spans, metadata */
+  uint8_t  *area;                   /* first block; slice-aligned */
+  uint64_t  block_magic;            /* UINT64_MAX / block_size + 1: divisibility test */
+  uint32_t  used;                   /* blocks allocated and not yet freed locally */
+  uint32_t  carved_size;            /* bytes of the area carved into blocks so far */
+  uint32_t  back_bytes;             /* distance back to this span's head descriptor */
+  uint32_t  block_size;             /* bytes per block (span bytes for large) */
+  uint32_t  capacity;               /* blocks carved */
+  uint32_t  reserved;               /* blocks the area can hold */
+  uint16_t  size_class;             /* 0 for large pages */
+  uint8_t   kind;                   /* tsr_page_kind_t */
+  uint8_t   is_zero : 1;            /* free span memory known to read as zero */
+  uint8_t   is_purged : 1;          /* free span returned to the OS */
+  uint8_t   is_queued : 1;          /* small page linked in its class queue */
+  uint8_t   has_aligned : 1;        /* reserved for interior aligned pointers */
+  uint32_t  slice_count;            /* span length; also kept in a free span's last slice */
+  /* -- second cache line: remote frees, list links, housekeeping -- */
+  _Atomic(uintptr_t) thread_free;   /* blocks freed by other threads (encoded links) */
+  struct tsr_page_s *pending_next;  /* link in the owner heap's pending list */
+  struct tsr_page_s *next;          /* class queue or free-span bin */
+  struct tsr_page_s *prev;
+  uint64_t  free_time_ms;           /* free spans: when the span became free */
+  uint32_t  requested_tail;         /* large: bytes requested (for slack stats) */
+  uint32_t  reserved_pad[5];
+} tsr_page_t;
+
+_Static_assert(sizeof(tsr_page_t) == (1u << TSR_PAGE_DESC_SHIFT), "page descriptor size");
+
+/* ---- segments ---------------------------------------------------------------- */
+typedef enum tsr_segment_kind_e {
+  TSR_SEGMENT_NORMAL = 1,
+  TSR_SEGMENT_HUGE = 2
+} tsr_segment_kind_t;
+
+/* The header overlays descriptor 0 (slice 0 holds only metadata). Its first
+ * 64 bytes must read as a page descriptor of kind META with no owner and no
+ * back distance, so a pointer into slice 0 falls into free()'s slow path; the
+ * header's own fields sit where a page keeps its cold second line. */
+typedef struct tsr_segment_s {
+  uint8_t  as_page[64];             /* descriptor 0's hot line: kind META, owner 0 */
+  struct tsr_heap_s *heap;          /* owner (normal segments) */
+  struct tsr_segment_s *next;       /* the heap's segment list */
+  struct tsr_segment_s *prev;
+  uint32_t kind;                    /* tsr_segment_kind_t */
+  uint32_t free_slice_count;        /* slices in free spans */
+  size_t   map_size;                /* bytes mapped for this segment */
+  uint8_t *huge_block;              /* huge: the block */
+  size_t   huge_size;               /* huge: usable bytes of the block */
+  uint64_t empty_since_ms;          /* all slices free since; 0 if in use */
+} tsr_segment_t;
+
+_Static_assert(sizeof(tsr_segment_t) == sizeof(tsr_page_t), "segment header overlays descriptor 0");
+
+/* ---- heaps -------------------------------------------------------------------- */
+typedef struct tsr_page_queue_s {
+  tsr_page_t *first;
+  tsr_page_t *last;
+} tsr_page_queue_t;
+
+/* Counters kept per heap and merged on read; the owner writes them with plain
+ * increments, readers may see them slightly stale. */
+typedef struct tsr_heap_counters_s {
+  uint64_t malloc_count, calloc_count, realloc_count, aligned_count, free_count;
+  uint64_t remote_free_count, realloc_inplace_count, requested_bytes;
+} tsr_heap_counters_t;
+
+typedef struct tsr_heap_s {
+  tsr_page_t *direct[TSR_DIRECT_COUNT];   /* size/16 -> page to pop from (fast path) */
+  uintptr_t   secret;                     /* free-list encoding key (copy of the process one) */
+  tsr_heap_counters_t count;
+  tsr_page_queue_t queue[TSR_CLASS_COUNT];/* pages with free blocks, per class */
+  tsr_page_t *span_bin[TSR_SPAN_BIN_COUNT]; /* free spans by length */
+  uint32_t    span_bin_mask;              /* bit b set iff span_bin[b] is not empty */
+  uint32_t    id;                         /* 1 for the main thread's heap */
+  _Atomic(tsr_page_t *) pending;          /* pages with remote frees to collect */
+  tsr_segment_t *segments;                /* segments owned by this heap */
+  uint64_t    last_purge_ms;
+  uint64_t    purge_due_ms;               /* earliest time a free span is due; 0: none */
+  struct tsr_heap_s *all_next;            /* registry of every heap */
+  struct tsr_heap_s *abandoned_next;      /* abandoned list (thread exited) */
+  bool        is_abandoned;
+  bool        is_initialized;
+} tsr_heap_t;
+
+#endif /* TSR_TYPES_H */
