@@ -476,6 +476,7 @@ def parse_threads(spec, nproc):
 
 def run_all(args):
     nproc = len(os.sched_getaffinity(0))
+    commit = git_commit()  # now: the library under test was built from this tree
     threads = parse_threads(args.threads, nproc)
     allocs, notes = discover_allocators(args.allocators.split(",") if args.allocators else None)
     if not any(a["name"] == "glibc" for a in allocs):
@@ -521,7 +522,7 @@ def run_all(args):
 
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "commit": git_commit(), "nproc": nproc, "cpu": cpu_model(), "kernel": os.uname().release,
+        "commit": commit, "nproc": nproc, "cpu": cpu_model(), "kernel": os.uname().release,
         "quick": args.quick, "rounds": rounds, "scale": scale, "threads": threads,
         "argv": "make bench" + (" QUICK=1" if args.quick else "") + (" THREADS=" + args.threads if args.threads else "") +
                 (" ROUNDS=%d" % args.rounds if args.rounds else "") + (" BENCH_ONLY='%s'" % args.only if args.only else "") +
