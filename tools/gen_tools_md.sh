@@ -50,8 +50,10 @@ echo '## run'
 echo 'Runs a program with `libtessera.so` prepended to `LD_PRELOAD`. `--stats` asks the library for its statistics at exit (`TESSERA_STATS=1`, or `json`). The exit status is the program'"'"'s; a signal gives 128+signal.'
 echo
 if have_lib; then
-  show "$ROOT/$T run --stats -- ls -d /usr/share/doc"
-  show "$ROOT/$T run --stats=json -- true"
+  show "$ROOT/$T run --stats -- perl -e 'my %h; \$h{\$_} = [\$_] for 1..10000; print scalar(keys %h), \"\\n\"'"
+  show "$ROOT/$T run --stats=json -- perl -e 1"
+  echo '(Coreutils programs such as `ls` close their standard error at exit, so statistics written to fd 2 at exit are lost there; use `TESSERA_STATS_FILE`.)'
+  echo
 else nolib; fi
 show "$ROOT/$T run --alloc glibc -- sh -c 'kill -TERM \$\$'; echo \"status \$?\""
 
