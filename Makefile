@@ -23,7 +23,7 @@ OPT      ?= -O2
 LIBFLAGS := -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-plt \
             -fno-semantic-interposition -fno-builtin-malloc -fno-builtin-free \
             -fno-stack-protector -fno-exceptions -fno-math-errno \
-            -fno-omit-frame-pointer
+            -fomit-frame-pointer
 CFLAGS_LIB = $(CSTD) $(OPT) -g $(WARN) $(LIBFLAGS) -Iinclude -Isrc
 LDLIBS_LIB := -lpthread
 

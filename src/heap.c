@@ -37,13 +37,13 @@ static struct {
 /* Collect every page on the pending list: move its remote frees onto its
  * local list, then requeue, retire or free the page. Owner only. */
 void tsr_heap_collect_remote(tsr_heap_t *heap) {
-  tsr_page_t *page = atomic_exchange_explicit(&heap->pending, NULL, memory_order_acquire);
+  tsr_page_t *page = atomic_exchange_explicit(&heap->pending, NULL, memory_order_acq_rel);
   uintptr_t secret = heap->secret;
   while (page != NULL) {
     /* Read the link first: once thread_free is taken, a remote free may
      * push this page onto the pending list again and rewrite it. */
     tsr_page_t *next = page->pending_next;
-    uintptr_t list = atomic_exchange_explicit(&page->thread_free, 0, memory_order_acquire);
+    uintptr_t list = atomic_exchange_explicit(&page->thread_free, 0, memory_order_acq_rel);
     if (page->kind == TSR_PAGE_LARGE) {
       if (list != 0) tsr_large_free(heap, page);
     } else {

@@ -50,6 +50,7 @@ __attribute__((constructor(101))) static void tsr_init_constructor(void) {
   /* Options read before libc set environ: read them again now. */
   tsr_options_init();
   tsr_heap_process_ready();
+  tsr_stats_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (tsr_heap_get() == &tsr_heap_empty) tsr_heap_init_thread();
 }

@@ -62,7 +62,7 @@ typedef struct tsr_os_counters_s {
 extern tsr_os_counters_t tsr_os_counters tsr_hidden;
 
 static inline uint8_t tsr_segmap_kind(uintptr_t addr) {
-  return tsr_segmap[(addr >> TSR_SEGMENT_SHIFT) & (TSR_SEGMAP_COUNT - 1)];
+  return __atomic_load_n(&tsr_segmap[(addr >> TSR_SEGMENT_SHIFT) & (TSR_SEGMAP_COUNT - 1)], __ATOMIC_RELAXED);
 }
 
 /* ---- sizeclass.c ----------------------------------------------------------- */
@@ -81,6 +81,14 @@ static inline tsr_page_t *tsr_slice_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
   return (tsr_page_t *)((a & ~(uintptr_t)TSR_SEGMENT_MASK) +
                         (((a & TSR_SEGMENT_MASK) >> TSR_SLICE_SHIFT) << TSR_PAGE_DESC_SHIFT));
+}
+/* The owner word is written by the owner and read by freeing threads:
+ * relaxed atomic accesses (plain moves on x86-64) keep that race defined. */
+static inline uintptr_t tsr_page_owner(const tsr_page_t *page) {
+  return __atomic_load_n(&page->owner, __ATOMIC_RELAXED);
+}
+static inline void tsr_page_set_owner(tsr_page_t *page, uintptr_t owner) {
+  __atomic_store_n(&page->owner, owner, __ATOMIC_RELAXED);
 }
 static inline tsr_page_t *tsr_page_of(const void *p) {
   tsr_page_t *slice = tsr_slice_of(p);
@@ -161,6 +169,8 @@ size_t tsr_format_va(char *buf, size_t size, const char *fmt, va_list ap) tsr_hi
 uint32_t tsr_page_live_count(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void   tsr_message(const char *fmt, ...) tsr_hidden;          /* "tessera: ..." to stderr */
 void   tsr_stats_exit_report(void) tsr_hidden;
+void   tsr_stats_init(void) tsr_hidden;
+extern int tsr_stats_stderr tsr_hidden;
 
 extern uintptr_t tsr_secret tsr_hidden;
 void tsr_init_process(void) tsr_hidden;

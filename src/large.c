@@ -48,7 +48,7 @@ void *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   page->requested_tail = (uint32_t)(page->block_size - size);
   tsr_span_mark_used(page, slices);
-  page->owner = (uintptr_t)heap | TSR_OWNER_SLOW;
+  tsr_page_set_owner(page, (uintptr_t)heap | TSR_OWNER_SLOW);
   if (zero && !is_zero) memset(page->area, 0, size);
   return page->area;
 }

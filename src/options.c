@@ -28,6 +28,9 @@ static const struct option_def {
 };
 
 tsr_option_value_t tsr_option_values[TSR_OPT_COUNT];
+/* Copies of the texts: programs rewrite their environment (redis and nginx
+ * reuse it for the process title), and the exit report reads them late. */
+static char option_texts[TSR_OPT_COUNT][256];
 static _Atomic int options_state;   /* 0 unread, 1 reading, 2 read */
 
 static bool text_equals(const char *a, const char *b) {
@@ -98,7 +101,11 @@ void tsr_options_init(void) {
                        def->default_text);
     }
     tsr_option_values[i].number = value;
-    tsr_option_values[i].text = text;
+    size_t len = strlen(text);
+    if (len >= sizeof option_texts[i]) len = sizeof option_texts[i] - 1;
+    memcpy(option_texts[i], text, len);
+    option_texts[i][len] = 0;
+    tsr_option_values[i].text = option_texts[i];
   }
   /* Before libc has set environ (a very early call from the loader) keep the
    * defaults and look again later. */

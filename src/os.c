@@ -43,7 +43,7 @@ void tsr_os_account_pages(long delta_bytes) {
  * else over-map by the alignment and trim both ends. errno ENOMEM on failure. */
 void *tsr_os_map_aligned(size_t size, size_t alignment) {
   if (size == 0 || size > ((size_t)1 << TSR_ADDRESS_BITS)) { errno = ENOMEM; return NULL; }
-  uintptr_t hint = os.hint;
+  uintptr_t hint = __atomic_load_n(&os.hint, __ATOMIC_RELAXED);
   uint8_t *p = NULL;
   if (hint != 0 && (hint & (alignment - 1)) == 0) {
     p = tsr_platform_map(size, (void *)hint);
@@ -62,7 +62,7 @@ void *tsr_os_map_aligned(size_t size, size_t alignment) {
     uint8_t *end = p + size, *raw_end = raw + over;
     if (raw_end > end) tsr_platform_unmap(end, (size_t)(raw_end - end));
   }
-  os.hint = (uintptr_t)p + size;   /* a racy hint is harmless: it is only a hint */
+  __atomic_store_n(&os.hint, (uintptr_t)p + size, __ATOMIC_RELAXED);   /* only a hint: any thread's will do */
   atomic_fetch_add_explicit(&tsr_os_counters.map_count, 1, memory_order_relaxed);
   tsr_os_account_map((long)size);
   return p;

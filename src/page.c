@@ -99,7 +99,7 @@ static void page_extend(tsr_heap_t *heap, tsr_page_t *page) {
   ((tsr_block_t *)block)->next_encoded = tsr_encode(heap->secret, page->free);
   page->free = (tsr_block_t *)first;
   page->capacity += count;
-  page->carved_size = page->capacity * size;
+  __atomic_store_n(&page->carved_size, page->capacity * size, __ATOMIC_RELAXED);
 }
 
 static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
@@ -120,14 +120,14 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   page->pending_next = NULL;
   tsr_span_mark_used(page, slices);
-  page->owner = (uintptr_t)heap;
+  tsr_page_set_owner(page, (uintptr_t)heap);
   return page;
 }
 
 static inline void *page_pop(tsr_heap_t *heap, tsr_page_t *page) {
   tsr_block_t *block = page->free;
   page->free = tsr_decode(heap->secret, block->next_encoded);
-  block->next_encoded = 0;
+  block->free_mark = 0;
   page->used++;
   return block;
 }
@@ -145,7 +145,7 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
     if (page->free != NULL) break;
     tsr_page_t *next = page->next;
     queue_remove(heap, page);           /* full: off the queue until a block comes back */
-    page->owner |= TSR_OWNER_SLOW;
+    tsr_page_set_owner(page, (uintptr_t)heap | TSR_OWNER_SLOW);
     page = next;
   }
   if (page == NULL) {
@@ -164,7 +164,7 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
 
 /* A block came back to a page that had left its queue (full): put it back. */
 void tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) {
-  page->owner = (uintptr_t)heap;
+  tsr_page_set_owner(page, (uintptr_t)heap);
   queue_push_back(heap, page);
 }
 
@@ -181,6 +181,7 @@ void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
 void tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) {
   tsr_block_t *block = p;
   block->next_encoded = tsr_encode(heap->secret, page->free);
+  block->free_mark = (uintptr_t)block ^ heap->secret;
   page->free = block;
   page->used--;
   if (page->owner & TSR_OWNER_SLOW) tsr_page_unfull(heap, page);

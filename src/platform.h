@@ -46,6 +46,7 @@ void     tsr_platform_close(int fd);
 size_t   tsr_platform_rss_bytes(void);     /* from /proc/self/statm; 0 if unknown */
 size_t   tsr_platform_rss_peak_bytes(void);/* getrusage ru_maxrss */
 void     tsr_platform_yield(void);
+int      tsr_platform_dup_high(int fd);    /* close-on-exec copy at a high number; -1 on failure */
 _Noreturn void tsr_platform_abort(void);   /* raise SIGABRT, with a core where enabled */
 
 /* Test-only fault injection: when TSR_FAULT_INJECTION is compiled in, the Nth

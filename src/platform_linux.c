@@ -162,6 +162,13 @@ size_t tsr_platform_rss_peak_bytes(void) {
 
 void tsr_platform_yield(void) { syscall(SYS_sched_yield); }
 
+int tsr_platform_dup_high(int fd) {
+  int saved = errno;
+  int copy = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 200);
+  errno = saved;
+  return copy;
+}
+
 _Noreturn void tsr_platform_abort(void) {
   /* Unblock and restore SIGABRT first: a program's own handler must not turn
    * a heap-corruption stop into a return into the corrupted heap. */

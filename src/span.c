@@ -52,7 +52,7 @@ static void bin_remove(tsr_heap_t *heap, tsr_page_t *span) {
 static void span_insert_free(tsr_heap_t *heap, tsr_page_t *head, uint32_t slices,
                              bool is_zero, bool is_purged, uint64_t free_time_ms) {
   head->kind = TSR_PAGE_FREE;
-  head->owner = 0;
+  tsr_page_set_owner(head, 0);
   head->back_bytes = 0;
   head->slice_count = slices;
   head->is_zero = is_zero;
@@ -76,7 +76,7 @@ void tsr_span_mark_used(tsr_page_t *span, uint32_t slices) {
   for (uint32_t i = 1; i < slices; i++) {
     span[i].back_bytes = i << TSR_PAGE_DESC_SHIFT;
     span[i].kind = kind;
-    span[i].owner = 0;
+    tsr_page_set_owner(&span[i], 0);
   }
   span->back_bytes = 0;
   span->slice_count = slices;
@@ -192,7 +192,7 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
   tsr_os_account_pages(-((long)slices << TSR_SLICE_SHIFT));
   segment->free_slice_count += slices;
   for (uint32_t i = 0; i < slices; i++) {
-    span[i].owner = 0;
+    tsr_page_set_owner(&span[i], 0);
     span[i].back_bytes = 0;
     span[i].kind = TSR_PAGE_FREE;
   }
@@ -242,7 +242,7 @@ bool tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
   for (uint32_t i = old; i < slices; i++) {
     span[i].back_bytes = i << TSR_PAGE_DESC_SHIFT;
     span[i].kind = span->kind;
-    span[i].owner = 0;
+    tsr_page_set_owner(&span[i], 0);
   }
   span->slice_count = slices;
   segment->free_slice_count -= extra;

@@ -199,17 +199,29 @@ tsr_public void tsr_stats_print(int fd, bool json) {
   writer_flush(&w);
 }
 
+int tsr_stats_stderr = -1;
+
+/* At start-up: keep a copy of stderr if an exit report will be written to it. */
+void tsr_stats_init(void) {
+  const char *mode = tsr_option_text(TSR_OPT_STATS);
+  const char *path = tsr_option_text(TSR_OPT_STATS_FILE);
+  if (mode != NULL && *mode != 0 && strcmp(mode, "off") != 0 && strcmp(mode, "0") != 0 && (path == NULL || *path == 0))
+    tsr_stats_stderr = tsr_platform_dup_high(2);
+}
+
 /* At exit, if TESSERA_STATS asks for it. */
 void tsr_stats_exit_report(void) {
   const char *mode = tsr_option_text(TSR_OPT_STATS);
   if (mode == NULL || *mode == 0 || strcmp(mode, "off") == 0 || strcmp(mode, "0") == 0 || strcmp(mode, "no") == 0) return;
   bool json = strcmp(mode, "json") == 0;
   const char *path = tsr_option_text(TSR_OPT_STATS_FILE);
-  int fd = 2;
+  /* Programs close stderr before exit (coreutils does): write to the copy
+   * of fd 2 taken at start-up. */
+  int fd = tsr_stats_stderr >= 0 ? tsr_stats_stderr : 2;
   if (path != NULL && *path != 0) {
     fd = tsr_platform_open_write(path);
-    if (fd < 0) { tsr_message("cannot write statistics to %s", path); fd = 2; }
+    if (fd < 0) { tsr_message("cannot write statistics to %s", path); return; }
   }
   tsr_stats_print(fd, json);
-  if (fd != 2) tsr_platform_close(fd);
+  if (path != NULL && *path != 0 && fd >= 0) tsr_platform_close(fd);
 }

@@ -61,8 +61,10 @@ enum {
 };
 
 /* ---- pages ------------------------------------------------------------------ */
+/* A free block's first two words. Every block is at least 16 bytes. */
 typedef struct tsr_block_s {
   uintptr_t next_encoded;   /* next free block, XOR the process secret */
+  uintptr_t free_mark;      /* the block's address XOR the secret while free; malloc clears it */
 } tsr_block_t;
 
 typedef enum tsr_page_kind_e {
