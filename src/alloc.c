@@ -130,8 +130,21 @@ tsr_public void *tsr_aligned_alloc(size_t alignment, size_t size) {
 
 /* ---- realloc ----------------------------------------------------------------------- */
 
+/* A block that grows past this size by realloc moves into a span of its own
+ * (a large block), where later growth happens in place and the untouched
+ * tail costs no memory, instead of stepping through every size class. */
+#define REALLOC_SPAN_MIN_SIZE ((size_t)16 * 1024)
+
 static void *realloc_move(void *p, size_t old_size, size_t size) {
-  void *q = alloc_block(tsr_heap_get(), size);
+  void *q;
+  if (size > old_size && size > REALLOC_SPAN_MIN_SIZE && size <= TSR_LARGE_MAX_SIZE) {
+    tsr_heap_t *heap = tsr_heap_get();
+    if (heap == &tsr_heap_empty) heap = tsr_heap_init_thread();
+    q = heap != NULL ? tsr_large_alloc(heap, size, TSR_ALIGN, false) : NULL;
+    if (q == NULL) errno = ENOMEM;
+  } else {
+    q = alloc_block(tsr_heap_get(), size);
+  }
   if (q == NULL) return NULL;
   memcpy(q, p, old_size < size ? old_size : size);
   tsr_free(p);
@@ -150,7 +163,7 @@ void *tsr_realloc_internal(void *p, size_t size) {
       /* In place while it fits and does not waste more than half the block. */
       if (size <= usable && (size >= usable / 2 || usable <= 64)) { COUNT_INPLACE(); return p; }
     } else if (page->kind == TSR_PAGE_LARGE && (tsr_page_owner(page) & ~TSR_OWNER_SLOW) == (uintptr_t)heap &&
-               size > TSR_CLASS_MAX_SIZE && size <= TSR_LARGE_MAX_SIZE) {
+               size > REALLOC_SPAN_MIN_SIZE && size <= TSR_LARGE_MAX_SIZE) {
       if (tsr_large_realloc_inplace(heap, page, size) != NULL) { COUNT_INPLACE(); return p; }
     }
     return realloc_move(p, usable, size);
