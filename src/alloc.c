@@ -40,7 +40,10 @@ tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t align
   } else {
     p = tsr_huge_alloc(size, alignment, zero);
   }
-  if (tsr_unlikely(p == NULL)) errno = ENOMEM;
+  if (tsr_unlikely(p == NULL)) {
+    if (tsr_option_long(TSR_OPT_VERBOSE)) tsr_message("warning: out of memory: a request of %zu bytes returns NULL", size);
+    errno = ENOMEM;
+  }
   return p;
 }
 
