@@ -40,7 +40,9 @@ void tsr_platform_fail_after(long n) { atomic_store(&platform.fail_after, n); }
 
 void *tsr_platform_map(size_t size, void *hint) {
   if (fault_injected()) return NULL;
-  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  /* No MAP_NORESERVE: the kernel's overcommit heuristic should refuse an
+   * absurd request (malloc of terabytes) with ENOMEM, as it does for glibc. */
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
