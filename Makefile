@@ -84,3 +84,7 @@ install: all
 
 clean:
 	rm -rf build
+
+.PHONY: readme-options
+readme-options: $(CLI)
+	sh scripts/readme_options.sh

@@ -23,7 +23,8 @@ run() {
     shift 2
     rm -f "$W"/*.db
     if [ "$alloc" = tessera ]; then
-        env LD_PRELOAD="$LIB" TESSERA_STATS=1 /usr/bin/time -f "%e %M" -o "$W/$tag.$alloc.time" "$@" \
+        # Statistics from the workload only, not from /usr/bin/time itself.
+        env LD_PRELOAD="$LIB" /usr/bin/time -f "%e %M" -o "$W/$tag.$alloc.time" env TESSERA_STATS=1 "$@" \
             >"$W/$tag.$alloc.out" 2>"$W/$tag.$alloc.err"
     else
         /usr/bin/time -f "%e %M" -o "$W/$tag.$alloc.time" "$@" >"$W/$tag.$alloc.out" 2>"$W/$tag.$alloc.err"
@@ -38,7 +39,7 @@ row() {
 
 echo "demo: building done; running workloads (glibc $(ldd --version | head -1 | awk '{print $NF}'), tessera $LIB)"
 for alloc in glibc tessera; do
-    run py "$alloc" python3 scripts/demo/workload.py "$SCALE"
+    run py "$alloc" /usr/bin/python3 scripts/demo/workload.py "$SCALE"
     run sql "$alloc" sqlite3 "$W/demo.db" ".read scripts/demo/workload.sql"
 done
 
