@@ -753,7 +753,8 @@ def report(data, base):
             L.append("| workload | " + " | ".join(names) + " |")
             L.append("|---" * (len(names) + 1) + "|")
             for l in mrows:
-                L.append("| %s | " % l + " | ".join(fmt(summ[l][n]["mops"], 2) for n in names) + " |")
+                L.append("| %s | " % l + " | ".join("-" if summ[l][n]["mops"] is None else "%.3g" % summ[l][n]["mops"]
+                                                    for n in names) + " |")
     sp = speedups(data, summ, names)
     if sp:
         L.append("")
