@@ -43,7 +43,7 @@ all: $(LIB_SO) $(LIB_A) $(LIB_CHECK) $(CLI)
 build/release/unity.o: src/unity.c $(SRC) $(HDR) | build/release
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 build/check/unity.o: src/unity.c $(SRC) $(HDR) | build/check
-	$(CC) $(CFLAGS_LIB) -DTSR_CHECK=1 -c $< -o $@
+	$(CC) $(CFLAGS_LIB) -DTSR_CHECK=1 -fno-omit-frame-pointer -c $< -o $@
 
 $(LIB_SO): build/release/unity.o
 	$(CC) -shared -Wl,-soname,libtessera.so.$(SOMAJOR) -Wl,-z,nodelete -Wl,--version-script=src/exports.map -o $@ $< $(LDLIBS_LIB)

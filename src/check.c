@@ -1,9 +1,26 @@
-/* check.c -- the checking layer. In the release build it only offers
- * tsr_check_heap as an invariant walk of the caller's heap; the checking
- * build (TSR_CHECK=1, libtessera-check.so) adds redzones, quarantine and
- * reports here (see docs/check.md once written).
+/* check.c -- the checking layer. The release build keeps only
+ * tsr_check_heap as an invariant walk of the caller's heap. The checking
+ * build (TSR_CHECK=1, libtessera-check.so) wraps every allocation call:
+ *
+ *   core block = [header 16 | left canary | user bytes | right canary]
+ *
+ * The header holds the user address XOR a key (so any address inside a core
+ * block finds its checked block); the canaries start at the exact ends of
+ * the requested bytes, so 1 byte past an odd-sized block is caught. Every
+ * block is also kept out of line in the block table (open addressing keyed
+ * by user address, in memory mapped here), live or quarantined, with its
+ * size, family and the depot ids of its allocation and free stacks: invalid
+ * frees of arbitrary addresses are diagnosed without trusting the memory
+ * before the pointer. Freed blocks are poisoned and held in a FIFO
+ * quarantine of TESSERA_CHECK_QUARANTINE bytes; their poison is verified
+ * when they leave it. Nothing here allocates from the heap it checks, and
+ * reports are written only after TSR_LOCK_CHECK is released.
+ * Not done here: guard pages (guard.c), the leak scan (leak.c).
  */
-#include "internal.h"
+#define _GNU_SOURCE
+#include "check.h"
+
+#if !TSR_CHECK
 
 /* Walk the calling thread's heap invariants; returns the number of broken ones. */
 tsr_public size_t tsr_check_heap(void) {
@@ -27,3 +44,974 @@ tsr_public size_t tsr_check_heap(void) {
   if (errors != 0) tsr_message("heap check: %zu invariant(s) broken", errors);
   return errors;
 }
+
+#else /* TSR_CHECK */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* From here on the tsr_* names are the checked public API (internal.h
+ * renamed the core's to tsr_core_*); override.c, after us, aliases these. */
+#undef tsr_malloc
+#undef tsr_calloc
+#undef tsr_realloc
+#undef tsr_reallocarray
+#undef tsr_free
+#undef tsr_free_sized
+#undef tsr_free_aligned_sized
+#undef tsr_posix_memalign
+#undef tsr_aligned_alloc
+#undef tsr_usable_size
+#undef tsr_alloc_aligned
+void *tsr_core_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
+void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
+void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) tsr_hidden;
+void  tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) tsr_hidden;
+
+#define OWN_MAP_MAX 64
+#define THREAD_MAX  ((size_t)1 << 20)
+
+static struct {
+  tsr_check_block_t *table;     /* open addressing, linear probing, keyed by user */
+  size_t capacity;              /* slots, a power of two */
+  size_t count;                 /* slots in use */
+  uintptr_t *ring;              /* quarantine FIFO of user addresses */
+  size_t ring_capacity, ring_head, ring_count;
+  size_t quarantine_bytes;      /* core bytes held by the quarantine */
+  size_t quarantine_limit;
+  tsr_check_thread_t *threads;  /* registry: every thread seen, in order */
+  _Atomic size_t thread_count;
+  struct { uintptr_t start, size; } own[OWN_MAP_MAX];   /* our mappings (leak scan skips them) */
+  size_t redzone;               /* bytes of canary on each side, at least */
+  size_t stack_depth;
+  int log_fd;
+  bool json;
+  _Atomic bool ready;
+} check;
+
+_Atomic size_t tsr_check_error_count;
+static __thread tsr_check_thread_t *thread_self;
+static __thread bool thread_registering;
+
+/* ---- our own memory -------------------------------------------------------------- */
+
+void *tsr_check_map(size_t size, const char *name) {
+  void *p = tsr_platform_map(size, NULL);
+  if (p == NULL) return NULL;
+  tsr_platform_name(p, size, name);
+  for (size_t i = 0; i < OWN_MAP_MAX; i++) {
+    if (__atomic_load_n(&check.own[i].start, __ATOMIC_RELAXED) == 0) {
+      check.own[i].size = size;
+      __atomic_store_n(&check.own[i].start, (uintptr_t)p, __ATOMIC_RELEASE);
+      break;
+    }
+  }
+  return p;
+}
+
+void tsr_check_unmap(void *p, size_t size) {
+  for (size_t i = 0; i < OWN_MAP_MAX; i++)
+    if (check.own[i].start == (uintptr_t)p) { __atomic_store_n(&check.own[i].start, 0, __ATOMIC_RELEASE); break; }
+  tsr_platform_unmap(p, size);
+}
+
+bool tsr_check_is_own_memory(uintptr_t addr) {
+  for (size_t i = 0; i < OWN_MAP_MAX; i++) {
+    uintptr_t s = __atomic_load_n(&check.own[i].start, __ATOMIC_ACQUIRE);
+    if (s != 0 && addr >= s && addr < s + check.own[i].size) return true;
+  }
+  return false;
+}
+
+/* ---- initialization --------------------------------------------------------------- */
+
+static void options_load(void) {
+  long redzone = tsr_option_long(TSR_OPT_CHECK_REDZONE);
+  check.redzone = redzone < 0 ? 0 : redzone > 4096 ? 4096 : (size_t)redzone;
+  long q = tsr_option_long(TSR_OPT_CHECK_QUARANTINE);
+  check.quarantine_limit = q < 0 ? 0 : (size_t)q;
+  long depth = tsr_option_long(TSR_OPT_CHECK_STACK_DEPTH);
+  check.stack_depth = depth < 1 ? 1 : depth > TSR_CHECK_MAX_FRAMES ? TSR_CHECK_MAX_FRAMES : (size_t)depth;
+  check.json = tsr_option_long(TSR_OPT_CHECK_JSON) != 0;
+}
+
+/* Lazy, from the first call (possibly before libc is ready): raw mappings only. */
+static tsr_cold void check_init(void) {
+  tsr_init_process();
+  tsr_lock(TSR_LOCK_CHECK);
+  if (!atomic_load(&check.ready)) {
+    options_load();
+    check.log_fd = -1;
+    check.capacity = (size_t)1 << 16;
+    check.table = tsr_check_map(check.capacity * sizeof(tsr_check_block_t), "tessera check blocks");
+    check.ring_capacity = (size_t)1 << 14;
+    check.ring = tsr_check_map(check.ring_capacity * sizeof(uintptr_t), "tessera check quarantine");
+    check.threads = tsr_check_map(THREAD_MAX * sizeof(tsr_check_thread_t), "tessera check threads");
+    if (check.table == NULL || check.ring == NULL || check.threads == NULL) {
+      tsr_message("check: cannot map the checking layer's tables");
+      tsr_platform_abort();
+    }
+    atomic_store(&check.ready, true);
+  }
+  tsr_unlock(TSR_LOCK_CHECK);
+}
+
+static inline void check_ready(void) {
+  if (tsr_unlikely(!atomic_load_explicit(&check.ready, memory_order_acquire))) check_init();
+}
+
+/* ---- the block table (TSR_LOCK_CHECK held) ------------------------------------------ */
+
+static inline size_t slot_of(uintptr_t user, size_t capacity) {
+  return (size_t)(((user >> 4) * 0x9e3779b97f4a7c15ULL) >> 20) & (capacity - 1);
+}
+
+static tsr_check_block_t *table_find(uintptr_t user) {
+  size_t mask = check.capacity - 1;
+  for (size_t i = slot_of(user, check.capacity);; i = (i + 1) & mask) {
+    tsr_check_block_t *b = &check.table[i];
+    if (b->user == user) return b;
+    if (b->user == 0) return NULL;
+  }
+}
+
+static void table_put_raw(tsr_check_block_t *table, size_t capacity, const tsr_check_block_t *block) {
+  size_t mask = capacity - 1;
+  for (size_t i = slot_of(block->user, capacity);; i = (i + 1) & mask) {
+    if (table[i].user == 0 || table[i].user == block->user) { table[i] = *block; return; }
+  }
+}
+
+/* false: no memory for a bigger table (the block goes unchecked). */
+static bool table_insert(const tsr_check_block_t *block) {
+  if ((check.count + 1) * 10 > check.capacity * 7) {
+    size_t capacity = check.capacity * 2;
+    tsr_check_block_t *table = tsr_check_map(capacity * sizeof(tsr_check_block_t), "tessera check blocks");
+    if (table == NULL) return false;
+    for (size_t i = 0; i < check.capacity; i++)
+      if (check.table[i].user != 0) table_put_raw(table, capacity, &check.table[i]);
+    tsr_check_unmap(check.table, check.capacity * sizeof(tsr_check_block_t));
+    check.table = table;
+    check.capacity = capacity;
+  }
+  tsr_check_block_t *b = table_find(block->user);
+  if (b == NULL) check.count++;
+  table_put_raw(check.table, check.capacity, block);
+  return true;
+}
+
+/* Linear-probing deletion by backward shift: no tombstones. */
+static void table_remove(tsr_check_block_t *b) {
+  size_t mask = check.capacity - 1;
+  size_t i = (size_t)(b - check.table);
+  size_t j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    if (check.table[j].user == 0) break;
+    size_t home = slot_of(check.table[j].user, check.capacity);
+    /* Move j back to i unless its home lies cyclically in (i, j]. */
+    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays) continue;
+    check.table[i] = check.table[j];
+    i = j;
+  }
+  memset(&check.table[i], 0, sizeof check.table[i]);
+  check.count--;
+}
+
+tsr_check_block_t *tsr_check_table(size_t *capacity) {
+  *capacity = check.capacity;
+  return check.table;
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+/* ---- /proc/self/maps, read raw (no stdio: may run before libc is ready) ---- */
+
+static uintptr_t hex_field(const char **s) {
+  uintptr_t v = 0;
+  for (;; (*s)++) {
+    char c = **s;
+    if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+    else if ((c | 32) >= 'a' && (c | 32) <= 'f') v = v * 16 + (uintptr_t)((c | 32) - 'a' + 10);
+    else return v;
+  }
+}
+
+bool tsr_check_maps_each(bool (*fn)(const tsr_maps_entry_t *e, void *arg), void *arg) {
+  int fd = tsr_platform_open_read("/proc/self/maps");
+  if (fd < 0) return false;
+  char buf[8192];
+  size_t have = 0;
+  bool stopped = false;
+  while (!stopped) {
+    long n = tsr_platform_read(fd, buf + have, sizeof buf - 1 - have);
+    if (n <= 0) break;
+    have += (size_t)n;
+    char *line = buf, *nl;
+    while (!stopped && (nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+      *nl = 0;
+      tsr_maps_entry_t e;
+      const char *s = line;
+      e.lo = hex_field(&s);
+      if (*s == '-') s++;
+      e.hi = hex_field(&s);
+      while (*s == ' ') s++;
+      memcpy(e.perms, s, 4);
+      e.perms[4] = 0;
+      for (int field = 0; field < 4 && *s; field++) { while (*s && *s != ' ') s++; while (*s == ' ') s++; }
+      e.name = s;
+      if (!fn(&e, arg)) stopped = true;
+      line = nl + 1;
+    }
+    have -= (size_t)(line - buf);
+    memmove(buf, line, have);
+    if (have + 1 >= sizeof buf) have = 0;   /* an absurd line: drop it */
+  }
+  tsr_platform_close(fd);
+  return true;
+}
+
+typedef struct maps_hit_s { uintptr_t addr, lo, hi; char perms[5]; char name[256]; bool found; } maps_hit_t;
+
+static bool maps_hit_fn(const tsr_maps_entry_t *e, void *arg) {
+  maps_hit_t *hit = arg;
+  if (hit->addr < e->lo || hit->addr >= e->hi) return true;
+  hit->found = true; hit->lo = e->lo; hit->hi = e->hi;
+  memcpy(hit->perms, e->perms, 5);
+  tsr_format(hit->name, sizeof hit->name, "%s", e->name);
+  return false;
+}
+
+/* The /proc/self/maps line containing addr. */
+static void maps_find(uintptr_t addr, maps_hit_t *hit) {
+  memset(hit, 0, sizeof *hit);
+  hit->addr = addr;
+  tsr_check_maps_each(maps_hit_fn, hit);
+}
+
+static tsr_cold tsr_check_thread_t *thread_register(void) {
+  static tsr_check_thread_t unknown = { 0, 0, 0, 0 };
+  if (thread_registering) return &unknown;   /* pthread_getattr_np allocating: no recursion */
+  thread_registering = true;
+  uintptr_t sp = (uintptr_t)__builtin_frame_address(0), lo = 0, hi = 0;
+  long tid = tsr_platform_thread_id();
+  if (tid == tsr_platform_process_id()) {
+    maps_hit_t hit;
+    maps_find(sp, &hit);
+    if (hit.found) { lo = hit.lo; hi = hit.hi; }
+  } else {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      void *addr; size_t size;
+      if (pthread_attr_getstack(&attr, &addr, &size) == 0) { lo = (uintptr_t)addr; hi = lo + size; }
+      pthread_attr_destroy(&attr);
+    }
+    tsr_guard_thread_init();
+  }
+  size_t index = atomic_fetch_add(&check.thread_count, 1);
+  tsr_check_thread_t *t = index < THREAD_MAX ? &check.threads[index] : &unknown;
+  t->tid = tid;
+  t->stack_lo = lo;
+  t->stack_hi = hi;
+  t->number = (uint32_t)index + 1;
+  thread_self = t;
+  thread_registering = false;
+  return t;
+}
+
+tsr_check_thread_t *tsr_check_thread_self(void) {
+  tsr_check_thread_t *t = thread_self;
+  return tsr_likely(t != NULL) ? t : thread_register();
+}
+
+const tsr_check_thread_t *tsr_check_thread_at(size_t index) {
+  size_t n = atomic_load(&check.thread_count);
+  return index < n && index < THREAD_MAX ? &check.threads[index] : NULL;
+}
+
+const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) {
+  for (size_t i = atomic_load(&check.thread_count); i-- > 0;) {
+    if (i >= THREAD_MAX) continue;
+    const tsr_check_thread_t *t = &check.threads[i];
+    if (addr >= t->stack_lo && addr < t->stack_hi) return t;
+  }
+  return NULL;
+}
+
+/* Capture the caller's stack (fp: the public entry's own frame) into the depot. */
+static uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
+  tsr_check_thread_t *self = tsr_check_thread_self();
+  uintptr_t frames[TSR_CHECK_MAX_FRAMES];
+  size_t n;
+  uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+  if (self->stack_hi != 0 && fp >= here && fp < self->stack_hi)
+    n = tsr_bt_walk(frames, check.stack_depth, 0, fp, here, self->stack_hi);
+  else
+    n = tsr_bt_walk(frames, check.stack_depth, pc0, 0, 0, 0);
+  return tsr_depot_put(frames, n);
+}
+#define CAPTURE() stack_capture((uintptr_t)__builtin_frame_address(0), (uintptr_t)__builtin_return_address(0))
+
+/* ---- layout ------------------------------------------------------------------------- */
+
+size_t tsr_check_left_size(size_t alignment) {
+  size_t left = (TSR_CHECK_HEADER_SIZE + check.redzone + 15) & ~(size_t)15;
+  if (left < TSR_CHECK_HEADER_SIZE + 16 && check.redzone > 0) left = TSR_CHECK_HEADER_SIZE + 16;
+  if (alignment > 16) left = (left + alignment - 1) & ~(alignment - 1);
+  return left;
+}
+
+size_t tsr_check_right_size(size_t size) {
+  return (((size + 15) & ~(size_t)15) - size) + check.redzone;
+}
+
+static void canary_fill(uint8_t *p, size_t n) { memset(p, TSR_CHECK_CANARY, n); }
+
+/* Canary bytes after the user bytes: up to the guard page for guarded blocks. */
+static size_t right_of(const tsr_check_block_t *b) {
+  if (b->flags & TSR_BLOCK_GUARDED)
+    return (size_t)(b->base + tsr_guard_map_size(b) - TSR_OS_PAGE_SIZE - b->user - b->size);
+  return tsr_check_right_size(b->size);
+}
+
+/* First byte in [p, p+n) that is not value, or NULL. */
+static const uint8_t *bytes_damaged(const uint8_t *p, size_t n, uint8_t value) {
+  uint64_t word = 0x0101010101010101ULL * value;
+  size_t i = 0;
+  while (i < n && ((uintptr_t)(p + i) & 7) != 0) { if (p[i] != value) return p + i; i++; }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    if (w != word) break;
+  }
+  for (; i < n; i++) if (p[i] != value) return p + i;
+  return NULL;
+}
+static const uint8_t *bytes_damaged_last(const uint8_t *p, size_t n, uint8_t value) {
+  for (size_t i = n; i-- > 0;) if (p[i] != value) return p + i;
+  return NULL;
+}
+
+/* The core block that contains addr, or 0 (tessera's own heap layout). */
+static uintptr_t core_block_of(uintptr_t a) {
+  uint8_t kind = tsr_segmap_kind(a);
+  if (kind == TSR_SEGMAP_SEGMENT) {
+    tsr_page_t *page = tsr_page_of((void *)a);
+    if (tsr_page_owner(page) == 0 || page->area == NULL || page->block_size == 0) return 0;
+    uintptr_t area = (uintptr_t)page->area;
+    if (a < area) return 0;
+    if (page->kind == TSR_PAGE_LARGE) return a < area + page->block_size ? area : 0;
+    if (page->kind != TSR_PAGE_SMALL || a - area >= page->carved_size) return 0;
+    return area + (a - area) / page->block_size * page->block_size;
+  }
+  if (kind == TSR_SEGMAP_HUGE || kind == TSR_SEGMAP_HUGE_TAIL) {
+    uintptr_t slot = a >> TSR_SEGMENT_SHIFT;
+    for (int i = 0; i < 1 << 16 && slot > 0 && tsr_segmap[slot & (TSR_SEGMAP_COUNT - 1)] == TSR_SEGMAP_HUGE_TAIL; i++) slot--;
+    if (tsr_segmap[slot & (TSR_SEGMAP_COUNT - 1)] != TSR_SEGMAP_HUGE) return 0;
+    tsr_segment_t *segment = (tsr_segment_t *)(slot << TSR_SEGMENT_SHIFT);
+    uintptr_t block = (uintptr_t)segment->huge_block;
+    return a >= block && a < block + segment->huge_size ? block : 0;
+  }
+  return 0;
+}
+
+bool tsr_check_find(uintptr_t addr, tsr_check_block_t *out) {
+  check_ready();
+  bool found = false;
+  tsr_lock(TSR_LOCK_CHECK);
+  uintptr_t user = 0;
+  if (!tsr_guard_lookup(addr, &user)) {
+    uintptr_t base = core_block_of(addr);
+    if (base != 0) {
+      uintptr_t w = *(const uintptr_t *)base ^ TSR_CHECK_KEY;
+      if (w > base && w - base <= ((size_t)1 << 30)) user = w;
+    }
+  }
+  tsr_check_block_t *b = user != 0 ? table_find(user) : NULL;
+  if (b != NULL) { *out = *b; found = true; }
+  tsr_unlock(TSR_LOCK_CHECK);
+  return found;
+}
+
+/* ---- reports -------------------------------------------------------------------------- */
+
+static struct {
+  char json[1 << 16];     /* one JSON report being assembled */
+  size_t json_used;
+  bool in_report;
+} report;
+
+static int log_fd(void) {
+  if (check.log_fd >= 0) return check.log_fd;
+  const char *path = tsr_option_text(TSR_OPT_CHECK_LOG_FILE);
+  int fd = path != NULL && path[0] ? tsr_platform_open_write(path) : -1;
+  check.log_fd = fd >= 0 ? fd : 2;
+  return check.log_fd;
+}
+
+static void json_put(const char *s) {
+  for (; *s && report.json_used + 8 < sizeof report.json; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') { report.json[report.json_used++] = '\\'; report.json[report.json_used++] = (char)c; }
+    else if (c < 0x20) report.json_used += tsr_format(report.json + report.json_used, 8, "\\u%04x", c) ;
+    else report.json[report.json_used++] = (char)c;
+  }
+}
+static void json_raw(const char *s) {
+  size_t n = strlen(s);
+  if (report.json_used + n + 2 < sizeof report.json) { memcpy(report.json + report.json_used, s, n); report.json_used += n; }
+}
+
+static void out_line(const char *text) {
+  if (check.json) { json_raw(",\""); json_put(text); json_raw("\""); return; }
+  char line[1200];
+  size_t n = tsr_format(line, sizeof line - 1, "tessera: %s", text);
+  line[n++] = '\n';
+  tsr_platform_write(log_fd(), line, n);
+}
+
+void tsr_report_begin(const char *error_class, const char *fmt, ...) {
+  tsr_lock(TSR_LOCK_REPORT);
+  report.in_report = true;
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  tsr_format_va(text, sizeof text, fmt, ap);
+  va_end(ap);
+  if (check.json) {
+    report.json_used = 0;
+    json_raw("{\"tessera\":\"report\",\"class\":\"");
+    json_put(error_class);
+    json_raw("\",\"pid\":");
+    char pid[32];
+    tsr_format(pid, sizeof pid, "%ld", tsr_platform_process_id());
+    json_raw(pid);
+    json_raw(",\"message\":\"");
+    json_put(text);
+    json_raw("\",\"lines\":[\"\"");
+    return;
+  }
+  char head[1200];
+  tsr_format(head, sizeof head, "%s: %s", error_class, text);
+  out_line(head);
+}
+
+void tsr_report_line(const char *fmt, ...) {
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  tsr_format_va(text, sizeof text, fmt, ap);
+  va_end(ap);
+  out_line(text);
+}
+
+static void stack_line(const char *text, void *arg) {
+  (void)arg;
+  tsr_report_line("    %s", text);
+}
+
+void tsr_report_stack(const char *title, const uintptr_t *frames, size_t count, bool skip_own, bool first_is_pc) {
+  tsr_report_line("  %s", title);
+  if (count == 0) { tsr_report_line("    (no stack recorded)"); return; }
+  tsr_bt_symbolize(frames, count, skip_own, first_is_pc, stack_line, NULL);
+}
+
+static const char *family_name(int family) {
+  switch (family) {
+  case TSR_FAMILY_NEW: return "operator new";
+  case TSR_FAMILY_NEW_ARRAY: return "operator new[]";
+  case TSR_FAMILY_NEW_ALIGNED: return "aligned operator new";
+  case TSR_FAMILY_NEW_ARRAY_ALIGNED: return "aligned operator new[]";
+  default: return "malloc";
+  }
+}
+
+void tsr_report_block(const tsr_check_block_t *b) {
+  const uintptr_t *frames;
+  size_t n = tsr_depot_get(b->alloc_stack, &frames);
+  char title[256];
+  tsr_format(title, sizeof title, "the %zu-byte block 0x%lx was allocated (%s) by thread T%u at:", (size_t)b->size,
+             (unsigned long)b->user, family_name(b->family), b->alloc_thread);
+  tsr_report_stack(title, frames, n, false, false);
+  if (b->state == TSR_BLOCK_FREED) {
+    n = tsr_depot_get(b->free_stack, &frames);
+    tsr_format(title, sizeof title, "and freed by thread T%u at:", b->free_thread);
+    tsr_report_stack(title, frames, n, false, false);
+  }
+}
+
+void tsr_report_end(bool is_error) {
+  if (check.json) {
+    json_raw("]}\n");
+    tsr_platform_write(log_fd(), report.json, report.json_used);
+  }
+  if (is_error) atomic_fetch_add(&tsr_check_error_count, 1);
+  report.in_report = false;
+  tsr_unlock(TSR_LOCK_REPORT);
+}
+
+/* ---- where is an address that is not a block? ---------------------------------------------- */
+
+void tsr_report_where(uintptr_t addr) {
+  const tsr_check_thread_t *t = tsr_check_thread_of_stack(addr);
+  if (t != NULL) {
+    tsr_report_line("  address 0x%lx is on thread T%u's stack (tid %ld)%s", (unsigned long)addr, t->number, t->tid,
+                    t == thread_self ? ", the calling thread: a pointer to a local variable?" : "");
+    return;
+  }
+  uint8_t kind = tsr_segmap_kind(addr);
+  if (kind != TSR_SEGMAP_NONE) {
+    tsr_report_line("  address 0x%lx is inside tessera's heap but not in any block", (unsigned long)addr);
+    return;
+  }
+  maps_hit_t hit;
+  maps_find(addr, &hit);
+  if (!hit.found) { tsr_report_line("  address 0x%lx is a wild pointer: nothing is mapped there", (unsigned long)addr); return; }
+  if (strcmp(hit.name, "[stack]") == 0) {
+    tsr_report_line("  address 0x%lx is on the main thread's stack (T1): a pointer to a local variable?", (unsigned long)addr);
+    return;
+  }
+  Dl_info info;
+  if (dladdr((void *)addr, &info) != 0 && info.dli_fname != NULL && hit.name[0] == '/') {
+    if (info.dli_sname != NULL)
+      tsr_report_line("  address 0x%lx is in the global '%s'+%lu of %s", (unsigned long)addr, info.dli_sname,
+                      (unsigned long)(addr - (uintptr_t)info.dli_saddr), info.dli_fname[0] ? info.dli_fname : hit.name);
+    else
+      tsr_report_line("  address 0x%lx is in the static data of %s (a global variable)", (unsigned long)addr,
+                      info.dli_fname[0] ? info.dli_fname : hit.name);
+    return;
+  }
+  if (hit.name[0] == '/' || hit.name[0] == 0 || hit.name[0] == '[')
+    tsr_report_line("  address 0x%lx is in an mmap'd region %lx-%lx (%s%s%s) that tessera never allocated",
+                    (unsigned long)addr, (unsigned long)hit.lo, (unsigned long)hit.hi, hit.perms,
+                    hit.name[0] ? " " : "", hit.name);
+}
+
+/* ---- verifying a block ---------------------------------------------------------------------- */
+
+typedef enum { DAMAGE_NONE, DAMAGE_OVERFLOW, DAMAGE_UNDERFLOW, DAMAGE_FREED } damage_kind_t;
+typedef struct damage_s { damage_kind_t kind; uintptr_t first, last; } damage_t;
+
+/* Redzones of a live block, or the poison of a quarantined one. */
+static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
+  damage_t d = { DAMAGE_NONE, 0, 0 };
+  const uint8_t *user = (const uint8_t *)b->user;
+  if (freed && !(b->flags & TSR_BLOCK_GUARDED)) {
+    const uint8_t *bad = bytes_damaged(user, b->size, TSR_CHECK_POISON);
+    if (bad != NULL) {
+      d.kind = DAMAGE_FREED; d.first = (uintptr_t)bad;
+      d.last = (uintptr_t)bytes_damaged_last(user, b->size, TSR_CHECK_POISON);
+      return d;
+    }
+  }
+  size_t right = right_of(b);
+  const uint8_t *bad = bytes_damaged(user + b->size, right, TSR_CHECK_CANARY);
+  if (bad != NULL) {
+    d.kind = DAMAGE_OVERFLOW; d.first = (uintptr_t)bad;
+    d.last = (uintptr_t)bytes_damaged_last(user + b->size, right, TSR_CHECK_CANARY);
+    return d;
+  }
+  const uint8_t *left_start = b->flags & TSR_BLOCK_GUARDED ? (const uint8_t *)b->base : (const uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
+  size_t left = (size_t)(user - left_start);
+  bad = bytes_damaged_last(left_start, left, TSR_CHECK_CANARY);
+  if (bad == NULL && !(b->flags & TSR_BLOCK_GUARDED)) {
+    const uintptr_t *hdr = (const uintptr_t *)b->base;
+    if (hdr[0] != (b->user ^ TSR_CHECK_KEY) || hdr[1] != (b->size ^ TSR_CHECK_KEY)) bad = (const uint8_t *)b->base;
+  }
+  if (bad != NULL) {
+    d.kind = DAMAGE_UNDERFLOW; d.last = (uintptr_t)bad;
+    const uint8_t *first = bytes_damaged(left_start, left, TSR_CHECK_CANARY);
+    d.first = first != NULL ? (uintptr_t)first : (uintptr_t)bad;
+  }
+  return d;
+}
+
+/* Repaint damaged redzones or poison, so the same damage is reported once. */
+static void block_repair(const tsr_check_block_t *b, damage_t d) {
+  if (d.kind == DAMAGE_FREED) memset((void *)b->user, TSR_CHECK_POISON, b->size);
+  else if (d.kind == DAMAGE_OVERFLOW) canary_fill((uint8_t *)b->user + b->size, right_of(b));
+  else if (d.kind == DAMAGE_UNDERFLOW) {
+    uint8_t *start = b->flags & TSR_BLOCK_GUARDED ? (uint8_t *)b->base : (uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
+    canary_fill(start, (size_t)((uint8_t *)b->user - start));
+    if (!(b->flags & TSR_BLOCK_GUARDED)) { uintptr_t *h = (uintptr_t *)b->base; h[0] = b->user ^ TSR_CHECK_KEY; h[1] = b->size ^ TSR_CHECK_KEY; }
+  }
+}
+
+/* Report damage found when (when: "at free", "at exit", ...); stack: the call that found it (0: none). */
+static void damage_report(const tsr_check_block_t *b, damage_t d, const char *when, uint32_t stack) {
+  const uintptr_t *frames;
+  size_t n = tsr_depot_get(stack, &frames);
+  if (d.kind == DAMAGE_FREED) {
+    tsr_report_begin("use-after-free", "write to freed memory at 0x%lx, %zu bytes inside a freed %zu-byte block "
+                     "(bytes %zu..%zu of the block were changed), found %s", (unsigned long)d.first,
+                     (size_t)(d.first - b->user), (size_t)b->size, (size_t)(d.first - b->user), (size_t)(d.last - b->user), when);
+  } else if (d.kind == DAMAGE_OVERFLOW) {
+    tsr_report_begin("heap-buffer-overflow", "write at 0x%lx, %zu bytes after a %zu-byte block (the redzone was "
+                     "changed up to %zu bytes after it), found %s", (unsigned long)d.first,
+                     (size_t)(d.first - b->user - b->size), (size_t)b->size, (size_t)(d.last - b->user - b->size), when);
+  } else {
+    tsr_report_begin("heap-buffer-underflow", "write at 0x%lx, %zu bytes before a %zu-byte block (the redzone was "
+                     "changed from %zu bytes before it), found %s", (unsigned long)d.last,
+                     (size_t)(b->user - d.last), (size_t)b->size, (size_t)(b->user - d.first), when);
+  }
+  if (n != 0) tsr_report_stack("found by this call:", frames, n, true, false);
+  tsr_report_block(b);
+  tsr_report_end(true);
+}
+
+/* ---- the quarantine -------------------------------------------------------------------------- */
+
+static size_t block_cost(const tsr_check_block_t *b) {
+  if (b->flags & TSR_BLOCK_GUARDED) return tsr_guard_map_size(b);
+  return tsr_check_left_size((size_t)1 << b->align_shift) + b->size + tsr_check_right_size(b->size);
+}
+
+/* Give a block that left the quarantine (or was never kept) back to the core. */
+static void block_release(const tsr_check_block_t *b) {
+  if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_release(b);
+  else tsr_core_free((void *)b->base);
+}
+
+/* Push user (the block is FREED in the table); pops the oldest into out while
+ * over the limit. Lock held. Returns how many were popped (removed from the table). */
+static size_t quarantine_push(uintptr_t user, size_t cost, tsr_check_block_t *out, size_t out_max) {
+  if (check.ring_count == check.ring_capacity) {
+    size_t capacity = check.ring_capacity * 2;
+    uintptr_t *ring = tsr_check_map(capacity * sizeof(uintptr_t), "tessera check quarantine");
+    if (ring != NULL) {
+      for (size_t i = 0; i < check.ring_count; i++) ring[i] = check.ring[(check.ring_head + i) & (check.ring_capacity - 1)];
+      tsr_check_unmap(check.ring, check.ring_capacity * sizeof(uintptr_t));
+      check.ring = ring; check.ring_capacity = capacity; check.ring_head = 0;
+    }
+  }
+  size_t popped = 0;
+  if (check.ring_count < check.ring_capacity) {
+    check.ring[(check.ring_head + check.ring_count) & (check.ring_capacity - 1)] = user;
+    check.ring_count++;
+    check.quarantine_bytes += cost;
+  } else {
+    tsr_check_block_t *b = table_find(user);   /* no room: release at once */
+    if (b != NULL) { out[popped++] = *b; table_remove(b); }
+  }
+  while (check.quarantine_bytes > check.quarantine_limit && check.ring_count > 0 && popped < out_max) {
+    uintptr_t old = check.ring[check.ring_head];
+    check.ring_head = (check.ring_head + 1) & (check.ring_capacity - 1);
+    check.ring_count--;
+    tsr_check_block_t *b = table_find(old);
+    if (b == NULL) continue;
+    size_t c = block_cost(b);
+    check.quarantine_bytes -= c < check.quarantine_bytes ? c : check.quarantine_bytes;
+    out[popped++] = *b;
+    table_remove(b);
+  }
+  return popped;
+}
+
+static void quarantine_leave(tsr_check_block_t *blocks, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    damage_t d = block_verify(&blocks[i], true);
+    if (d.kind != DAMAGE_NONE) damage_report(&blocks[i], d, "when the block left the quarantine", 0);
+    block_release(&blocks[i]);
+  }
+}
+
+/* ---- allocation -------------------------------------------------------------------------------- */
+
+static inline unsigned log2_of(size_t x) { return 63u - (unsigned)__builtin_clzll(x); }
+
+void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) {
+  check_ready();
+  if (alignment < 16) alignment = 16;
+  if (size > PTRDIFF_MAX - 8192 - alignment) { errno = ENOMEM; return NULL; }
+  tsr_check_thread_t *self = tsr_check_thread_self();
+  tsr_check_block_t b;
+  memset(&b, 0, sizeof b);
+  b.size = size;
+  b.family = (uint8_t)family;
+  b.align_shift = (uint8_t)log2_of(alignment);
+  b.alloc_thread = self->number;
+  b.state = TSR_BLOCK_LIVE;
+  if (tsr_guard_wanted(size, alignment) && tsr_guard_alloc(&b, size, alignment)) {
+    b.flags |= TSR_BLOCK_GUARDED;
+  } else {
+    size_t left = tsr_check_left_size(alignment);
+    size_t total = left + size + tsr_check_right_size(size);
+    void *base = alignment <= 16 ? tsr_core_malloc(total) : tsr_core_alloc_aligned(alignment, total);
+    if (base == NULL) return NULL;
+    b.base = (uintptr_t)base;
+    b.user = b.base + left;
+    uintptr_t *hdr = base;
+    hdr[0] = b.user ^ TSR_CHECK_KEY;
+    hdr[1] = b.size ^ TSR_CHECK_KEY;
+    canary_fill((uint8_t *)base + TSR_CHECK_HEADER_SIZE, left - TSR_CHECK_HEADER_SIZE);
+    canary_fill((uint8_t *)b.user + size, tsr_check_right_size(size));
+  }
+  if (zero) memset((void *)b.user, 0, size);
+  b.alloc_stack = stack_capture(fp, 0);
+  tsr_lock(TSR_LOCK_CHECK);
+  bool ok = table_insert(&b);
+  tsr_unlock(TSR_LOCK_CHECK);
+  if (!ok) { block_release(&b); errno = ENOMEM; return NULL; }
+  return (void *)b.user;
+}
+
+/* ---- free -------------------------------------------------------------------------------------- */
+
+static bool families_match(int alloc, int dealloc) { return alloc == dealloc; }
+
+/* p is not a live block: say what it is. what: "free", "realloc", ... */
+static void invalid_report(const char *what, uintptr_t p, uint32_t stack) {
+  const uintptr_t *frames;
+  size_t n = tsr_depot_get(stack, &frames);
+  tsr_check_block_t inner;
+  if (tsr_check_find(p, &inner) && inner.user != p) {
+    const char *cls = strcmp(what, "free") == 0 ? "invalid-free" : "invalid-realloc";
+    if (p >= inner.user && p < inner.user + inner.size)
+      tsr_report_begin(cls, "%s of 0x%lx, %zu bytes inside a %s%zu-byte block (not its start)", what, (unsigned long)p,
+                       (size_t)(p - inner.user), inner.state == TSR_BLOCK_FREED ? "freed " : "", (size_t)inner.size);
+    else if (p >= inner.user + inner.size)
+      tsr_report_begin(cls, "%s of 0x%lx, %zu bytes after a %s%zu-byte block", what, (unsigned long)p,
+                       (size_t)(p - inner.user - inner.size), inner.state == TSR_BLOCK_FREED ? "freed " : "", (size_t)inner.size);
+    else
+      tsr_report_begin(cls, "%s of 0x%lx, %zu bytes before a %s%zu-byte block", what, (unsigned long)p,
+                       (size_t)(inner.user - p), inner.state == TSR_BLOCK_FREED ? "freed " : "", (size_t)inner.size);
+    tsr_report_stack("at:", frames, n, true, false);
+    tsr_report_block(&inner);
+    tsr_report_end(true);
+    return;
+  }
+  tsr_report_begin(strcmp(what, "free") == 0 ? "invalid-free" : "invalid-realloc",
+                   "%s of 0x%lx, a pointer tessera never returned", what, (unsigned long)p);
+  tsr_report_stack("at:", frames, n, true, false);
+  tsr_report_where(p);
+  tsr_report_end(true);
+}
+
+/* The free of a live block b (copied, already FREED in the table). */
+static void free_live(tsr_check_block_t *b, uint32_t stack) {
+  damage_t d = block_verify(b, false);
+  if (d.kind != DAMAGE_NONE) { damage_report(b, d, "at free", stack); block_repair(b, d); }
+  tsr_check_block_t out[64];
+  if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_protect_freed(b);
+  else memset((void *)b->user, TSR_CHECK_POISON, b->size);
+  tsr_lock(TSR_LOCK_CHECK);
+  size_t n = quarantine_push(b->user, block_cost(b), out, 64);
+  tsr_unlock(TSR_LOCK_CHECK);
+  quarantine_leave(out, n);
+}
+
+void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
+  if (p == NULL) return;
+  check_ready();
+  tsr_check_thread_t *self = tsr_check_thread_self();
+  uint32_t stack = stack_capture(fp, 0);
+  tsr_lock(TSR_LOCK_CHECK);
+  tsr_check_block_t *slot = table_find((uintptr_t)p);
+  tsr_check_block_t b;
+  if (slot != NULL) {
+    b = *slot;
+    if (slot->state == TSR_BLOCK_LIVE) {
+      slot->state = TSR_BLOCK_FREED;
+      slot->free_stack = stack;
+      slot->free_thread = self->number;
+    }
+  }
+  tsr_unlock(TSR_LOCK_CHECK);
+  const uintptr_t *frames;
+  size_t n = tsr_depot_get(stack, &frames);
+  if (slot == NULL) { invalid_report("free", (uintptr_t)p, stack); return; }
+  if (b.state == TSR_BLOCK_FREED) {
+    tsr_report_begin("double-free", "free of 0x%lx, a %zu-byte block that was already freed", (unsigned long)p, (size_t)b.size);
+    tsr_report_stack("second free by this call:", frames, n, true, false);
+    tsr_report_block(&b);
+    tsr_report_end(true);
+    return;
+  }
+  if (family >= 0 && !families_match(b.family, family)) {
+    static const char *const dealloc[] = { "free", "operator delete", "operator delete[]", "aligned operator delete", "aligned operator delete[]" };
+    tsr_report_begin("alloc-dealloc-mismatch", "%s of 0x%lx, a %zu-byte block allocated by %s", dealloc[family],
+                     (unsigned long)p, (size_t)b.size, family_name(b.family));
+    tsr_report_stack("at:", frames, n, true, false);
+    tsr_report_block(&b);
+    tsr_report_end(true);
+  } else if (size != 0 && size != b.size) {
+    tsr_report_begin("free-size-mismatch", "sized free of 0x%lx with size %zu, but the block has %zu bytes",
+                     (unsigned long)p, size, (size_t)b.size);
+    tsr_report_stack("at:", frames, n, true, false);
+    tsr_report_block(&b);
+    tsr_report_end(true);
+  } else if (alignment != 0 && alignment > 16 && ((size_t)1 << b.align_shift) != alignment) {
+    tsr_report_begin("free-alignment-mismatch", "aligned free of 0x%lx with alignment %zu, but the block was allocated "
+                     "with alignment %zu", (unsigned long)p, alignment, (size_t)1 << b.align_shift);
+    tsr_report_stack("at:", frames, n, true, false);
+    tsr_report_block(&b);
+    tsr_report_end(true);
+  }
+  b.state = TSR_BLOCK_FREED;
+  b.free_stack = stack;
+  b.free_thread = self->number;
+  free_live(&b, stack);
+}
+
+/* ---- the public API (aliased by override.c) ------------------------------------------------------- */
+
+#define FP() ((uintptr_t)__builtin_frame_address(0))
+
+tsr_public void *tsr_malloc(size_t size) { return tsr_check_alloc(size, 16, TSR_FAMILY_MALLOC, false, FP()); }
+
+tsr_public void *tsr_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) { errno = ENOMEM; return NULL; }
+  return tsr_check_alloc(total, 16, TSR_FAMILY_MALLOC, true, FP());
+}
+
+tsr_public void tsr_free(void *p) { tsr_check_free(p, TSR_FAMILY_MALLOC, 0, 0, FP()); }
+tsr_public void tsr_free_sized(void *p, size_t size) { tsr_check_free(p, TSR_FAMILY_MALLOC, size, 0, FP()); }
+tsr_public void tsr_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  tsr_check_free(p, TSR_FAMILY_MALLOC, size, alignment, FP());
+}
+
+static inline bool pow2_ok(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+void *tsr_alloc_aligned(size_t alignment, size_t size) {
+  return tsr_check_alloc(size, alignment, TSR_FAMILY_MALLOC, false, FP());
+}
+
+tsr_public int tsr_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (!pow2_ok(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = tsr_check_alloc(size, alignment, TSR_FAMILY_MALLOC, false, FP());
+  if (p == NULL) { errno = saved; return ENOMEM; }
+  *out = p;
+  return 0;
+}
+
+tsr_public void *tsr_aligned_alloc(size_t alignment, size_t size) {
+  if (!pow2_ok(alignment)) { errno = EINVAL; return NULL; }
+  return tsr_check_alloc(size, alignment, TSR_FAMILY_MALLOC, false, FP());
+}
+
+/* realloc always moves: a stale pointer to the old block is then caught. */
+tsr_public void *tsr_realloc(void *p, size_t size) {
+  uintptr_t fp = FP();
+  if (p == NULL) return tsr_check_alloc(size, 16, TSR_FAMILY_MALLOC, false, fp);
+  check_ready();
+  tsr_lock(TSR_LOCK_CHECK);
+  tsr_check_block_t *slot = table_find((uintptr_t)p);
+  tsr_check_block_t b;
+  if (slot != NULL) b = *slot;
+  tsr_unlock(TSR_LOCK_CHECK);
+  if (slot == NULL || b.state != TSR_BLOCK_LIVE) {
+    uint32_t stack = stack_capture(fp, 0);
+    if (slot == NULL) { invalid_report("realloc", (uintptr_t)p, stack); errno = ENOMEM; return NULL; }
+    const uintptr_t *frames;
+    size_t n = tsr_depot_get(stack, &frames);
+    tsr_report_begin("realloc-after-free", "realloc of 0x%lx, a %zu-byte block that was already freed",
+                     (unsigned long)p, (size_t)b.size);
+    tsr_report_stack("at:", frames, n, true, false);
+    tsr_report_block(&b);
+    tsr_report_end(true);
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (size == 0) { tsr_check_free(p, TSR_FAMILY_MALLOC, 0, 0, fp); return NULL; }
+  void *q = tsr_check_alloc(size, (size_t)1 << b.align_shift, b.family, false, fp);
+  if (q == NULL) return NULL;
+  memcpy(q, p, b.size < size ? b.size : size);
+  tsr_check_free(p, TSR_FAMILY_MALLOC, 0, 0, fp);
+  return q;
+}
+
+tsr_public void *tsr_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) { errno = ENOMEM; return NULL; }
+  return tsr_realloc(p, total);
+}
+
+/* The requested size, exactly: bytes after it belong to the redzone. */
+tsr_public size_t tsr_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  check_ready();
+  tsr_lock(TSR_LOCK_CHECK);
+  tsr_check_block_t *slot = table_find((uintptr_t)p);
+  size_t size = slot != NULL && slot->state == TSR_BLOCK_LIVE ? slot->size : 0;
+  bool freed = slot != NULL && slot->state == TSR_BLOCK_FREED;
+  tsr_check_block_t b;
+  if (slot != NULL) b = *slot;
+  tsr_unlock(TSR_LOCK_CHECK);
+  if (slot == NULL || freed) {
+    uint32_t stack = CAPTURE();
+    const uintptr_t *frames;
+    size_t n = tsr_depot_get(stack, &frames);
+    if (freed) tsr_report_begin("use-after-free", "malloc_usable_size of 0x%lx, a freed %zu-byte block", (unsigned long)p, (size_t)b.size);
+    else tsr_report_begin("invalid-pointer", "malloc_usable_size of 0x%lx, a pointer tessera never returned", (unsigned long)p);
+    tsr_report_stack("at:", frames, n, true, false);
+    if (freed) tsr_report_block(&b); else tsr_report_where((uintptr_t)p);
+    tsr_report_end(true);
+  }
+  return size;
+}
+
+/* ---- whole-heap checks ------------------------------------------------------------------------------- */
+
+static size_t heap_verify(const char *when) {
+  check_ready();
+  size_t errors = 0;
+  tsr_check_block_t bad[32];
+  damage_t damage[32];
+  size_t next = 0;
+  for (;;) {
+    size_t n = 0;
+    tsr_lock(TSR_LOCK_CHECK);
+    for (; next < check.capacity && n < 32; next++) {
+      tsr_check_block_t *b = &check.table[next];
+      if (b->user == 0) continue;
+      if ((b->flags & TSR_BLOCK_GUARDED) && b->state == TSR_BLOCK_FREED) continue;   /* protected */
+      damage_t d = block_verify(b, b->state == TSR_BLOCK_FREED);
+      if (d.kind != DAMAGE_NONE) {
+        bad[n] = *b; damage[n++] = d;
+        block_repair(b, d);
+      }
+    }
+    bool done = next >= check.capacity;
+    tsr_unlock(TSR_LOCK_CHECK);
+    for (size_t i = 0; i < n; i++) damage_report(&bad[i], damage[i], when, 0);
+    errors += n;
+    if (done) break;
+  }
+  return errors;
+}
+
+tsr_public size_t tsr_check_heap(void) { return heap_verify("by tsr_check_heap()"); }
+
+/* ---- process life cycle -------------------------------------------------------------------------------- */
+
+__attribute__((constructor(102))) static void check_constructor(void) {
+  check_ready();
+  options_load();      /* the environment is readable now */
+  tsr_check_thread_self();
+  tsr_guard_process_init();
+}
+
+/* After the program's own destructors (ours run late: priority 102 runs
+ * before init.c's 101 stats report). Heap check, leak report, exit status. */
+__attribute__((destructor(102))) static void check_destructor(void) {
+  heap_verify("at exit");
+  tsr_leak_report();
+  if (atomic_load(&tsr_check_error_count) != 0) {
+    long code = tsr_option_long(TSR_OPT_CHECK_ERROR_EXITCODE);
+    if (code != 0) {
+      fflush(NULL);
+      tsr_stats_exit_report();
+      _exit((int)code);
+    }
+  }
+}
+
+#endif /* TSR_CHECK */

@@ -13,6 +13,34 @@
 #include "options.h"
 #include "../include/tessera.h"
 
+#if TSR_CHECK
+/* The checking build: the allocator's own entry points become tsr_core_*,
+ * and check.c (which #undefs these) defines the public tsr_* as wrappers
+ * that add redzones, quarantine and reports. The release build has no
+ * such indirection: its fast paths are the public functions. */
+void  *tsr_core_malloc(size_t size);
+void  *tsr_core_calloc(size_t count, size_t size);
+void  *tsr_core_realloc(void *p, size_t size);
+void  *tsr_core_reallocarray(void *p, size_t count, size_t size);
+void   tsr_core_free(void *p);
+void   tsr_core_free_sized(void *p, size_t size);
+void   tsr_core_free_aligned_sized(void *p, size_t alignment, size_t size);
+int    tsr_core_posix_memalign(void **out, size_t alignment, size_t size);
+void  *tsr_core_aligned_alloc(size_t alignment, size_t size);
+size_t tsr_core_usable_size(const void *p);
+#define tsr_malloc             tsr_core_malloc
+#define tsr_calloc             tsr_core_calloc
+#define tsr_realloc            tsr_core_realloc
+#define tsr_reallocarray       tsr_core_reallocarray
+#define tsr_free               tsr_core_free
+#define tsr_free_sized         tsr_core_free_sized
+#define tsr_free_aligned_sized tsr_core_free_aligned_sized
+#define tsr_posix_memalign     tsr_core_posix_memalign
+#define tsr_aligned_alloc      tsr_core_aligned_alloc
+#define tsr_usable_size        tsr_core_usable_size
+#define tsr_alloc_aligned      tsr_core_alloc_aligned
+#endif
+
 #define tsr_likely(x)    __builtin_expect(!!(x), 1)
 #define tsr_unlikely(x)  __builtin_expect(!!(x), 0)
 #define tsr_noinline     __attribute__((noinline))
@@ -26,6 +54,8 @@ typedef enum tsr_lock_rank_e {
   TSR_LOCK_HEAPS = 1,       /* heap registry and the abandoned list */
   TSR_LOCK_META = 2,        /* metadata bump allocator */
   TSR_LOCK_HUGE = 3,        /* huge-block bookkeeping for the visitor */
+  TSR_LOCK_REPORT = 4,      /* check build: one report at a time (taken before CHECK) */
+  TSR_LOCK_CHECK = 5,       /* check build: block table, stack depot, quarantine */
   TSR_LOCK_COUNT
 } tsr_lock_rank_t;
 
@@ -127,6 +157,7 @@ void   tsr_huge_free(tsr_segment_t *segment) tsr_hidden;
 void  *tsr_huge_realloc(tsr_segment_t *segment, size_t size) tsr_hidden;
 tsr_segment_t *tsr_huge_segment_of(const void *p) tsr_hidden;  /* NULL if not a huge block start */
 bool   tsr_huge_was_freed(const void *p) tsr_hidden;
+void   tsr_huge_cache_purge(uint64_t now_ms, bool force) tsr_hidden;
 void   tsr_huge_each(void (*fn)(tsr_segment_t *segment, void *arg), void *arg) tsr_hidden;
 
 /* ---- heap.c -------------------------------------------------------------------- */
@@ -151,6 +182,7 @@ void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool ze
 void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
 void *tsr_realloc_internal(void *p, size_t size) tsr_hidden;
 void  tsr_free_generic(tsr_heap_t *heap, void *p) tsr_hidden;
+void  tsr_free_flush_remote(tsr_heap_t *heap) tsr_hidden;
 size_t tsr_usable_size_internal(const void *p) tsr_hidden;
 _Noreturn void tsr_free_invalid(const void *p, const char *what, size_t block_size) tsr_hidden;
 

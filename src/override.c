@@ -118,6 +118,37 @@ static tsr_cold void *new_failed(size_t size, size_t alignment, bool nothrow) {
   tsr_platform_abort();
 }
 
+#if TSR_CHECK
+/* The checking build records each block's family (malloc, new, new[],
+ * aligned new) and reports a delete that does not match it (check.c). */
+void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) tsr_hidden;
+void  tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) tsr_hidden;
+#define FP() ((uintptr_t)__builtin_frame_address(0))
+static inline void *cxx_new_family(size_t size, size_t alignment, int family, bool nothrow, uintptr_t fp) {
+  void *p = tsr_check_alloc(size, alignment, family, false, fp);
+  return tsr_likely(p != NULL) ? p : new_failed(size, alignment, nothrow);
+}
+tsr_public void *_Znwm(size_t n) { return cxx_new_family(n, 16, 1, false, FP()); }
+tsr_public void *_Znam(size_t n) { return cxx_new_family(n, 16, 2, false, FP()); }
+tsr_public void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return cxx_new_family(n, 16, 1, true, FP()); }
+tsr_public void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return cxx_new_family(n, 16, 2, true, FP()); }
+tsr_public void *_ZnwmSt11align_val_t(size_t n, size_t al) { return cxx_new_family(n, al, 3, false, FP()); }
+tsr_public void *_ZnamSt11align_val_t(size_t n, size_t al) { return cxx_new_family(n, al, 4, false, FP()); }
+tsr_public void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const void *nt) { (void)nt; return cxx_new_family(n, al, 3, true, FP()); }
+tsr_public void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const void *nt) { (void)nt; return cxx_new_family(n, al, 4, true, FP()); }
+tsr_public void _ZdlPv(void *p) { tsr_check_free(p, 1, 0, 0, FP()); }
+tsr_public void _ZdaPv(void *p) { tsr_check_free(p, 2, 0, 0, FP()); }
+tsr_public void _ZdlPvm(void *p, size_t n) { tsr_check_free(p, 1, n, 0, FP()); }
+tsr_public void _ZdaPvm(void *p, size_t n) { tsr_check_free(p, 2, n, 0, FP()); }
+tsr_public void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; tsr_check_free(p, 1, 0, 0, FP()); }
+tsr_public void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; tsr_check_free(p, 2, 0, 0, FP()); }
+tsr_public void _ZdlPvSt11align_val_t(void *p, size_t al) { tsr_check_free(p, 3, 0, al, FP()); }
+tsr_public void _ZdaPvSt11align_val_t(void *p, size_t al) { tsr_check_free(p, 4, 0, al, FP()); }
+tsr_public void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) { tsr_check_free(p, 3, n, al, FP()); }
+tsr_public void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) { tsr_check_free(p, 4, n, al, FP()); }
+tsr_public void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) { (void)nt; tsr_check_free(p, 3, 0, al, FP()); }
+tsr_public void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) { (void)nt; tsr_check_free(p, 4, 0, al, FP()); }
+#else
 static inline void *cxx_new(size_t size) {
   void *p = tsr_malloc(size);
   return tsr_likely(p != NULL) ? p : new_failed(size, 0, false);
@@ -152,3 +183,4 @@ tsr_public void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) { tsr_free_
 tsr_public void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) { tsr_free_aligned_sized(p, al, n); }
 tsr_public void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) { (void)nt; tsr_free_aligned_sized(p, al, 0); }
 tsr_public void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) { (void)nt; tsr_free_aligned_sized(p, al, 0); }
+#endif /* TSR_CHECK */

@@ -1,0 +1,261 @@
+/* backtrace.c -- stack capture that never allocates, the stack depot, and
+ * symbols for reports (checking build only).
+ *
+ * Capture walks the frame-pointer chain (the check library is built with
+ * -fno-omit-frame-pointer) and accepts a frame only while it stays inside
+ * the thread's stack and grows upward, so code built without frame pointers
+ * gives a short or noisy stack, never a fault. We do not use libgcc's
+ * unwinder: loading it allocates, and it is not a dependency of ours.
+ * The depot stores each distinct stack once (hash of frames -> id) in
+ * memory mapped here; entries never change once written, so readers need
+ * no lock. Symbols come from dladdr and, at report time only and where it is
+ * installed, from addr2line run in a child (vfork + execve, its output read
+ * through a pipe into a stack buffer): file:line without ever touching the
+ * heap we check. Deliberately absent: DWARF parsing of our own.
+ */
+#define _GNU_SOURCE
+#include "check.h"
+
+#if TSR_CHECK
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEPOT_ARENA_SIZE  ((size_t)256 << 20)   /* frames, reserved lazily */
+#define DEPOT_SLOT_SHIFT  22                    /* 4M hash slots (16 MiB, lazily touched) */
+#define DEPOT_SLOT_COUNT  ((size_t)1 << DEPOT_SLOT_SHIFT)
+
+static struct {
+  uintptr_t *arena;        /* [hash|count] word, then the frames; id = word index + 1 */
+  size_t     arena_used;   /* words */
+  uint32_t  *slots;        /* open addressing: depot ids */
+  size_t     slot_used;
+  uintptr_t  own_lo, own_hi;   /* this library's mapped range (for skipping our frames) */
+} depot;
+
+/* ---- capture ------------------------------------------------------------------- */
+
+size_t tsr_bt_walk(uintptr_t *frames, size_t max, uintptr_t pc0, uintptr_t fp, uintptr_t lo, uintptr_t hi) {
+  size_t n = 0;
+  if (pc0 != 0 && n < max) frames[n++] = pc0;
+  if (lo == 0 || hi == 0) return n;
+  while (n < max) {
+    if (fp < lo || hi < 16 || fp > hi - 16 || (fp & 7) != 0) break;
+    uintptr_t next = ((uintptr_t *)fp)[0];
+    uintptr_t ret = ((uintptr_t *)fp)[1];
+    if (ret < 4096) break;
+    frames[n++] = ret;
+    if (next <= fp) break;
+    fp = next;
+  }
+  return n;
+}
+
+/* ---- the depot ------------------------------------------------------------------- */
+
+static uint64_t frames_hash(const uintptr_t *frames, size_t count) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ count;
+  for (size_t i = 0; i < count; i++) { h ^= frames[i]; h *= 0xff51afd7ed558ccdULL; h ^= h >> 32; }
+  return h;
+}
+
+uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) {
+  if (count == 0) return 0;
+  uint64_t h = frames_hash(frames, count);
+  uint32_t tag = (uint32_t)(h >> 32);
+  uint32_t id = 0;
+  tsr_lock(TSR_LOCK_CHECK);
+  if (depot.arena == NULL) {
+    depot.arena = tsr_check_map(DEPOT_ARENA_SIZE, "tessera check stacks");
+    depot.slots = tsr_check_map(DEPOT_SLOT_COUNT * sizeof(uint32_t), "tessera check stack slots");
+    if (depot.arena == NULL || depot.slots == NULL) { depot.arena = NULL; goto out; }
+  }
+  size_t mask = DEPOT_SLOT_COUNT - 1;
+  for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+    uint32_t e = depot.slots[i];
+    if (e == 0) {
+      if (depot.slot_used * 10 > DEPOT_SLOT_COUNT * 8) break;            /* full: unknown stack */
+      if ((depot.arena_used + count + 1) * sizeof(uintptr_t) > DEPOT_ARENA_SIZE) break;
+      uintptr_t *entry = depot.arena + depot.arena_used;
+      entry[0] = ((uintptr_t)tag << 32) | count;
+      memcpy(entry + 1, frames, count * sizeof(uintptr_t));
+      id = (uint32_t)(depot.arena_used + 1);
+      depot.arena_used += count + 1;
+      __atomic_store_n(&depot.slots[i], id, __ATOMIC_RELEASE);
+      depot.slot_used++;
+      break;
+    }
+    uintptr_t *entry = depot.arena + (e - 1);
+    if (entry[0] == (((uintptr_t)tag << 32) | count) && memcmp(entry + 1, frames, count * sizeof(uintptr_t)) == 0) {
+      id = e;
+      break;
+    }
+  }
+out:
+  tsr_unlock(TSR_LOCK_CHECK);
+  return id;
+}
+
+size_t tsr_depot_get(uint32_t id, const uintptr_t **frames) {
+  if (id == 0 || depot.arena == NULL) { *frames = NULL; return 0; }
+  uintptr_t *entry = depot.arena + (id - 1);
+  *frames = entry + 1;
+  return (size_t)(entry[0] & 0xffffffffu);
+}
+
+/* ---- symbols -------------------------------------------------------------------- */
+
+static int ehdr_marker;   /* any object of ours: dladdr gives our base */
+
+bool tsr_bt_is_own(uintptr_t pc) {
+  if (depot.own_lo == 0) {
+    Dl_info info;
+    if (dladdr(&ehdr_marker, &info) == 0) return false;
+    depot.own_lo = (uintptr_t)info.dli_fbase;
+    depot.own_hi = (uintptr_t)&ehdr_marker;   /* data comes after text in our layout */
+  }
+  return pc >= depot.own_lo && pc < depot.own_hi;
+}
+
+static const char *addr2line_path(void) {
+  static const char *const paths[] = { "/usr/bin/addr2line", "/bin/addr2line", "/usr/local/bin/addr2line" };
+  static int found = -2;
+  if (found == -2) {
+    found = -1;
+    for (int i = 0; i < 3; i++) if (access(paths[i], X_OK) == 0) { found = i; break; }
+  }
+  return found >= 0 ? paths[found] : NULL;
+}
+
+/* Run addr2line -f -C -e object addrs...; output into out (NUL-terminated).
+ * false if it could not run. No allocation: argv and env live on our stack. */
+static bool addr2line_run(const char *object, const uintptr_t *offsets, size_t count, char *out, size_t size) {
+  const char *tool = addr2line_path();
+  if (tool == NULL || count == 0) return false;
+  char text[TSR_CHECK_MAX_FRAMES][24];
+  char *argv[TSR_CHECK_MAX_FRAMES + 8];
+  size_t a = 0;
+  argv[a++] = (char *)"addr2line";
+  argv[a++] = (char *)"-f";
+  argv[a++] = (char *)"-C";
+  argv[a++] = (char *)"-e";
+  argv[a++] = (char *)object;
+  for (size_t i = 0; i < count && i < TSR_CHECK_MAX_FRAMES; i++) {
+    tsr_format(text[i], sizeof text[i], "0x%lx", (unsigned long)offsets[i]);
+    argv[a++] = text[i];
+  }
+  argv[a] = NULL;
+  char *envp[] = { NULL };   /* no LD_PRELOAD: addr2line must not run under us */
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return false;
+  pid_t pid = vfork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, 2);
+    execve(tool, argv, envp);
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t used = 0;
+  if (pid > 0) {
+    for (;;) {
+      ssize_t n = read(fds[0], out + used, size - 1 - used);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      used += (size_t)n;
+      if (used + 1 >= size) break;
+    }
+  }
+  close(fds[0]);
+  out[used] = 0;
+  if (pid > 0) { int status; while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {} }
+  return pid > 0 && used > 0;
+}
+
+/* Next line of text (in place); NULL at the end. */
+static char *next_line(char **cursor) {
+  char *s = *cursor;
+  if (s == NULL || *s == 0) return NULL;
+  char *e = strchr(s, '\n');
+  if (e != NULL) { *e = 0; *cursor = e + 1; } else *cursor = s + strlen(s);
+  return s;
+}
+
+/* An object's load offset for addr2line: executables linked at a fixed
+ * address (ET_EXEC) take the address itself. */
+static uintptr_t object_offset(const Dl_info *info, uintptr_t pc) {
+  const unsigned char *ehdr = info->dli_fbase;
+  uint16_t type = ehdr != NULL ? (uint16_t)(ehdr[16] | (ehdr[17] << 8)) : 3;
+  return type == 2 /* ET_EXEC */ ? pc : pc - (uintptr_t)info->dli_fbase;
+}
+
+void tsr_bt_symbolize(const uintptr_t *frames, size_t count, bool skip_own, bool first_is_pc,
+                      void (*line)(const char *text, void *arg), void *arg) {
+  if (count > TSR_CHECK_MAX_FRAMES) count = TSR_CHECK_MAX_FRAMES;
+  /* Skip our own leading frames (the public entry and helpers). */
+  size_t first = 0;
+  while (skip_own && first + 1 < count && tsr_bt_is_own(frames[first])) first++;
+  Dl_info info[TSR_CHECK_MAX_FRAMES];
+  bool known[TSR_CHECK_MAX_FRAMES];
+  char func[TSR_CHECK_MAX_FRAMES][96];
+  char where[TSR_CHECK_MAX_FRAMES][160];
+  for (size_t i = first; i < count; i++) {
+    /* A return address points after its call: look up the call itself. */
+    uintptr_t pc = i == 0 && first_is_pc ? frames[i] : frames[i] - 1;
+    known[i] = dladdr((void *)pc, &info[i]) != 0 && info[i].dli_fname != NULL;
+    func[i][0] = where[i][0] = 0;
+  }
+  /* One addr2line run per object. */
+  bool done[TSR_CHECK_MAX_FRAMES] = { false };
+  for (size_t i = first; i < count; i++) {
+    if (!known[i] || done[i]) continue;
+    size_t idx[TSR_CHECK_MAX_FRAMES], n = 0;
+    uintptr_t offsets[TSR_CHECK_MAX_FRAMES];
+    for (size_t j = i; j < count; j++) {
+      if (!known[j] || done[j] || info[j].dli_fbase != info[i].dli_fbase) continue;
+      done[j] = true;
+      idx[n] = j;
+      offsets[n++] = object_offset(&info[j], j == 0 && first_is_pc ? frames[j] : frames[j] - 1);
+    }
+    const char *object = info[i].dli_fname;
+    char exe[512];
+    if (object[0] == 0) {   /* the main program: dladdr gives "" on some systems */
+      ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+      exe[len > 0 ? len : 0] = 0;
+      object = exe;
+    }
+    char out[8192];
+    if (!addr2line_run(object, offsets, n, out, sizeof out)) continue;
+    char *cursor = out;
+    for (size_t k = 0; k < n; k++) {
+      char *fn = next_line(&cursor), *fl = next_line(&cursor);
+      if (fn == NULL || fl == NULL) break;
+      if (strcmp(fn, "??") != 0) tsr_format(func[idx[k]], sizeof func[0], "%s", fn);
+      if (strncmp(fl, "??", 2) != 0) {
+        char *disc = strstr(fl, " (discriminator");
+        if (disc != NULL) *disc = 0;
+        tsr_format(where[idx[k]], sizeof where[0], "%s", fl);
+      }
+    }
+  }
+  for (size_t i = first; i < count; i++) {
+    char text[512];
+    const char *object = known[i] ? info[i].dli_fname : "";
+    const char *slash = strrchr(object, '/');
+    const char *base_name = slash != NULL ? slash + 1 : object;
+    if (func[i][0] == 0 && known[i] && info[i].dli_sname != NULL)
+      tsr_format(func[i], sizeof func[0], "%s+0x%lx", info[i].dli_sname,
+                 (unsigned long)(frames[i] - (uintptr_t)info[i].dli_saddr));
+    if (where[i][0] != 0)
+      tsr_format(text, sizeof text, "#%zu 0x%lx in %s %s", i - first, (unsigned long)frames[i],
+                 func[i][0] ? func[i] : "??", where[i]);
+    else
+      tsr_format(text, sizeof text, "#%zu 0x%lx in %s (%s)", i - first, (unsigned long)frames[i],
+                 func[i][0] ? func[i] : "??", base_name[0] ? base_name : "unknown object");
+    line(text, arg);
+  }
+}
+#endif /* TSR_CHECK */

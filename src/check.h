@@ -1,0 +1,111 @@
+/* check.h -- declarations shared by the checking layer's files, which are
+ * compiled only in the checking build (TSR_CHECK=1, libtessera-check.so):
+ *   backtrace.c  stack capture without allocating, the stack depot, symbols
+ *   check.c      the block table, redzones, quarantine, reports, the API
+ *   guard.c      guard-page blocks and the SIGSEGV handler
+ *   leak.c       the conservative leak scan at exit
+ * Every structure here lives in memory mapped by the layer itself (never in
+ * the heap it checks), and everything is reached under TSR_LOCK_CHECK unless
+ * said otherwise. Reports are written under TSR_LOCK_REPORT, never while
+ * TSR_LOCK_CHECK is held.
+ */
+#ifndef TSR_CHECK_H
+#define TSR_CHECK_H
+
+#include "internal.h"
+
+#if TSR_CHECK
+
+#define TSR_CHECK_MAX_FRAMES 64      /* cap of TESSERA_CHECK_STACK_DEPTH */
+#define TSR_CHECK_HEADER_SIZE 16     /* in-block header before the left redzone */
+#define TSR_CHECK_CANARY   0xcb      /* redzone bytes */
+#define TSR_CHECK_POISON   0xdf      /* freed blocks' bytes while quarantined */
+#define TSR_CHECK_KEY      0x7e55e7a3c0de5afeULL  /* header word: user address XOR this */
+
+/* ---- backtrace.c: stacks ------------------------------------------------------ */
+/* Walk the frame-pointer chain from fp, first frame pc0 (0: start at fp's
+ * return address), staying inside [lo, hi) (the thread's stack); returns the
+ * number of frames written. Never faults on a chain inside those bounds. */
+size_t   tsr_bt_walk(uintptr_t *frames, size_t max, uintptr_t pc0, uintptr_t fp, uintptr_t lo, uintptr_t hi) tsr_hidden;
+/* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK. */
+uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) tsr_hidden;
+/* The frames of id; returns the count (0 for id 0). Lock-free: entries never change. */
+size_t   tsr_depot_get(uint32_t id, const uintptr_t **frames) tsr_hidden;
+/* Symbolize one frame as "0x... in func (file:line)" into out. */
+void     tsr_bt_symbolize(const uintptr_t *frames, size_t count, bool skip_own, bool first_is_pc,
+                          void (*line)(const char *text, void *arg), void *arg) tsr_hidden;
+bool     tsr_bt_is_own(uintptr_t pc) tsr_hidden;   /* pc lies in this library */
+
+/* ---- check.c: blocks, threads, reports ------------------------------------------- */
+enum { TSR_FAMILY_MALLOC = 0, TSR_FAMILY_NEW = 1, TSR_FAMILY_NEW_ARRAY = 2,
+       TSR_FAMILY_NEW_ALIGNED = 3, TSR_FAMILY_NEW_ARRAY_ALIGNED = 4 };
+enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2 };
+#define TSR_BLOCK_GUARDED 1          /* flags: mapped on its own with a guard page */
+#define TSR_BLOCK_UNPROTECTED 2      /* flags: guard lifted after a report */
+
+/* One checked block, kept out of line in the block table keyed by user. */
+typedef struct tsr_check_block_s {
+  uintptr_t user;          /* first user byte: the key (0: empty slot) */
+  uintptr_t base;          /* core block start, or the guarded mapping's start */
+  uint64_t  size;          /* bytes requested */
+  uint32_t  alloc_stack;   /* depot ids (0: unknown) */
+  uint32_t  free_stack;
+  uint32_t  alloc_thread;  /* thread numbers (registry; 1 is the main thread) */
+  uint32_t  free_thread;
+  uint8_t   state;         /* TSR_BLOCK_LIVE or TSR_BLOCK_FREED (quarantined) */
+  uint8_t   family;        /* TSR_FAMILY_* */
+  uint8_t   align_shift;   /* log2 of the requested alignment (4 at least) */
+  uint8_t   flags;         /* TSR_BLOCK_GUARDED ... */
+  uint32_t  pad;
+} tsr_check_block_t;
+
+typedef struct tsr_check_thread_s {
+  long      tid;
+  uint32_t  number;
+  uintptr_t stack_lo, stack_hi;  /* 0, 0: unknown */
+} tsr_check_thread_t;
+
+tsr_check_thread_t *tsr_check_thread_self(void) tsr_hidden;   /* registers on first use; never NULL */
+const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) tsr_hidden;
+const tsr_check_thread_t *tsr_check_thread_at(size_t index) tsr_hidden;  /* NULL past the end */
+/* The block whose user bytes or redzones contain addr (copied to *out); false if none. */
+bool     tsr_check_find(uintptr_t addr, tsr_check_block_t *out) tsr_hidden;
+/* Visit every block of the table under TSR_LOCK_CHECK (the caller holds it). */
+tsr_check_block_t *tsr_check_table(size_t *capacity) tsr_hidden;
+void    *tsr_check_map(size_t size, const char *name) tsr_hidden;     /* our own memory */
+void     tsr_check_unmap(void *p, size_t size) tsr_hidden;
+bool     tsr_check_is_own_memory(uintptr_t addr) tsr_hidden;         /* a mapping of this layer */
+size_t   tsr_check_left_size(size_t alignment) tsr_hidden;           /* header + left redzone */
+size_t   tsr_check_right_size(size_t size) tsr_hidden;               /* canary after the user bytes */
+
+/* /proc/self/maps, line by line (raw reads, no allocation); fn returns false to stop. */
+typedef struct tsr_maps_entry_s { uintptr_t lo, hi; char perms[5]; const char *name; } tsr_maps_entry_t;
+bool     tsr_check_maps_each(bool (*fn)(const tsr_maps_entry_t *e, void *arg), void *arg) tsr_hidden;
+
+/* Reports: one at a time (TSR_LOCK_REPORT). Lines are "tessera: ..." on the
+ * log file; JSON mode gathers a report into one JSON line. */
+void tsr_report_begin(const char *error_class, const char *fmt, ...) tsr_hidden;
+void tsr_report_line(const char *fmt, ...) tsr_hidden;
+/* skip_own: drop our leading frames; first_is_pc: frame 0 is a faulting pc, not a return address. */
+void tsr_report_stack(const char *title, const uintptr_t *frames, size_t count, bool skip_own, bool first_is_pc) tsr_hidden;
+void tsr_report_block(const tsr_check_block_t *b) tsr_hidden;   /* allocation and free stacks */
+void tsr_report_end(bool is_error) tsr_hidden;
+void tsr_report_where(uintptr_t addr) tsr_hidden;   /* "address is on thread T's stack" ... */
+extern _Atomic size_t tsr_check_error_count tsr_hidden;
+
+/* ---- guard.c ------------------------------------------------------------------------ */
+bool  tsr_guard_wanted(size_t size, size_t alignment) tsr_hidden;
+/* Map a guarded block; fills b->user and b->base. false: not possible now. */
+bool  tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) tsr_hidden;
+void  tsr_guard_protect_freed(const tsr_check_block_t *b) tsr_hidden;  /* into quarantine */
+void  tsr_guard_release(const tsr_check_block_t *b) tsr_hidden;        /* out of quarantine */
+size_t tsr_guard_map_size(const tsr_check_block_t *b) tsr_hidden;
+bool  tsr_guard_lookup(uintptr_t addr, uintptr_t *user) tsr_hidden;    /* caller holds CHECK */
+void  tsr_guard_thread_init(void) tsr_hidden;   /* alternate signal stack for this thread */
+void  tsr_guard_process_init(void) tsr_hidden;  /* the SIGSEGV handler */
+
+/* ---- leak.c ------------------------------------------------------------------------- */
+void  tsr_leak_report(void) tsr_hidden;         /* at exit, per TESSERA_CHECK_LEAKS */
+
+#endif /* TSR_CHECK */
+#endif /* TSR_CHECK_H */
