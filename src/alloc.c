@@ -145,6 +145,12 @@ static void *realloc_move(void *p, size_t old_size, size_t size) {
     if (heap == &tsr_heap_empty) heap = tsr_heap_init_thread();
     q = heap != NULL ? tsr_large_alloc(heap, size, TSR_ALIGN, false) : NULL;
     if (q == NULL) errno = ENOMEM;
+  } else if (size > old_size && size <= TSR_CLASS_MAX_SIZE) {
+    /* Growing: leave room for half as much again, so a block grown a little
+     * at a time (a string appended to) moves through a few size classes, not
+     * through all of them, leaving a trail of dirty free blocks in each. */
+    size_t roomy = size + size / 2;
+    q = alloc_block(tsr_heap_get(), roomy <= REALLOC_SPAN_MIN_SIZE ? roomy : size);
   } else {
     q = alloc_block(tsr_heap_get(), size);
   }

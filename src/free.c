@@ -51,26 +51,28 @@ static void block_validate(tsr_heap_t *heap, tsr_page_t *page, const void *p, bo
       tsr_free_invalid(p, "double free of", page->block_size);
     return;
   }
-  (void)heap;
-  if (is_marked_free(p, tsr_secret) && (!is_owner || tsr_page_contains_free(page, p)))
-    tsr_free_invalid(p, "double free of", page->block_size);
+  /* The mark is reliable without a walk of the lists: malloc clears it, and
+   * a block freed by another thread may sit in that thread's remote batch,
+   * on no list at all. */
+  (void)heap; (void)is_owner;
+  if (is_marked_free(p, tsr_secret)) tsr_free_invalid(p, "double free of", page->block_size);
 }
 
 /* ---- cross-thread free ---------------------------------------------------------- */
 
-/* Push onto the page's remote list; the first block on an empty list also
- * puts the page on its owner's pending list, so the owner finds it. The
- * page cannot be retired in between: our block still counts as used. */
-static void free_remote(tsr_page_t *page, tsr_block_t *block) {
+/* Push a chain of blocks (first..last, linked) onto the page's remote list;
+ * the chain that makes the list non-empty also puts the page on its owner's
+ * pending list, so the owner finds it. The page cannot be retired in
+ * between: our blocks still count as used. */
+static void push_remote(tsr_page_t *page, tsr_block_t *first, tsr_block_t *last) {
   tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
   uintptr_t secret = tsr_secret;
-  block->free_mark = (uintptr_t)block ^ secret;
   /* acq_rel throughout: the owner's exchange that emptied the list must
    * happen-before our write of pending_next (free on x86-64 either way). */
   uintptr_t head = atomic_load_explicit(&page->thread_free, memory_order_acquire);
   do {
-    block->next_encoded = tsr_encode(secret, (void *)head);
-  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &head, (uintptr_t)block,
+    last->next_encoded = tsr_encode(secret, (void *)head);
+  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &head, (uintptr_t)first,
                                                   memory_order_acq_rel, memory_order_acquire));
   if (head != 0) return;
   tsr_page_t *pending = atomic_load_explicit(&owner->pending, memory_order_acquire);
@@ -80,6 +82,44 @@ static void free_remote(tsr_page_t *page, tsr_block_t *block) {
                                                   memory_order_acq_rel, memory_order_acquire));
 }
 
+static void flush_slot(tsr_heap_t *heap, unsigned i) {
+  push_remote(heap->remote[i].page, heap->remote[i].first, heap->remote[i].last);
+  heap->remote[i].page = NULL;
+  heap->remote[i].count = 0;
+  heap->remote_pending--;
+}
+
+/* Hand this thread's batches of remote frees to their pages. Called when a
+ * batch is full or its slot is wanted by another page, and from every slow
+ * path of malloc, thread exit and trim, so a batch never waits long. */
+void tsr_free_flush_remote(tsr_heap_t *heap) {
+  for (unsigned i = 0; i < TSR_REMOTE_BATCH_SLOTS && heap->remote_pending != 0; i++)
+    if (heap->remote[i].page != NULL) flush_slot(heap, i);
+}
+
+/* A free of a block owned by another heap: batched per page (a slot chosen
+ * by the page's address) when this thread has a heap of its own. */
+static void free_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
+  block->free_mark = (uintptr_t)block ^ tsr_secret;
+  if (heap == &tsr_heap_empty || page->kind != TSR_PAGE_SMALL) {
+    push_remote(page, block, block);
+    return;
+  }
+  unsigned i = (unsigned)(((uintptr_t)page >> TSR_PAGE_DESC_SHIFT) ^ ((uintptr_t)page >> TSR_SEGMENT_SHIFT)) %
+               TSR_REMOTE_BATCH_SLOTS;
+  if (heap->remote[i].page != NULL && (heap->remote[i].page != page || heap->remote[i].count >= TSR_REMOTE_BATCH_COUNT))
+    flush_slot(heap, i);
+  if (heap->remote[i].page == NULL) {
+    heap->remote[i].page = page;
+    heap->remote[i].last = block;
+    heap->remote_pending++;
+  } else {
+    block->next_encoded = tsr_encode(tsr_secret, heap->remote[i].first);
+  }
+  heap->remote[i].first = block;
+  heap->remote[i].count++;
+}
+
 /* ---- the slow path ------------------------------------------------------------- */
 
 static tsr_cold void free_special(void *p) {
@@ -87,6 +127,7 @@ static tsr_cold void free_special(void *p) {
   uint8_t kind = tsr_segmap_kind((uintptr_t)p);
   if (kind == TSR_SEGMAP_HUGE || kind == TSR_SEGMAP_HUGE_TAIL) {
     tsr_segment_t *segment = tsr_huge_segment_of(p);
+    if (segment == NULL && tsr_huge_was_freed(p)) tsr_free_invalid(p, "double free of (huge block)", 0);
     if (segment == NULL) tsr_free_invalid(p, "invalid free of a pointer inside a huge block:", 0);
     tsr_heap_t *heap = tsr_heap_get();
     if (heap != &tsr_heap_empty) heap->count.free_count++;
@@ -106,7 +147,7 @@ tsr_noinline void tsr_free_generic(tsr_heap_t *heap, void *p) {
   if (heap != &tsr_heap_empty) heap->count.free_count++;
   if (!is_owner) {
     if (heap != &tsr_heap_empty) heap->count.remote_free_count++;
-    free_remote(page, p);
+    free_remote(heap, page, p);
   } else if (page->kind == TSR_PAGE_LARGE) {
     tsr_large_free(heap, page);
   } else {

@@ -47,14 +47,17 @@ void tsr_heap_collect_remote(tsr_heap_t *heap) {
     if (page->kind == TSR_PAGE_LARGE) {
       if (list != 0) tsr_large_free(heap, page);
     } else {
+      /* The remote list uses the same encoding as the local one: find its
+       * tail (reading only) and splice the whole list in front. */
       uint32_t count = 0;
-      tsr_block_t *block = (tsr_block_t *)list;
-      while (block != NULL) {
-        tsr_block_t *after = tsr_decode(secret, block->next_encoded);
-        block->next_encoded = tsr_encode(secret, page->free);
-        page->free = block;
+      tsr_block_t *first = (tsr_block_t *)list, *last = NULL;
+      for (tsr_block_t *block = first; block != NULL; block = tsr_decode(secret, block->next_encoded)) {
+        last = block;
         count++;
-        block = after;
+      }
+      if (last != NULL) {
+        last->next_encoded = tsr_encode(secret, page->free);
+        page->free = first;
       }
       page->used -= count;
       if (count != 0 && (page->owner & TSR_OWNER_SLOW)) tsr_page_unfull(heap, page);
@@ -74,11 +77,13 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);
   tsr_unlock(TSR_LOCK_HEAPS);
+  tsr_huge_cache_purge(now, false);
 }
 
 /* Return empty pages (queue heads included) and all free spans. Owner only,
  * or a thread holding an abandoned heap taken off the abandoned list. */
 static size_t heap_trim_one(tsr_heap_t *heap) {
+  tsr_free_flush_remote(heap);
   tsr_heap_collect_remote(heap);
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
     tsr_page_t *first = heap->queue[c].first;
@@ -101,6 +106,7 @@ bool tsr_heap_trim(void) {
   /* Abandoned heaps have no thread: while we hold the lock none can adopt them. */
   for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) released += heap_trim_one(h);
   tsr_unlock(TSR_LOCK_HEAPS);
+  tsr_huge_cache_purge(0, true);
   return released != 0;
 }
 
@@ -158,6 +164,7 @@ tsr_heap_t *tsr_heap_init_thread(void) {
 void tsr_heap_thread_exit(void *arg) {
   tsr_heap_t *heap = arg;
   if (heap == NULL || heap == &tsr_heap_empty || heap == &tsr_heap_main) return;
+  tsr_free_flush_remote(heap);
   tsr_heap_collect_remote(heap);
   tsr_heap_current = &tsr_heap_empty;
   tsr_lock(TSR_LOCK_HEAPS);

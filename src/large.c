@@ -8,6 +8,10 @@
  * A huge block's mapping is aligned to the segment size and starts with a
  * segment header (kind HUGE) in its first OS page; the segment map marks the
  * mapping's slots so free() recognises it without touching it.
+ * Freed huge mappings wait in a small cache for the purge delay: a program
+ * that frees a big buffer and allocates another (a file read per request)
+ * reuses the pages already faulted in, resized with mremap, instead of
+ * paying a fault per OS page again.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -16,8 +20,14 @@
 #include <stdint.h>
 #include <string.h>
 
+#define HUGE_CACHE_COUNT 8
+#define HUGE_CACHE_MAX_BYTES ((size_t)256 << 20)
+
 static struct {
   tsr_segment_t *huge_list;          /* every huge block (TSR_LOCK_HUGE) */
+  tsr_segment_t *cache[HUGE_CACHE_COUNT]; /* freed mappings kept for reuse (TSR_LOCK_HUGE) */
+  uint64_t cache_time_ms[HUGE_CACHE_COUNT];
+  size_t cache_bytes;
   _Atomic uintptr_t freed_ring[16];  /* recently unmapped huge blocks: names double frees */
   _Atomic unsigned freed_next;
 } large;
@@ -31,6 +41,7 @@ static void large_set_size(tsr_page_t *page, uint32_t slices) {
 }
 
 void *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  if (heap->remote_pending != 0) tsr_free_flush_remote(heap);
   if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap);
   if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
   uint32_t slices = (uint32_t)((size + TSR_SLICE_SIZE - 1) >> TSR_SLICE_SHIFT);
@@ -92,9 +103,65 @@ static void huge_unlink(tsr_segment_t *segment) {
   tsr_unlock(TSR_LOCK_HUGE);
 }
 
+static tsr_segment_t *huge_cache_take(size_t map_size) {
+  tsr_segment_t *best = NULL;
+  int best_i = -1;
+  tsr_lock(TSR_LOCK_HUGE);
+  for (int i = 0; i < HUGE_CACHE_COUNT; i++) {
+    tsr_segment_t *s = large.cache[i];
+    if (s == NULL) continue;
+    /* Prefer the mapping closest in size: least to unmap or to move. */
+    size_t d = s->map_size > map_size ? s->map_size - map_size : map_size - s->map_size;
+    size_t bd = best == NULL ? SIZE_MAX : best->map_size > map_size ? best->map_size - map_size : map_size - best->map_size;
+    if (d < bd) { best = s; best_i = i; }
+  }
+  if (best != NULL) {
+    large.cache[best_i] = NULL;
+    __atomic_fetch_sub(&large.cache_bytes, best->map_size, __ATOMIC_RELAXED);
+  }
+  tsr_unlock(TSR_LOCK_HUGE);
+  return best;
+}
+
+/* Unmap cached mappings older than the purge delay (all if force). */
+void tsr_huge_cache_purge(uint64_t now_ms, bool force) {
+  tsr_segment_t *release[HUGE_CACHE_COUNT];
+  int n = 0;
+  long delay = tsr_option_long(TSR_OPT_PURGE_DELAY);
+  tsr_lock(TSR_LOCK_HUGE);
+  for (int i = 0; i < HUGE_CACHE_COUNT; i++) {
+    tsr_segment_t *s = large.cache[i];
+    if (s != NULL && (force || (delay >= 0 && now_ms >= large.cache_time_ms[i] + (uint64_t)delay))) {
+      release[n++] = s;
+      large.cache[i] = NULL;
+      __atomic_fetch_sub(&large.cache_bytes, s->map_size, __ATOMIC_RELAXED);
+    }
+  }
+  tsr_unlock(TSR_LOCK_HUGE);
+  for (int i = 0; i < n; i++) {
+    tsr_os_segmap_set((uintptr_t)release[i], release[i]->map_size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+    tsr_os_unmap(release[i], release[i]->map_size);
+  }
+}
+
 void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
-  (void)zero;   /* a fresh mapping reads zero */
   if (size > PTRDIFF_MAX - 2 * TSR_SEGMENT_SIZE || alignment > ((size_t)1 << 40)) { errno = ENOMEM; return NULL; }
+  if (alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
+    tsr_segment_t *cached = huge_cache_take(round_os(TSR_OS_PAGE_SIZE + size));
+    if (cached != NULL) {
+      cached->huge_block = (uint8_t *)cached + TSR_OS_PAGE_SIZE;
+      cached->huge_size = cached->map_size - TSR_OS_PAGE_SIZE;
+      huge_link(cached);
+      atomic_fetch_add_explicit(&tsr_os_counters.huge_count, 1, memory_order_relaxed);
+      void *p = tsr_huge_realloc(cached, size);
+      if (p == NULL) {       /* could not resize: give it up and map afresh */
+        tsr_huge_free(cached);
+      } else {
+        if (zero) memset(p, 0, size);
+        return p;
+      }
+    }
+  }
   size_t offset = alignment > TSR_OS_PAGE_SIZE ? alignment : TSR_OS_PAGE_SIZE;
   size_t map_size = round_os(offset + size);
   size_t map_align = alignment > TSR_SEGMENT_SIZE ? alignment : TSR_SEGMENT_SIZE;
@@ -126,6 +193,25 @@ void tsr_huge_free(tsr_segment_t *segment) {
   unsigned i = atomic_fetch_add_explicit(&large.freed_next, 1, memory_order_relaxed) % 16;
   atomic_store_explicit(&large.freed_ring[i], (uintptr_t)segment->huge_block, memory_order_relaxed);
   atomic_fetch_sub_explicit(&tsr_os_counters.huge_count, 1, memory_order_relaxed);
+  segment->huge_block = NULL;   /* a second free finds no block here: diagnosed */
+  if (segment->map_size <= HUGE_CACHE_MAX_BYTES / 2 && tsr_option_long(TSR_OPT_PURGE_DELAY) != 0) {
+    uint64_t now = tsr_platform_clock_ms();
+    tsr_huge_cache_purge(now, false);
+    tsr_lock(TSR_LOCK_HUGE);
+    for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
+      if (large.cache[k] == NULL && large.cache_bytes + segment->map_size <= HUGE_CACHE_MAX_BYTES) {
+        large.cache[k] = segment;
+        large.cache_time_ms[k] = now;
+        __atomic_fetch_add(&large.cache_bytes, segment->map_size, __ATOMIC_RELAXED);
+        tsr_unlock(TSR_LOCK_HUGE);
+        tsr_heap_t *heap = tsr_heap_get();     /* its housekeeping releases the cache later */
+        uint64_t due = now + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
+        if (heap != &tsr_heap_empty && (heap->purge_due_ms == 0 || due < heap->purge_due_ms)) heap->purge_due_ms = due;
+        return;
+      }
+    }
+    tsr_unlock(TSR_LOCK_HUGE);
+  }
   tsr_os_segmap_set((uintptr_t)segment, segment->map_size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
   tsr_os_unmap(segment, segment->map_size);
 }

@@ -136,6 +136,7 @@ static inline void *page_pop(tsr_heap_t *heap, tsr_page_t *page) {
  * class queue (pages that turn out full leave it), else make a new page.
  * NULL with errno ENOMEM if the OS refuses memory. */
 void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
+  if (heap->remote_pending != 0) tsr_free_flush_remote(heap);
   if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap);
   if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
   tsr_page_queue_t *q = &heap->queue[size_class];

@@ -44,11 +44,14 @@ unsigned tsr_size_class_aligned(size_t size, size_t alignment) {
   return 0;
 }
 
-/* Pages hold at least 8 blocks (so a page is not retired and re-made for
- * every other call), up to 16 slices; blocks are carved lazily, so a big
- * page costs address space, not memory. */
+/* Pages hold at least 8 blocks up to 8 KiB (so a page is not retired and
+ * re-made for every other call), up to 16 slices; blocks are carved lazily,
+ * so a big page costs address space, not memory. */
 uint32_t tsr_class_slices(unsigned size_class) {
-  size_t want = (size_t)tsr_class_size[size_class] * 8;
+  /* Classes above 8 KiB hold a few blocks per page, so a page empties (and
+   * goes back to the OS) soon after its blocks are freed. */
+  size_t per_page = tsr_class_size[size_class] <= 8192 ? 8 : 3;
+  size_t want = (size_t)tsr_class_size[size_class] * per_page;
   uint32_t slices = (uint32_t)((want + TSR_SLICE_SIZE - 1) >> TSR_SLICE_SHIFT);
   return slices < 1 ? 1 : slices > 16 ? 16 : slices;
 }

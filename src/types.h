@@ -44,9 +44,11 @@
 #define TSR_DIRECT_COUNT    (TSR_DIRECT_MAX / 16 + 1)
 #define TSR_CLASS_MAX_SIZE  (128 * 1024)  /* largest block size kept in class pages */
 #define TSR_CLASS_COUNT     89      /* classes 1..88; class 0 is unused */
-#define TSR_LARGE_MAX_SIZE  (TSR_SEGMENT_SIZE / 2)  /* above: a huge block, own mapping */
+#define TSR_LARGE_MAX_SIZE  ((size_t)1 << 20)     /* above: a huge block, own mapping (mremap, cached) */
 #define TSR_PAGE_EXTEND_SIZE 4096   /* carve this many bytes of blocks at a time (RSS) */
 #define TSR_SPAN_BIN_COUNT  32
+#define TSR_REMOTE_BATCH_SLOTS 16   /* pages a thread batches remote frees for at once */
+#define TSR_REMOTE_BATCH_COUNT 64   /* blocks per batch */
 
 /* ---- options that are compile-time ----------------------------------------- */
 #define TSR_PURGE_DELAY_DEFAULT_MS 10
@@ -159,6 +161,13 @@ typedef struct tsr_heap_s {
   uint32_t    span_bin_mask;              /* bit b set iff span_bin[b] is not empty */
   uint32_t    id;                         /* 1 for the main thread's heap */
   _Atomic(tsr_page_t *) pending;          /* pages with remote frees to collect */
+  struct {                                /* this thread's frees to other heaps' pages, */
+    tsr_page_t *page;                     /* batched per page: one CAS per batch */
+    tsr_block_t *first;
+    tsr_block_t *last;
+    uint32_t    count;
+  } remote[TSR_REMOTE_BATCH_SLOTS];
+  uint32_t    remote_pending;             /* slots in use */
   tsr_segment_t *segments;                /* segments owned by this heap */
   uint64_t    last_purge_ms;
   uint64_t    purge_due_ms;               /* earliest time a free span is due; 0: none */

@@ -31,6 +31,12 @@ int main(void) {
   CHECK(exited != NULL && exited != tsr_heap_get());
   CHECK(exited->is_abandoned);
   for (int i = 0; i < N; i++) free(blocks[i]);      /* remote: the owner thread is gone */
+  /* Remote frees are batched per page; at most a few batches wait in this
+   * thread's heap until its next slow path. */
+  size_t batched = 0;
+  for (unsigned i = 0; i < TSR_REMOTE_BATCH_SLOTS; i++) batched += tsr_heap_get()->remote[i].count;
+  CHECK(batched <= TSR_REMOTE_BATCH_SLOTS * TSR_REMOTE_BATCH_COUNT);
+  tsr_free_flush_remote(tsr_heap_get());
   CHECK(atomic_load(&exited->pending) != NULL);
 
   CHECK_SECTION("adoption");

@@ -35,7 +35,7 @@ int main(void) {
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
     uint32_t slices = tsr_class_slices(c);
     CHECK(slices >= 1 && slices <= 16);
-    CHECKF(((size_t)slices << TSR_SLICE_SHIFT) / tsr_class_size[c] >= 4, "class %u holds < 4 blocks", c);
+    CHECKF(((size_t)slices << TSR_SLICE_SHIFT) / tsr_class_size[c] >= 3, "class %u holds < 3 blocks", c);
   }
 
   CHECK_SECTION("good_size");
