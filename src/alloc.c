@@ -67,6 +67,20 @@ static inline void *alloc_block(tsr_heap_t *heap, size_t size) {
 /* Counted slow path of malloc: a tail call from the fast path, so the fast
  * path saves no registers and sets up no frame. */
 static tsr_noinline void *malloc_slow(tsr_heap_t *heap, size_t size) {
+  /* Sizes above the direct table: the class's first page, if it has a free
+   * block, is one class computation away (no queue walk, no housekeeping). */
+  if (size > TSR_DIRECT_MAX && size <= TSR_CLASS_MAX_SIZE) {
+    tsr_page_t *page = heap->queue[tsr_size_class(size)].first;
+    tsr_block_t *block = page != NULL ? page->free : NULL;
+    if (block != NULL) {
+      page->free = tsr_decode(heap->secret, block->next_encoded);
+      block->free_mark = 0;
+      page->used++;
+      heap->count.malloc_count++;
+      heap->count.requested_bytes += size;
+      return block;
+    }
+  }
   void *p = tsr_alloc_generic(heap, size, 0, false);
   COUNT(malloc_count, size);
   return p;

@@ -92,7 +92,9 @@ typedef struct tsr_os_counters_s {
 extern tsr_os_counters_t tsr_os_counters tsr_hidden;
 
 static inline uint8_t tsr_segmap_kind(uintptr_t addr) {
-  return __atomic_load_n(&tsr_segmap[(addr >> TSR_SEGMENT_SHIFT) & (TSR_SEGMAP_COUNT - 1)], __ATOMIC_RELAXED);
+  /* A plain read (one cmpb on the fast path): a slot changes only while no
+   * valid pointer into it can exist, so no correct program races with it. */
+  return tsr_segmap[(addr >> TSR_SEGMENT_SHIFT) & (TSR_SEGMAP_COUNT - 1)];
 }
 
 /* ---- sizeclass.c ----------------------------------------------------------- */
