@@ -64,6 +64,7 @@ build/release build/check build/san build/tests build/bench:
 
 -include tools/tools.mk
 -include tests/tests.mk
+-include tests/wrong/wrong.mk
 -include bench/bench.mk
 -include examples/examples.mk
 

@@ -444,6 +444,7 @@ bool tsr_check_find(uintptr_t addr, tsr_check_block_t *out) {
 static struct {
   char json[1 << 16];     /* one JSON report being assembled */
   size_t json_used;
+  bool json_first;        /* no line added yet */
   bool in_report;
 } report;
 
@@ -469,7 +470,13 @@ static void json_raw(const char *s) {
 }
 
 static void out_line(const char *text) {
-  if (check.json) { json_raw(",\""); json_put(text); json_raw("\""); return; }
+  if (check.json) {
+    json_raw(report.json_first ? "\"" : ",\"");
+    report.json_first = false;
+    json_put(text);
+    json_raw("\"");
+    return;
+  }
   char line[1200];
   size_t n = tsr_format(line, sizeof line - 1, "tessera: %s", text);
   line[n++] = '\n';
@@ -494,7 +501,8 @@ void tsr_report_begin(const char *error_class, const char *fmt, ...) {
     json_raw(pid);
     json_raw(",\"message\":\"");
     json_put(text);
-    json_raw("\",\"lines\":[\"\"");
+    json_raw("\",\"lines\":[");
+    report.json_first = true;
     return;
   }
   char head[1200];
@@ -601,6 +609,7 @@ typedef struct damage_s { damage_kind_t kind; uintptr_t first, last; } damage_t;
 /* Redzones of a live block, or the poison of a quarantined one. */
 static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
   damage_t d = { DAMAGE_NONE, 0, 0 };
+  if (freed && (b->flags & TSR_BLOCK_GUARDED)) return d;   /* protected, its pages released */
   const uint8_t *user = (const uint8_t *)b->user;
   if (freed && !(b->flags & TSR_BLOCK_GUARDED)) {
     const uint8_t *bad = bytes_damaged(user, b->size, TSR_CHECK_POISON);

@@ -4,6 +4,7 @@
  * that a signal death can be reported as 128+signal (the shell convention)
  * rather than killing us too. Statistics are printed by the library itself
  * at exit (TESSERA_STATS); this command only sets the variable.
+ * `tessera check` lives in cmd_check.c.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -26,15 +27,7 @@ const char cmd_run_help[] =
     "\n"
     "Other options are environment variables: see 'tessera help options'.\n";
 
-const char cmd_check_help[] =
-    "usage: tessera check -- CMD [ARGS...]\n"
-    "\n"
-    "Run CMD with the checking build of tessera (libtessera-check.so): redzones,\n"
-    "fills, quarantine, and a leak report at exit. Reports go to stderr (or\n"
-    "TESSERA_CHECK_LOG_FILE); a program in which an error was reported exits with\n"
-    "TESSERA_CHECK_ERROR_EXITCODE (23). See 'tessera help options'.\n";
-
-/* Shared by run and check: everything after "--" is the command. */
+/* Everything after "--" is the command. */
 static int run_under(const char *lib, const char *stats, char **cmd) {
   char env_stats[64];
   char *extra[2] = {NULL, NULL};
@@ -71,16 +64,4 @@ int cmd_run(int argc, char **argv) {
   cli_alloc_t al;
   if (cli_alloc_list(alloc, &al, 1) != 1) return 2;
   return run_under(al.preload, stats, argv + i);
-}
-
-int cmd_check(int argc, char **argv) {
-  int i = 1;
-  if (i < argc && strcmp(argv[i], "--") == 0) i++;
-  else if (i < argc && argv[i][0] == '-') return cli_usage("unknown option '%s'", argv[i]);
-  if (i >= argc) return cli_usage("no command given (usage: tessera check -- CMD ARGS...)");
-  const char *lib = cli_lib_path("libtessera-check.so");
-  if (!lib) return 1;
-  char copy[4096];
-  snprintf(copy, sizeof copy, "%s", lib);
-  return run_under(copy, NULL, argv + i);
 }

@@ -6,7 +6,7 @@
 
 TOOLS_CFLAGS := $(CSTD) -O2 -g $(WARN) -Iinclude -Isrc -Itools -Ibuild/tools \
                 -DTSR_CLI_VERSION='"$(VERSION)"'
-TOOLS_SRC    := tools/tessera.c tools/cli.c tools/cmd_help.c tools/cmd_run.c \
+TOOLS_SRC    := tools/tessera.c tools/cli.c tools/cmd_help.c tools/cmd_run.c tools/cmd_check.c \
                 tools/cmd_record.c tools/cmd_convert.c tools/cmd_replay.c \
                 tools/cmd_compare.c tools/cmd_map.c tools/trace_bin.c \
                 tools/replay_mt.c tools/trace.c
