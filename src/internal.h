@@ -146,6 +146,7 @@ extern tsr_page_t tsr_page_empty tsr_hidden;  /* a page with no free blocks */
 void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 void  tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) tsr_hidden;
 void  tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
+void  tsr_page_retire_empty_heads(tsr_heap_t *heap) tsr_hidden;
 void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 bool  tsr_page_contains_free(tsr_page_t *page, const tsr_block_t *block) tsr_hidden;

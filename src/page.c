@@ -6,11 +6,13 @@
  * direct table points at it). A page that runs out leaves the queue and is
  * marked slow (TSR_OWNER_SLOW in its owner word), so the next free to it
  * takes the slow path and puts it back.
- * The first page of a queue carries one extra count in `used` (the "head
- * bias"): it can never reach zero through the fast path, so freeing the last
- * block of the only page of a class costs no call, and a hot malloc/free
- * loop never retires and re-creates its page. Every other page that empties
- * is retired at once: its span goes back to the heap.
+ * In classes up to 1 KiB (those of the direct table) the first page of a
+ * queue carries one extra count in `used` (the "head bias"): it can never
+ * reach zero through the fast path, so freeing the last block of the only
+ * page of a class costs no call, and a hot malloc/free loop never retires
+ * and re-creates its page. Every other page that empties is retired at once:
+ * its span goes back to the heap -- in the bigger classes the first page
+ * too, so their memory does not stay behind in a page nobody uses.
  * Blocks are carved TSR_PAGE_EXTEND_SIZE bytes at a time, so a new page costs
  * one OS page of memory, not 64 KiB.
  */
@@ -35,6 +37,8 @@ void tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) {
 
 /* ---- queues (with the head bias) ------------------------------------------------- */
 
+static inline bool class_has_bias(unsigned size_class) { return tsr_class_size[size_class] <= TSR_DIRECT_MAX; }
+
 static void queue_unlink(tsr_page_queue_t *q, tsr_page_t *page) {
   if (page->prev != NULL) page->prev->next = page->next; else q->first = page->next;
   if (page->next != NULL) page->next->prev = page->prev; else q->last = page->prev;
@@ -49,8 +53,10 @@ static void queue_remove(tsr_heap_t *heap, tsr_page_t *page) {
   bool was_first = q->first == page;
   queue_unlink(q, page);
   if (was_first) {
-    page->used--;
-    if (q->first != NULL) q->first->used++;
+    if (class_has_bias(page->size_class)) {
+      page->used--;
+      if (q->first != NULL) q->first->used++;
+    }
     tsr_page_direct_update(heap, page->size_class);
   }
 }
@@ -63,10 +69,9 @@ static void queue_push_front(tsr_heap_t *heap, tsr_page_t *page) {
   if (old != NULL) old->prev = page; else q->last = page;
   q->first = page;
   page->is_queued = 1;
-  page->used++;
-  if (old != NULL) {
-    old->used--;
-    if (old->used == 0) {           /* the old head was empty: retire it now */
+  if (class_has_bias(page->size_class)) {
+    page->used++;
+    if (old != NULL && --old->used == 0) {   /* the old head was empty: retire it now */
       queue_unlink(q, old);
       tsr_span_free(heap, old);
     }
@@ -172,9 +177,28 @@ void tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) {
 /* A page's last block was freed: give its span back, unless it is the head
  * (the bias keeps the head's count above zero; see the file comment). */
 void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
+  if (page->is_queued && heap->queue[page->size_class].first == page && !class_has_bias(page->size_class) &&
+      page->block_size <= 8192) {
+    /* An empty first page of a class of 1-8 KiB stays until the next
+     * housekeeping (a malloc/free loop of that size keeps reusing it);
+     * above 8 KiB touching the block costs more than a new page. */
+    if (heap->purge_due_ms == 0) heap->purge_due_ms = heap->last_purge_ms + 1;
+    return;
+  }
   if (page->is_queued) queue_remove(heap, page);
   if (page->used != 0) return;
   tsr_span_free(heap, page);
+}
+
+/* Housekeeping: retire the empty first pages of the classes above 1 KiB. */
+void tsr_page_retire_empty_heads(tsr_heap_t *heap) {
+  for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
+    tsr_page_t *first = heap->queue[c].first;
+    if (first != NULL && first->used == 0 && !class_has_bias(c)) {
+      queue_remove(heap, first);
+      tsr_span_free(heap, first);
+    }
+  }
 }
 
 /* Local free of a block in a page that is marked slow (full), after the

@@ -14,7 +14,8 @@
 /* ---- gathering ---------------------------------------------------------------- */
 
 static bool page_is_head(tsr_heap_t *heap, tsr_page_t *page) {
-  return page->kind == TSR_PAGE_SMALL && page->is_queued && heap->queue[page->size_class].first == page;
+  return page->kind == TSR_PAGE_SMALL && page->is_queued && heap->queue[page->size_class].first == page &&
+         tsr_class_size[page->size_class] <= TSR_DIRECT_MAX;   /* only these carry the bias */
 }
 
 /* Live blocks of a small page, without the queue head's bias. */
