@@ -74,7 +74,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   uint64_t now = tsr_platform_clock_ms();
   if (now < heap->purge_due_ms || now < heap->last_purge_ms + TSR_PURGE_MIN_GAP_MS) return;
   heap->last_purge_ms = now;
-  tsr_page_retire_empty_heads(heap);
+  tsr_page_retire_empty_heads(heap, false);
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);
   tsr_unlock(TSR_LOCK_HEAPS);
@@ -86,7 +86,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
 static size_t heap_trim_one(tsr_heap_t *heap) {
   tsr_free_flush_remote(heap);
   tsr_heap_collect_remote(heap);
-  tsr_page_retire_empty_heads(heap);
+  tsr_page_retire_empty_heads(heap, false);
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
     tsr_page_t *first = heap->queue[c].first;
     if (first != NULL && first->used == 1 && tsr_class_size[c] <= TSR_DIRECT_MAX) {   /* only the bias: empty */

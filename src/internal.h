@@ -137,6 +137,7 @@ void  tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) tsr_hidden;
 bool  tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_span_mark_used(tsr_page_t *span, uint32_t slices) tsr_hidden;
+bool  tsr_span_has_dirty(tsr_heap_t *heap, uint32_t slices) tsr_hidden;
 size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) tsr_hidden;
 void  tsr_segment_release(tsr_heap_t *heap, tsr_segment_t *segment) tsr_hidden;
 bool  tsr_span_check(tsr_heap_t *heap) tsr_hidden;
@@ -146,7 +147,7 @@ extern tsr_page_t tsr_page_empty tsr_hidden;  /* a page with no free blocks */
 void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 void  tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) tsr_hidden;
 void  tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
-void  tsr_page_retire_empty_heads(tsr_heap_t *heap) tsr_hidden;
+void  tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) tsr_hidden;
 void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 bool  tsr_page_contains_free(tsr_page_t *page, const tsr_block_t *block) tsr_hidden;

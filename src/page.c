@@ -109,6 +109,10 @@ static void page_extend(tsr_heap_t *heap, tsr_page_t *page) {
 
 static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   uint32_t slices = tsr_class_slices(size_class);
+  /* Every few new pages, give up other classes' empty first pages, so the
+   * new page can reuse their memory (not at every one: a program that
+   * switches between two sizes would rebuild pages back and forth). */
+  if ((++heap->page_new_count & 7) == 0) tsr_page_retire_empty_heads(heap, true);
   tsr_page_t *page = tsr_span_alloc(heap, slices, 1);
   if (page == NULL) return NULL;
   uint32_t size = tsr_class_size[size_class];
@@ -190,12 +194,17 @@ void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
   tsr_span_free(heap, page);
 }
 
-/* Housekeeping: retire the empty first pages of the classes above 1 KiB. */
-void tsr_page_retire_empty_heads(tsr_heap_t *heap) {
+/* Retire the empty first pages of the classes above 1 KiB (housekeeping),
+ * or of every class (with_bias: before a new page is made, so the new page
+ * reuses memory another class no longer holds live -- segregated classes
+ * then share memory over time, the way coalescing lets a best-fit heap). */
+void tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) {
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
     tsr_page_t *first = heap->queue[c].first;
-    if (first != NULL && first->used == 0 && !class_has_bias(c)) {
-      queue_remove(heap, first);
+    if (first == NULL) continue;
+    bool bias = class_has_bias(c);
+    if (bias ? (with_bias && first->used == 1 && first->next == NULL) : first->used == 0) {
+      queue_remove(heap, first);   /* drops the bias: used is 0 now */
       tsr_span_free(heap, first);
     }
   }

@@ -168,6 +168,7 @@ typedef struct tsr_heap_s {
     uint32_t    count;
   } remote[TSR_REMOTE_BATCH_SLOTS];
   uint32_t    remote_pending;             /* slots in use */
+  uint32_t    page_new_count;             /* pages made, for periodic work */
   tsr_segment_t *segments;                /* segments owned by this heap */
   uint64_t    last_purge_ms;
   uint64_t    purge_due_ms;               /* earliest time a free span is due; 0: none */
