@@ -61,9 +61,18 @@ static uint64_t frames_hash(const uintptr_t *frames, size_t count) {
   return h;
 }
 
+/* Per-thread cache of recent stacks: a call site that repeats skips the lock. */
+static __thread struct { uint64_t hash; uint32_t id; } depot_cache[64];
+
 uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) {
   if (count == 0) return 0;
   uint64_t h = frames_hash(frames, count);
+  size_t c = (size_t)(h >> 7) & 63;
+  if (depot_cache[c].hash == h && depot_cache[c].id != 0) {
+    const uintptr_t *have;
+    size_t n = tsr_depot_get(depot_cache[c].id, &have);
+    if (n == count && memcmp(have, frames, count * sizeof(uintptr_t)) == 0) return depot_cache[c].id;
+  }
   uint32_t tag = (uint32_t)(h >> 32);
   uint32_t id = 0;
   tsr_lock(TSR_LOCK_CHECK);
@@ -95,6 +104,8 @@ uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) {
   }
 out:
   tsr_unlock(TSR_LOCK_CHECK);
+  depot_cache[c].hash = h;
+  depot_cache[c].id = id;
   return id;
 }
 

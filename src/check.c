@@ -83,6 +83,7 @@ static struct {
   uintptr_t *ring;              /* quarantine FIFO of user addresses */
   size_t ring_capacity, ring_head, ring_count;
   size_t quarantine_bytes;      /* core bytes held by the quarantine */
+  size_t live_bytes;            /* core bytes of live blocks: the quarantine holds at most as much */
   size_t quarantine_limit;
   tsr_check_thread_t *threads;  /* registry: every thread seen, in order */
   _Atomic size_t thread_count;
@@ -147,7 +148,7 @@ static tsr_cold void check_init(void) {
   if (!atomic_load(&check.ready)) {
     options_load();
     check.log_fd = -1;
-    check.capacity = (size_t)1 << 16;
+    check.capacity = (size_t)1 << 12;
     check.table = tsr_check_map(check.capacity * sizeof(tsr_check_block_t), "tessera check blocks");
     check.ring_capacity = (size_t)1 << 14;
     check.ring = tsr_check_map(check.ring_capacity * sizeof(uintptr_t), "tessera check quarantine");
@@ -612,10 +613,11 @@ static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
   if (freed && (b->flags & TSR_BLOCK_GUARDED)) return d;   /* protected, its pages released */
   const uint8_t *user = (const uint8_t *)b->user;
   if (freed && !(b->flags & TSR_BLOCK_GUARDED)) {
-    const uint8_t *bad = bytes_damaged(user, b->size, TSR_CHECK_POISON);
+    size_t poisoned = b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX;
+    const uint8_t *bad = bytes_damaged(user, poisoned, TSR_CHECK_POISON);
     if (bad != NULL) {
       d.kind = DAMAGE_FREED; d.first = (uintptr_t)bad;
-      d.last = (uintptr_t)bytes_damaged_last(user, b->size, TSR_CHECK_POISON);
+      d.last = (uintptr_t)bytes_damaged_last(user, poisoned, TSR_CHECK_POISON);
       return d;
     }
   }
@@ -643,7 +645,7 @@ static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
 
 /* Repaint damaged redzones or poison, so the same damage is reported once. */
 static void block_repair(const tsr_check_block_t *b, damage_t d) {
-  if (d.kind == DAMAGE_FREED) memset((void *)b->user, TSR_CHECK_POISON, b->size);
+  if (d.kind == DAMAGE_FREED) memset((void *)b->user, TSR_CHECK_POISON, b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX);
   else if (d.kind == DAMAGE_OVERFLOW) canary_fill((uint8_t *)b->user + b->size, right_of(b));
   else if (d.kind == DAMAGE_UNDERFLOW) {
     uint8_t *start = b->flags & TSR_BLOCK_GUARDED ? (uint8_t *)b->base : (uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
@@ -708,7 +710,11 @@ static size_t quarantine_push(uintptr_t user, size_t cost, tsr_check_block_t *ou
     tsr_check_block_t *b = table_find(user);   /* no room: release at once */
     if (b != NULL) { out[popped++] = *b; table_remove(b); }
   }
-  while (check.quarantine_bytes > check.quarantine_limit && check.ring_count > 0 && popped < out_max) {
+  /* Bounded by the option and by the live heap (so RSS stays near 2x the
+   * program's own), but never below TSR_CHECK_QUARANTINE_MIN. */
+  size_t limit = check.live_bytes > TSR_CHECK_QUARANTINE_MIN ? check.live_bytes : TSR_CHECK_QUARANTINE_MIN;
+  if (limit > check.quarantine_limit) limit = check.quarantine_limit;
+  while (check.quarantine_bytes > limit && check.ring_count > 0 && popped < out_max) {
     uintptr_t old = check.ring[check.ring_head];
     check.ring_head = (check.ring_head + 1) & (check.ring_capacity - 1);
     check.ring_count--;
@@ -765,6 +771,7 @@ void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uint
   b.alloc_stack = stack_capture(fp, 0);
   tsr_lock(TSR_LOCK_CHECK);
   bool ok = table_insert(&b);
+  if (ok) check.live_bytes += block_cost(&b);
   tsr_unlock(TSR_LOCK_CHECK);
   if (!ok) { block_release(&b); errno = ENOMEM; return NULL; }
   return (void *)b.user;
@@ -808,9 +815,11 @@ static void free_live(tsr_check_block_t *b, uint32_t stack) {
   if (d.kind != DAMAGE_NONE) { damage_report(b, d, "at free", stack); block_repair(b, d); }
   tsr_check_block_t out[64];
   if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_protect_freed(b);
-  else memset((void *)b->user, TSR_CHECK_POISON, b->size);
+  else memset((void *)b->user, TSR_CHECK_POISON, b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX);
   tsr_lock(TSR_LOCK_CHECK);
-  size_t n = quarantine_push(b->user, block_cost(b), out, 64);
+  size_t cost = block_cost(b);
+  check.live_bytes -= cost < check.live_bytes ? cost : check.live_bytes;
+  size_t n = quarantine_push(b->user, cost, out, 64);
   tsr_unlock(TSR_LOCK_CHECK);
   quarantine_leave(out, n);
 }

@@ -20,6 +20,8 @@
 #define TSR_CHECK_HEADER_SIZE 16     /* in-block header before the left redzone */
 #define TSR_CHECK_CANARY   0xcb      /* redzone bytes */
 #define TSR_CHECK_POISON   0xdf      /* freed blocks' bytes while quarantined */
+#define TSR_CHECK_POISON_MAX 1024  /* bytes poisoned (and verified) at the start of a freed block */
+#define TSR_CHECK_QUARANTINE_MIN ((size_t)256 << 10)  /* the quarantine may always hold this much */
 #define TSR_CHECK_KEY      0x7e55e7a3c0de5afeULL  /* header word: user address XOR this */
 
 /* ---- backtrace.c: stacks ------------------------------------------------------ */

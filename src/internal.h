@@ -137,7 +137,6 @@ void  tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) tsr_hidden;
 bool  tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_span_mark_used(tsr_page_t *span, uint32_t slices) tsr_hidden;
-bool  tsr_span_has_dirty(tsr_heap_t *heap, uint32_t slices) tsr_hidden;
 size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) tsr_hidden;
 void  tsr_segment_release(tsr_heap_t *heap, tsr_segment_t *segment) tsr_hidden;
 bool  tsr_span_check(tsr_heap_t *heap) tsr_hidden;

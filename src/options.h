@@ -21,7 +21,7 @@
   X(STATS_FILE,     "STATS_FILE",     TEXT, "",     "write the exit statistics to this file instead of stderr") \
   X(PURGE_DELAY,    "PURGE_DELAY",    LONG, "10",   "milliseconds before free spans go back to the OS (-1: never, 0: at once)") \
   X(VERBOSE,        "VERBOSE",        BOOL, "off",  "print a warning when the OS refuses memory (the call still returns NULL)") \
-  X(CHECK_QUARANTINE, "CHECK_QUARANTINE", SIZE, "64M", "check build: bytes of freed blocks held back to catch use after free") \
+  X(CHECK_QUARANTINE, "CHECK_QUARANTINE", SIZE, "64M", "check build: most bytes of freed blocks held back to catch use after free (also at most the live heap, at least 256K)") \
   X(CHECK_REDZONE,  "CHECK_REDZONE",  SIZE, "16",   "check build: canary bytes on each side of a block") \
   X(CHECK_GUARD,    "CHECK_GUARD",    TEXT, "auto", "check build: guard-page mode: off, all, auto (all while cheap, then sampled), or a sample rate 1/N") \
   X(CHECK_LEAKS,    "CHECK_LEAKS",    TEXT, "definite", "check build: leak report at exit: no, definite or all") \

@@ -146,19 +146,6 @@ static tsr_page_t *span_find(tsr_heap_t *heap, uint32_t slices, uint32_t align_s
   return NULL;
 }
 
-/* Is there a free span of at least `slices` slices whose memory is still
- * resident (not purged)? Taking it costs the process no new memory. */
-bool tsr_span_has_dirty(tsr_heap_t *heap, uint32_t slices) {
-  uint32_t mask = heap->span_bin_mask & ~((1u << span_bin(slices)) - 1u);
-  while (mask != 0) {
-    unsigned b = (unsigned)__builtin_ctz(mask);
-    mask &= mask - 1;
-    for (tsr_page_t *span = heap->span_bin[b]; span != NULL; span = span->next)
-      if (!span->is_purged && span->slice_count >= slices) return true;
-  }
-  return false;
-}
-
 /* A span of `slices` slices whose start is aligned to align_slices slices.
  * Returns its head with kind FREE and is_zero telling whether it reads zero;
  * the caller sets the kind and marks it used. NULL with ENOMEM if the OS refuses. */
