@@ -8,7 +8,7 @@ WRONG_DIR    := build/tests/wrong
 WRONG_C      := $(wildcard tests/wrong/*.c)
 WRONG_CXX    := $(wildcard tests/wrong/*.cpp)
 WRONG_BIN    := $(patsubst tests/wrong/%.c,$(WRONG_DIR)/%,$(WRONG_C)) $(patsubst tests/wrong/%.cpp,$(WRONG_DIR)/%,$(WRONG_CXX))
-WRONG_FLAGS  := -O0 -g -fno-omit-frame-pointer -fno-builtin -pthread -ffile-prefix-map=$(CURDIR)/=
+WRONG_FLAGS  := -O0 -g -fno-omit-frame-pointer -fno-builtin -pthread -ffile-prefix-map=$(CURDIR)=.
 
 $(WRONG_DIR):
 	mkdir -p $@
