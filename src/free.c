@@ -64,15 +64,19 @@ static void block_validate(tsr_heap_t *heap, tsr_page_t *page, const void *p, bo
  * the chain that makes the list non-empty also puts the page on its owner's
  * pending list, so the owner finds it. The page cannot be retired in
  * between: our blocks still count as used. */
-static void push_remote(tsr_page_t *page, tsr_block_t *first, tsr_block_t *last) {
+static void push_remote(tsr_page_t *page, tsr_block_t *first, tsr_block_t *last, uint32_t count) {
   tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
   uintptr_t secret = tsr_secret;
   /* acq_rel throughout: the owner's exchange that emptied the list must
    * happen-before our write of pending_next (free on x86-64 either way). */
+  /* The head carries the list's length, so the owner can take the list
+   * without walking it (the blocks were last touched by our core). */
   uintptr_t head = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  uintptr_t updated;
   do {
-    last->next_encoded = tsr_encode(secret, (void *)head);
-  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &head, (uintptr_t)first,
+    last->next_encoded = tsr_encode(secret, (void *)(head & TSR_REMOTE_PTR_MASK));
+    updated = (uintptr_t)first | (((head >> TSR_REMOTE_COUNT_SHIFT) + count) << TSR_REMOTE_COUNT_SHIFT);
+  } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &head, updated,
                                                   memory_order_acq_rel, memory_order_acquire));
   if (head != 0) return;
   tsr_page_t *pending = atomic_load_explicit(&owner->pending, memory_order_acquire);
@@ -83,7 +87,7 @@ static void push_remote(tsr_page_t *page, tsr_block_t *first, tsr_block_t *last)
 }
 
 static void flush_slot(tsr_heap_t *heap, unsigned i) {
-  push_remote(heap->remote[i].page, heap->remote[i].first, heap->remote[i].last);
+  push_remote(heap->remote[i].page, heap->remote[i].first, heap->remote[i].last, heap->remote[i].count);
   heap->remote[i].page = NULL;
   heap->remote[i].count = 0;
   heap->remote_pending--;
@@ -102,7 +106,7 @@ void tsr_free_flush_remote(tsr_heap_t *heap) {
 static void free_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
   block->free_mark = (uintptr_t)block ^ tsr_secret;
   if (heap == &tsr_heap_empty || page->kind != TSR_PAGE_SMALL) {
-    push_remote(page, block, block);
+    push_remote(page, block, block, 1);
     return;
   }
   unsigned i = (unsigned)(((uintptr_t)page >> TSR_PAGE_DESC_SHIFT) ^ ((uintptr_t)page >> TSR_SEGMENT_SHIFT)) %

@@ -47,17 +47,21 @@ void tsr_heap_collect_remote(tsr_heap_t *heap) {
     if (page->kind == TSR_PAGE_LARGE) {
       if (list != 0) tsr_large_free(heap, page);
     } else {
-      /* The remote list uses the same encoding as the local one: find its
-       * tail (reading only) and splice the whole list in front. */
-      uint32_t count = 0;
-      tsr_block_t *first = (tsr_block_t *)list, *last = NULL;
-      for (tsr_block_t *block = first; block != NULL; block = tsr_decode(secret, block->next_encoded)) {
-        last = block;
-        count++;
-      }
-      if (last != NULL) {
-        last->next_encoded = tsr_encode(secret, page->free);
+      /* The remote list uses the same encoding as the local one and its
+       * head says how long it is: an empty local list simply becomes it;
+       * else find its tail (reading only) and splice it in front. */
+      uint32_t count = (uint32_t)(list >> TSR_REMOTE_COUNT_SHIFT);
+      tsr_block_t *first = (tsr_block_t *)(list & TSR_REMOTE_PTR_MASK);
+      if (first != NULL && page->free == NULL) {
         page->free = first;
+      } else if (first != NULL && page->spill == NULL) {
+        page->spill = first;        /* taken when the local list runs out */
+      } else if (first != NULL) {
+        tsr_block_t *last = first;
+        for (tsr_block_t *b = tsr_decode(secret, first->next_encoded); b != NULL; b = tsr_decode(secret, b->next_encoded))
+          last = b;
+        last->next_encoded = tsr_encode(secret, page->spill);
+        page->spill = first;
       }
       page->used -= count;
       if (count != 0 && (page->owner & TSR_OWNER_SLOW)) tsr_page_unfull(heap, page);

@@ -126,6 +126,7 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   page->carved_size = 0;
   page->used = 0;
   page->free = NULL;
+  page->spill = NULL;
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   page->pending_next = NULL;
   tsr_span_mark_used(page, slices);
@@ -151,6 +152,7 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
   tsr_page_queue_t *q = &heap->queue[size_class];
   tsr_page_t *page = q->first;
   while (page != NULL) {
+    if (page->free == NULL && page->spill != NULL) { page->free = page->spill; page->spill = NULL; }
     if (page->free == NULL && page->capacity < page->reserved) page_extend(heap, page);
     if (page->free != NULL) break;
     tsr_page_t *next = page->next;
@@ -230,7 +232,10 @@ bool tsr_page_contains_free(tsr_page_t *page, const tsr_block_t *block) {
   for (tsr_block_t *b = page->free; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
     if (b == block) return true;
   limit = page->capacity + 1;
-  uintptr_t head = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  for (tsr_block_t *b = page->spill; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
+    if (b == block) return true;
+  limit = page->capacity + 1;
+  uintptr_t head = atomic_load_explicit(&page->thread_free, memory_order_acquire) & TSR_REMOTE_PTR_MASK;
   for (tsr_block_t *b = (tsr_block_t *)head; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
     if (b == block) return true;
   return false;

@@ -76,6 +76,10 @@ typedef enum tsr_page_kind_e {
   TSR_PAGE_META = 3         /* the segment's metadata slice */
 } tsr_page_kind_t;
 
+/* The remote list head: first block in the low 48 bits, block count above. */
+#define TSR_REMOTE_PTR_MASK   (((uintptr_t)1 << 48) - 1)
+#define TSR_REMOTE_COUNT_SHIFT 48
+
 /* owner word: the owning heap's address, plus this flag while the page must
  * take the slow path on free (full pages and large blocks). */
 #define TSR_OWNER_SLOW ((uintptr_t)1)
@@ -103,13 +107,15 @@ typedef struct tsr_page_s {
   uint8_t   has_aligned : 1;        /* reserved for interior aligned pointers */
   uint32_t  slice_count;            /* span length; also kept in a free span's last slice */
   /* -- second cache line: remote frees, list links, housekeeping -- */
-  _Atomic(uintptr_t) thread_free;   /* blocks freed by other threads (encoded links) */
+  _Atomic(uintptr_t) thread_free;   /* blocks freed by other threads (encoded links); the
+                                       top 16 bits count them (a page holds < 65536 blocks) */
   struct tsr_page_s *pending_next;  /* link in the owner heap's pending list */
   struct tsr_page_s *next;          /* class queue or free-span bin */
   struct tsr_page_s *prev;
   uint64_t  free_time_ms;           /* free spans: when the span became free */
   uint32_t  requested_tail;         /* large: bytes requested (for slack stats) */
-  uint32_t  reserved_pad[5];
+  uint32_t  reserved_pad[3];
+  tsr_block_t *spill;               /* collected remote frees, used when free runs out */
 } tsr_page_t;
 
 _Static_assert(sizeof(tsr_page_t) == (1u << TSR_PAGE_DESC_SHIFT), "page descriptor size");
