@@ -54,12 +54,7 @@ static inline void *alloc_block(tsr_heap_t *heap, size_t size) {
   if (tsr_likely(size <= TSR_DIRECT_MAX)) {
     tsr_page_t *page = heap->direct[(size + 15) >> 4];
     tsr_block_t *block = page->free;
-    if (tsr_likely(block != NULL)) {
-      page->free = tsr_decode(heap->secret, block->next_encoded);
-      block->free_mark = 0;             /* no stale mark: keeps double-free detection exact */
-      page->used++;
-      return block;
-    }
+    if (tsr_likely(block != NULL)) return tsr_page_pop(heap, page, block);
   }
   return tsr_alloc_generic(heap, size, 0, false);
 }
@@ -73,12 +68,9 @@ static tsr_noinline void *malloc_slow(tsr_heap_t *heap, size_t size) {
     tsr_page_t *page = heap->queue[tsr_size_class(size)].first;
     tsr_block_t *block = page != NULL ? page->free : NULL;
     if (block != NULL) {
-      page->free = tsr_decode(heap->secret, block->next_encoded);
-      block->free_mark = 0;
-      page->used++;
       heap->count.malloc_count++;
       heap->count.requested_bytes += size;
-      return block;
+      return tsr_page_pop(heap, page, block);
     }
   }
   void *p = tsr_alloc_generic(heap, size, 0, false);
@@ -94,12 +86,9 @@ tsr_public void *tsr_malloc(size_t size) {
     tsr_page_t *page = heap->direct[(size + 15) >> 4];
     tsr_block_t *block = page->free;
     if (tsr_likely(block != NULL)) {
-      page->free = tsr_decode(heap->secret, block->next_encoded);
-      block->free_mark = 0;
-      page->used++;
       heap->count.malloc_count++;
       heap->count.requested_bytes += size;
-      return block;
+      return tsr_page_pop(heap, page, block);
     }
   }
   return malloc_slow(heap, size);

@@ -180,6 +180,16 @@ extern tsr_heap_t *tsr_heap_all tsr_hidden;
 static inline uintptr_t tsr_encode(uintptr_t secret, const void *p) { return (uintptr_t)p ^ secret; }
 static inline tsr_block_t *tsr_decode(uintptr_t secret, uintptr_t v) { return (tsr_block_t *)(v ^ secret); }
 
+/* Pop the first block of a page's free list (block == page->free, not NULL).
+ * Clearing the free mark keeps double-free detection exact. About 5
+ * instructions; shared by malloc's fast path and the slow paths. */
+static inline void *tsr_page_pop(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
+  page->free = tsr_decode(heap->secret, block->next_encoded);
+  block->free_mark = 0;
+  page->used++;
+  return block;
+}
+
 /* ---- alloc.c / free.c ------------------------------------------------------------ */
 void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
 void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;

@@ -134,14 +134,6 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   return page;
 }
 
-static inline void *page_pop(tsr_heap_t *heap, tsr_page_t *page) {
-  tsr_block_t *block = page->free;
-  page->free = tsr_decode(heap->secret, block->next_encoded);
-  block->free_mark = 0;
-  page->used++;
-  return block;
-}
-
 /* The slow path of malloc for a size class: collect remote frees, walk the
  * class queue (pages that turn out full leave it), else make a new page.
  * NULL with errno ENOMEM if the OS refuses memory. */
@@ -169,7 +161,7 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
     queue_unlink(q, page);
     queue_push_front(heap, page);
   }
-  return page_pop(heap, page);
+  return tsr_page_pop(heap, page, page->free);
 }
 
 /* ---- freeing ------------------------------------------------------------------------ */
