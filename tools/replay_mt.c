@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "replay_mt.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,37 +70,7 @@ static size_t pat_bad(const uint8_t *p, uint64_t key, size_t to) {
 
 /* ---- RSS ---------------------------------------------------------------- */
 
-static uint64_t statm_rss(int fd) {
-  char buf[128];
-  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  unsigned long long vsz, rss;
-  if (sscanf(buf, "%llu %llu", &vsz, &rss) != 2) return 0;
-  return rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-static bool hwm_reset(void) {
-  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = write(fd, "5", 1) == 1;
-  close(fd);
-  return ok;
-}
-
-static uint64_t hwm_read(void) {
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[4096];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char *s = strstr(buf, "VmHWM:");
-  unsigned long long kb = 0;
-  if (!s || sscanf(s + 6, "%llu", &kb) != 1) return 0;
-  return kb * 1024;
-}
+/* statm, VmHWM: the helpers of trace.c (the .rep replayer measures the same way). */
 
 static double now_s(void) {
   struct timespec ts;
@@ -335,8 +306,8 @@ int rx_replay(const rops_t *r, const char *path, const rx_opts_t *o, rx_result_t
   }
 
   int statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  bool have_hwm = hwm_reset();
-  uint64_t base = statm >= 0 ? statm_rss(statm) : 0, peak_rss = base, live = 0, peak_live = 0;
+  bool have_hwm = trace_hwm_reset();
+  uint64_t base = statm >= 0 ? trace_statm_rss(statm) : 0, peak_rss = base, live = 0, peak_live = 0;
   double t0 = now_s();
   for (unsigned pass = 0; pass < repeat && !atomic_load(&x.failed); pass++) {
     if (nthreads > 1) {
@@ -361,7 +332,7 @@ int rx_replay(const rops_t *r, const char *path, const rx_opts_t *o, rx_result_t
         if (!w[t].count) continue;
         while (pthread_tryjoin_np(w[t].tid, NULL) == EBUSY) {
           if (statm >= 0) {
-            uint64_t v = statm_rss(statm);
+            uint64_t v = trace_statm_rss(statm);
             if (v > peak_rss) peak_rss = v;
           }
           struct timespec ms = {0, 1000000};
@@ -377,7 +348,7 @@ int rx_replay(const rops_t *r, const char *path, const rx_opts_t *o, rx_result_t
         if (atomic_load_explicit(&x.failed, memory_order_relaxed)) break;
         if (live > peak_live) peak_live = live;
         if (statm >= 0 && ((i & 1023) == 0 || r->ops[i].size >= (1u << 20))) {
-          uint64_t v = statm_rss(statm);
+          uint64_t v = trace_statm_rss(statm);
           if (v > peak_rss) peak_rss = v;
         }
         res->ops++;
@@ -385,7 +356,7 @@ int rx_replay(const rops_t *r, const char *path, const rx_opts_t *o, rx_result_t
       if (o->sample && !atomic_load(&x.failed)) o->sample(o->sample_arg, r->op_count, live);
     }
     if (statm >= 0) {
-      uint64_t v = statm_rss(statm);
+      uint64_t v = trace_statm_rss(statm);
       if (v > peak_rss) peak_rss = v;
     }
     free_leftovers(&x);
@@ -393,7 +364,7 @@ int rx_replay(const rops_t *r, const char *path, const rx_opts_t *o, rx_result_t
   }
   res->seconds = now_s() - t0;
   if (have_hwm) {
-    uint64_t h = hwm_read();
+    uint64_t h = trace_hwm_read();
     if (h > peak_rss) peak_rss = h;
   }
   if (statm >= 0) close(statm);

@@ -357,7 +357,7 @@ static size_t pattern_find_bad(const unsigned char *p, uint64_t key, size_t from
 
 /* ---- RSS ---------------------------------------------------------------- */
 
-static uint64_t read_statm_rss(int fd) {
+uint64_t trace_statm_rss(int fd) {
   char buf[128];
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return 0;
@@ -370,14 +370,14 @@ static uint64_t read_statm_rss(int fd) {
 uint64_t trace_rss_bytes(void) {
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  uint64_t r = read_statm_rss(fd);
+  uint64_t r = trace_statm_rss(fd);
   close(fd);
   return r;
 }
 
 /* Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; false if the
  * kernel does not allow it. */
-static bool hwm_reset(void) {
+bool trace_hwm_reset(void) {
   int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
   if (fd < 0) return false;
   bool ok = write(fd, "5", 1) == 1;
@@ -386,7 +386,7 @@ static bool hwm_reset(void) {
 }
 
 /* VmHWM in bytes, 0 if unreadable. */
-static uint64_t hwm_read(void) {
+uint64_t trace_hwm_read(void) {
   int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   char buf[4096];
@@ -451,8 +451,8 @@ int trace_replay(const trace_t *t, const trace_replay_opts_t *opts, trace_result
     return -1;
   }
   int statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  bool have_hwm = hwm_reset();
-  uint64_t base_rss = statm >= 0 ? read_statm_rss(statm) : 0;
+  bool have_hwm = trace_hwm_reset();
+  uint64_t base_rss = statm >= 0 ? trace_statm_rss(statm) : 0;
   uint64_t peak_rss = base_rss, live = 0, peak_live = 0;
   int rc = 0;
   double t0 = now_s();
@@ -541,12 +541,12 @@ int trace_replay(const trace_t *t, const trace_replay_opts_t *opts, trace_result
       res->ops++;
       if (live > peak_live) peak_live = live;
       if (statm >= 0 && ((i % RSS_SAMPLE_EVERY) == 0 || op->size >= RSS_SAMPLE_BIG)) {
-        uint64_t r = read_statm_rss(statm);
+        uint64_t r = trace_statm_rss(statm);
         if (r > peak_rss) peak_rss = r;
       }
     }
     if (statm >= 0) {
-      uint64_t r = read_statm_rss(statm);
+      uint64_t r = trace_statm_rss(statm);
       if (r > peak_rss) peak_rss = r;
     }
     /* End of a pass: free what the trace left live, so repeats start equal. */
@@ -571,7 +571,7 @@ int trace_replay(const trace_t *t, const trace_replay_opts_t *opts, trace_result
 
   res->seconds = now_s() - t0;
   if (have_hwm) {
-    uint64_t h = hwm_read();
+    uint64_t h = trace_hwm_read();
     if (h > peak_rss) peak_rss = h;
   }
   if (statm >= 0) close(statm);

@@ -95,5 +95,11 @@ int  trace_replay(const trace_t *t, const trace_replay_opts_t *opts,
 
 /* RSS now, in bytes, from /proc/self/statm (0 if unreadable). */
 uint64_t trace_rss_bytes(void);
+/* RSS from an open /proc/self/statm (read with pread, so the fd is reused). */
+uint64_t trace_statm_rss(int fd);
+/* Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; false if not allowed. */
+bool trace_hwm_reset(void);
+/* VmHWM in bytes, 0 if unreadable. */
+uint64_t trace_hwm_read(void);
 
 #endif /* TSR_TRACE_H */
