@@ -198,6 +198,21 @@ tsr_public void *tsr_realloc(void *p, size_t size) {
   COUNT(realloc_count, size);
   if (p == NULL) return alloc_block(tsr_heap_get(), size);
   if (size == 0) { tsr_free(p); return NULL; }    /* glibc: realloc(p, 0) frees and returns NULL */
+  /* In place, the common case of a string or buffer grown a little: a
+   * block of this thread's one-slice page, checked as free() checks it. */
+  uintptr_t a = (uintptr_t)p;
+  if (tsr_likely(tsr_segmap_kind(a) == TSR_SEGMAP_SEGMENT)) {
+    tsr_page_t *page = tsr_slice_of(p);
+    tsr_heap_t *heap = tsr_heap_get();
+    uint64_t offset = a & (TSR_SLICE_SIZE - 1);
+    uint32_t usable = page->block_size;
+    if ((tsr_page_owner(page) & ~TSR_OWNER_SLOW) == (uintptr_t)heap &&   /* full pages too */
+        offset * page->block_magic < page->block_magic &&
+        !tsr_block_is_marked_free(p, heap->secret) && size <= usable && (size >= usable / 2 || usable <= 64)) {
+      heap->count.realloc_inplace_count++;
+      return p;
+    }
+  }
   return tsr_realloc_internal(p, size);
 }
 

@@ -27,10 +27,6 @@ tsr_cold _Noreturn void tsr_free_invalid(const void *p, const char *what, size_t
   tsr_platform_abort();
 }
 
-static inline bool is_marked_free(const tsr_block_t *block, uintptr_t secret) {
-  return block->free_mark == ((uintptr_t)block ^ secret);
-}
-
 /* Validate p as the start of a live block of page, or abort with a report.
  * is_owner: the caller owns the page and may walk its free lists. */
 static void block_validate(tsr_heap_t *heap, tsr_page_t *page, const void *p, bool is_owner) {
@@ -55,7 +51,7 @@ static void block_validate(tsr_heap_t *heap, tsr_page_t *page, const void *p, bo
    * a block freed by another thread may sit in that thread's remote batch,
    * on no list at all. */
   (void)heap; (void)is_owner;
-  if (is_marked_free(p, tsr_secret)) tsr_free_invalid(p, "double free of", page->block_size);
+  if (tsr_block_is_marked_free(p, tsr_secret)) tsr_free_invalid(p, "double free of", page->block_size);
 }
 
 /* ---- cross-thread free ---------------------------------------------------------- */
@@ -174,7 +170,7 @@ tsr_public void tsr_free(void *p) {
   uintptr_t secret = heap->secret;
   uint64_t offset = a & (TSR_SLICE_SIZE - 1);   /* a one-slice page's area is its slice */
   if (tsr_unlikely(tsr_page_owner(page) != (uintptr_t)heap || offset * page->block_magic >= page->block_magic ||
-                   is_marked_free(block, secret))) {
+                   tsr_block_is_marked_free(block, secret))) {
     tsr_free_generic(heap, p);
     return;
   }

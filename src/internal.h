@@ -190,6 +190,11 @@ static inline void *tsr_page_pop(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t
   return block;
 }
 
+/* A free block carries its address XOR the secret in its second word. */
+static inline bool tsr_block_is_marked_free(const tsr_block_t *block, uintptr_t secret) {
+  return block->free_mark == ((uintptr_t)block ^ secret);
+}
+
 /* ---- alloc.c / free.c ------------------------------------------------------------ */
 void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
 void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
