@@ -1,8 +1,8 @@
 /* alloc.c -- malloc, calloc, realloc and the aligned family.
  *
  * The fast path (tsr_malloc for sizes up to 1 KiB): thread heap, direct
- * table, pop from the page's free list. Expected cost: about 15 instructions,
- * with one unlikely branch to tsr_alloc_generic, which handles everything
+ * table, pop from the page's free list. Expected cost: 18 instructions,
+ * with one unlikely branch to the slow paths, which handle everything
  * else: the first call of a thread, empty pages, larger classes, large and
  * huge blocks. Every failure returns NULL with errno ENOMEM and changes
  * nothing; realloc keeps the old block intact when it fails.
@@ -78,8 +78,8 @@ static tsr_noinline void *malloc_slow(tsr_heap_t *heap, size_t size) {
   return p;
 }
 
-/* Expected cost: 16 instructions (TLS 2, size test 2, index 2, loads 3,
- * test 2, decode and unlink 3, clear mark 1, count 3... see `make fastpath`). */
+/* Expected cost: 18 instructions (TLS 2, size test 2, index 2, loads 2,
+ * test 2, decode and unlink 3, clear mark 1, count 3, ret 1; `make fastpath`). */
 tsr_public void *tsr_malloc(size_t size) {
   tsr_heap_t *heap = tsr_heap_get();
   if (tsr_likely(size <= TSR_DIRECT_MAX)) {
