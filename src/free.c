@@ -8,8 +8,9 @@
  *   - not at the start of a block (offset divisibility by multiplication),
  *   - already free: a free block carries a mark in its second word (its
  *     address XOR the process secret) that malloc clears; a live block would
- *     have to hold that exact value by chance. A hit is confirmed by walking
- *     the page's lists, when this thread owns the page, before we report.
+ *     have to hold that exact value by chance. A hit is reported without
+ *     walking any list: a block freed by another thread may sit in that
+ *     thread's remote batch, on no list at all.
  * Only single-slice pages take the fast path: a descriptor that is not a
  * page head has owner 0, so blocks of multi-slice pages, large and huge
  * blocks, full pages, other threads' pages and suspects go to
@@ -27,9 +28,8 @@ tsr_cold _Noreturn void tsr_free_invalid(const void *p, const char *what, size_t
   tsr_platform_abort();
 }
 
-/* Validate p as the start of a live block of page, or abort with a report.
- * is_owner: the caller owns the page and may walk its free lists. */
-static void block_validate(tsr_heap_t *heap, tsr_page_t *page, const void *p, bool is_owner) {
+/* Validate p as the start of a live block of page, or abort with a report. */
+static void block_validate(tsr_page_t *page, const void *p) {
   uintptr_t a = (uintptr_t)p;
   if (tsr_page_owner(page) == 0) {
     if (page->kind == TSR_PAGE_META) tsr_free_invalid(p, "invalid free of a pointer into tessera's metadata:", 0);
@@ -50,7 +50,6 @@ static void block_validate(tsr_heap_t *heap, tsr_page_t *page, const void *p, bo
   /* The mark is reliable without a walk of the lists: malloc clears it, and
    * a block freed by another thread may sit in that thread's remote batch,
    * on no list at all. */
-  (void)heap; (void)is_owner;
   if (tsr_block_is_marked_free(p, tsr_secret)) tsr_free_invalid(p, "double free of", page->block_size);
 }
 
@@ -143,7 +142,7 @@ tsr_noinline void tsr_free_generic(tsr_heap_t *heap, void *p) {
   tsr_page_t *page = tsr_page_of(p);
   tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
   bool is_owner = owner == heap;
-  block_validate(heap, page, p, is_owner);
+  block_validate(page, p);
   if (heap != &tsr_heap_empty) heap->count.free_count++;
   if (!is_owner) {
     if (heap != &tsr_heap_empty) heap->count.remote_free_count++;
@@ -197,8 +196,7 @@ size_t tsr_usable_size_internal(const void *p) {
   uint8_t kind = tsr_segmap_kind((uintptr_t)p);
   if (kind == TSR_SEGMAP_SEGMENT) {
     tsr_page_t *page = tsr_page_of(p);
-    tsr_heap_t *heap = tsr_heap_get();
-    block_validate(heap, page, p, (tsr_page_owner(page) & ~TSR_OWNER_SLOW) == (uintptr_t)heap);
+    block_validate(page, p);
     return page->block_size;
   }
   if (kind == TSR_SEGMAP_HUGE || kind == TSR_SEGMAP_HUGE_TAIL) {

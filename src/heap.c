@@ -185,9 +185,3 @@ void tsr_heap_process_ready(void) {
   if (atomic_load(&heaps.has_exit_key)) return;
   if (pthread_key_create(&heaps.exit_key, tsr_heap_thread_exit) == 0) atomic_store(&heaps.has_exit_key, true);
 }
-
-size_t tsr_heap_abandoned_count(void) {
-  size_t n = 0;
-  for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) n++;
-  return n;
-}

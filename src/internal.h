@@ -149,7 +149,6 @@ void  tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) tsr_hidden;
 void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
-bool  tsr_page_contains_free(tsr_page_t *page, const tsr_block_t *block) tsr_hidden;
 
 /* ---- large.c: large blocks (one per span) and huge blocks (own mapping) ------ */
 void  *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
@@ -174,7 +173,6 @@ void  tsr_heap_housekeeping(tsr_heap_t *heap) tsr_hidden;
 bool  tsr_heap_trim(void) tsr_hidden;
 void  tsr_heap_thread_exit(void *heap) tsr_hidden;
 void  tsr_heap_process_ready(void) tsr_hidden;
-size_t tsr_heap_abandoned_count(void) tsr_hidden;
 extern tsr_heap_t *tsr_heap_all tsr_hidden;
 
 static inline uintptr_t tsr_encode(uintptr_t secret, const void *p) { return (uintptr_t)p ^ secret; }

@@ -215,20 +215,3 @@ void tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) {
   if (page->owner & TSR_OWNER_SLOW) tsr_page_unfull(heap, page);
   if (page->used == 0) tsr_page_retire(heap, page);
 }
-
-/* Is block on the page's local free list or its remote list? Only the owner
- * may ask: it walks lists that only the owner pops. */
-bool tsr_page_contains_free(tsr_page_t *page, const tsr_block_t *block) {
-  uintptr_t secret = tsr_secret;
-  uint32_t limit = page->capacity + 1;
-  for (tsr_block_t *b = page->free; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
-    if (b == block) return true;
-  limit = page->capacity + 1;
-  for (tsr_block_t *b = page->spill; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
-    if (b == block) return true;
-  limit = page->capacity + 1;
-  uintptr_t head = atomic_load_explicit(&page->thread_free, memory_order_acquire) & TSR_REMOTE_PTR_MASK;
-  for (tsr_block_t *b = (tsr_block_t *)head; b != NULL && limit-- > 0; b = tsr_decode(secret, b->next_encoded))
-    if (b == block) return true;
-  return false;
-}

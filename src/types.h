@@ -104,7 +104,6 @@ typedef struct tsr_page_s {
   uint8_t   is_zero : 1;            /* free span memory known to read as zero */
   uint8_t   is_purged : 1;          /* free span returned to the OS */
   uint8_t   is_queued : 1;          /* small page linked in its class queue */
-  uint8_t   has_aligned : 1;        /* reserved for interior aligned pointers */
   uint32_t  slice_count;            /* span length; also kept in a free span's last slice */
   /* -- second cache line: remote frees, list links, housekeeping -- */
   _Atomic(uintptr_t) thread_free;   /* blocks freed by other threads (encoded links); the
