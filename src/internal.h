@@ -92,9 +92,15 @@ typedef struct tsr_os_counters_s {
 extern tsr_os_counters_t tsr_os_counters tsr_hidden;
 
 static inline uint8_t tsr_segmap_kind(uintptr_t addr) {
-  /* A plain read (one cmpb on the fast path): a slot changes only while no
-   * valid pointer into it can exist, so no correct program races with it. */
+  /* A plain read keeps the fast path one cmpb. Slots are written with
+   * atomic stores and a neighbouring huge mapping may change a slot while a
+   * lookup walks past it; on x86-64 a byte load is atomic anyway, and the
+   * ThreadSanitizer build says so explicitly. */
+#if defined(__SANITIZE_THREAD__)
+  return __atomic_load_n(&tsr_segmap[(addr >> TSR_SEGMENT_SHIFT) & (TSR_SEGMAP_COUNT - 1)], __ATOMIC_RELAXED);
+#else
   return tsr_segmap[(addr >> TSR_SEGMENT_SHIFT) & (TSR_SEGMAP_COUNT - 1)];
+#endif
 }
 
 /* ---- sizeclass.c ----------------------------------------------------------- */

@@ -182,8 +182,8 @@ void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
 /* The huge segment whose block starts at p, or NULL. */
 tsr_segment_t *tsr_huge_segment_of(const void *p) {
   uintptr_t slot = (uintptr_t)p >> TSR_SEGMENT_SHIFT;
-  while (slot > 0 && tsr_segmap[slot] == TSR_SEGMAP_HUGE_TAIL) slot--;
-  if (tsr_segmap[slot] != TSR_SEGMAP_HUGE) return NULL;
+  while (slot > 0 && tsr_segmap_kind(slot << TSR_SEGMENT_SHIFT) == TSR_SEGMAP_HUGE_TAIL) slot--;
+  if (tsr_segmap_kind(slot << TSR_SEGMENT_SHIFT) != TSR_SEGMAP_HUGE) return NULL;
   tsr_segment_t *segment = (tsr_segment_t *)(slot << TSR_SEGMENT_SHIFT);
   return segment->huge_block == (const uint8_t *)p ? segment : NULL;
 }
