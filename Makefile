@@ -62,11 +62,16 @@ unity: $(patsubst src/%.c,build/release/%.o,$(SRC))
 build/release build/check build/san build/tests build/bench:
 	mkdir -p $@
 
+# Fragments that add a test to `make test` append its target to TEST_EXTRA;
+# they are read before tests/tests.mk, which expands it.
+TEST_EXTRA :=
+-include examples/examples.mk
+-include fuzz/fuzz.mk
+-include tests/reliability/reliability.mk
 -include tools/tools.mk
 -include tests/tests.mk
 -include tests/wrong/wrong.mk
 -include bench/bench.mk
--include examples/examples.mk
 
 deps:
 	sh scripts/deps.sh

@@ -43,7 +43,7 @@ TEST_TSAN := $(if $(TSR_TSAN_OBJS),test-tsan)
 
 .PHONY: test test-build test-build-glibc test-glibc test-asan test-tsan deps-check demo
 
-test: all deps-check test-build $(TEST_UNIT) $(TEST_CLI) $(TEST_TSAN) test-wrong
+test: all deps-check test-build $(TEST_UNIT) $(TEST_CLI) $(TEST_TSAN) test-wrong $(TEST_EXTRA)
 	@sh scripts/readme_options.sh --check
 	@TSR_LIB=$(LIB_SO) TSR_BUILD=build TRACES="$(or $(TRACES),../shared/traces)" sh tests/run.sh
 ifneq ($(BENCH_QUICK),)
