@@ -7,8 +7,12 @@
 #   make bench-quick      the same smoke run for the test suite: no package
 #                         installs, fails on a crash or a wrong check value
 #   make fastpath         callgrind instruction counts of two malloc/free loops
+#   make bench BENCH_GROUPS=check   only the "Checking mode" section: the
+#                         allocation-heavy workloads under glibc, tessera check,
+#                         ASan (build/bench/asan/) and Valgrind memcheck
 # Knobs: THREADS=1,2,4 (default 1,2,nproc), ROUNDS=, TRACES= (folder of .rep,
-# default ../shared/traces), BENCH_ONLY= (regex on row labels), PYTHON=.
+# default ../shared/traces), BENCH_ONLY= (regex on row labels), PYTHON=,
+# BENCH_GROUPS= (comma list of micro,alloc,program,trace,check; default all).
 # The workloads are built apart from the library on purpose: they must run
 # unchanged under every allocator through LD_PRELOAD.
 
@@ -18,26 +22,36 @@ ROUNDS     ?=
 THREADS    ?=
 QUICK      ?=
 BENCH_ONLY ?=
+BENCH_GROUPS ?=
 
 # -fno-builtin-*: GCC may delete a malloc/free pair whose block is unused;
 # the workloads measure exactly such pairs.
 BENCH_CFLAGS := $(CSTD) -O2 $(WARN) -pthread -fno-builtin-malloc -fno-builtin-free \
                 -fno-builtin-calloc -fno-builtin-realloc
 BENCH_WORKLOADS := micro larson prodcons cache churn bigblock pool
+# The checking-mode section's ASan column: the same workloads built with
+# -fsanitize=address, only where the compiler can link it (no hard dependency).
+# The instrumented code makes GCC see impossible calloc sizes in wl.h: not an error.
+BENCH_ASAN_OK := $(shell echo 'int main(void){return 0;}' | $(CC) -fsanitize=address -x c - -o /dev/null 2>/dev/null && echo 1)
+BENCH_ASAN := $(if $(BENCH_ASAN_OK),$(addprefix build/bench/asan/,$(BENCH_WORKLOADS)))
 # The trace replayer is the test suite's (tests/programs/replay_rep.c over
 # tools/trace.c, rule in tests/tests.mk): one parser and one replay engine.
 BENCH_REPLAY := build/tests/replay_rep
 BENCH_BINS := $(addprefix build/bench/,$(BENCH_WORKLOADS)) $(BENCH_REPLAY) build/bench/fastpath \
-              build/bench/measure
+              build/bench/measure $(BENCH_ASAN)
 # Benchmark tessera as built from this tree whenever the tree has its sources.
 BENCH_LIB  := $(if $(wildcard src/unity.c),$(LIB_SO))
 BENCH_ARGS := --traces "$(TRACES)" --replay $(BENCH_REPLAY) $(if $(THREADS),--threads "$(THREADS)") $(if $(ROUNDS),--rounds $(ROUNDS)) \
-              $(if $(BENCH_ONLY),--only "$(BENCH_ONLY)")
+              $(if $(BENCH_ONLY),--only "$(BENCH_ONLY)") $(if $(BENCH_GROUPS),--groups "$(BENCH_GROUPS)")
 
 .PHONY: bench bench-quick bench-bins fastpath
 
 $(addprefix build/bench/,$(BENCH_WORKLOADS)): build/bench/%: bench/workloads/%.c bench/workloads/wl.h | build/bench
 	$(CC) $(BENCH_CFLAGS) $< -o $@
+
+$(BENCH_ASAN): build/bench/asan/%: bench/workloads/%.c bench/workloads/wl.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -Wno-alloc-size-larger-than -fsanitize=address -fno-omit-frame-pointer $< -o $@
 
 # -fno-builtin: the loop must call the preloaded malloc and free every time.
 build/bench/fastpath: bench/fastpath.c | build/bench
@@ -48,11 +62,11 @@ build/bench/measure: bench/measure.c | build/bench
 
 bench-bins: $(BENCH_BINS)
 
-bench: $(BENCH_BINS) $(BENCH_LIB)
+bench: $(BENCH_BINS) $(BENCH_LIB) $(if $(BENCH_LIB),$(LIB_CHECK) $(CLI))
 	sh scripts/deps.sh
 	$(PYTHON) bench/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-bench-quick: $(BENCH_BINS) $(BENCH_LIB)
+bench-quick: $(BENCH_BINS) $(BENCH_LIB) $(if $(BENCH_LIB),$(LIB_CHECK) $(CLI))
 	$(PYTHON) bench/run.py --quick $(BENCH_ARGS)
 
 fastpath: build/bench/fastpath $(BENCH_LIB)

@@ -487,7 +487,7 @@ def run_all(args):
     glibc = next(a for a in allocs if a["name"] == "glibc")
 
     workloads = []
-    groups = args.groups.split(",") if args.groups else ["micro", "alloc", "program", "trace"]
+    groups = args.groups.split(",") if args.groups else ["micro", "alloc", "program", "trace", "check"]
     if "micro" in groups or "alloc" in groups:
         workloads += [w for w in c_workloads(threads, scale, nproc) if w.group in groups]
     if "program" in groups:
@@ -535,7 +535,12 @@ def run_all(args):
            "trace": w.trace} for w in workloads]
     data = {"meta": meta, "workloads": wl, "runs": runs}
     validate(data)
-    if args.fastpath and not args.quick:
+    if "check" in groups:
+        if os.path.exists(os.path.join(ROOT, "build", "libtessera-check.so")):
+            data["check"] = check_section(args)
+        else:
+            log("note: build/libtessera-check.so not built, checking mode left out")
+    if args.fastpath and not args.quick and workloads:
         data["fastpath"] = fastpath(allocs)
     return data
 
@@ -607,6 +612,174 @@ def fastpath_table(fp, names):
     lines.append("| (b) 256 random 8..1024 then shuffled frees (instr/pair) | " +
                  " | ".join(fmt(c[n]["b"], 1) for n in names) + " |")
     return lines
+
+
+# ---- checking mode: tessera check against glibc, ASan and Valgrind ---------------------
+
+# (label, binary, mode, threads): the allocation-heavy workloads. Every one
+# runs under glibc (the reference), `tessera check` with its defaults, and,
+# where it can, a copy of the workload built with -fsanitize=address
+# (bench.mk: build/bench/asan/) and Valgrind memcheck at CHECK_VALGRIND_DIV
+# times less work (it is ~77x slower), with its own glibc run at that scale.
+CHECK_C = [("micro-hot", "micro", "hot", 1), ("micro-batch", "micro", "batch", 1),
+           ("micro-realloc-str", "micro", "realloc-str", 1), ("larson", "larson", None, 2),
+           ("churn", "churn", None, 1), ("pool-local", "pool", "local", 1),
+           ("cache-scratch", "cache", "scratch", 1), ("prodcons", "prodcons", None, 2),
+           ("bigblock", "bigblock", None, 1)]
+CHECK_SCALE = 0.3
+CHECK_VALGRIND_DIV = 10
+CHECK_MODES = ["glibc", "check", "asan", "valgrind"]
+
+
+def check_workloads(quick):
+    """(workload, asan argv or None, valgrind workload or None, its glibc twin)."""
+    scale = 0.02 if quick else CHECK_SCALE
+    vscale = scale / CHECK_VALGRIND_DIV
+    out = []
+    for label, binary, mode, t in CHECK_C:
+        def argv(prefix, s):
+            return [prefix + binary, "-t", str(t), "-s", "%g" % s] + ([mode] if mode else [])
+        w = Workload(label, argv("build/bench/", scale), threads=t, group="check")
+        asan = argv("build/bench/asan/", scale) if os.path.exists(os.path.join(ROOT, "build/bench/asan", binary)) else None
+        vg = Workload(label, argv("build/bench/", vscale), threads=t, group="check")
+        out.append((w, asan, vg))
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+    pyargs = ["1", "2000"] if quick else ["2", "20000"]
+    out.append((Workload("python-malloc", [py, "bench/programs/objects.py"] + pyargs, group="check",
+                         env={"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONMALLOC": "malloc"}),
+                None, None))
+    rows = 20000 if quick else 100000
+    sql = "build/bench/sqlite-%d.sql" % rows
+    with open(os.path.join(ROOT, sql), "w") as f:
+        f.write(SQLITE_SCRIPT.replace("@ROWS@", str(rows)))
+    out.append((Workload("sqlite", ["sqlite3", ":memory:"], stdin=sql, group="check"), None, None))
+    return out
+
+
+def check_run(w, mode, asan_argv=None):
+    """One measured run of w under mode (glibc, check, asan, valgrind)."""
+    v = Workload(w.name, list(w.argv), threads=w.threads, group=w.group, stdin=w.stdin, env=dict(w.env))
+    if mode == "check":
+        v.argv = ["build/tessera", "check", "--"] + v.argv
+    elif mode == "asan":
+        v.argv = list(asan_argv)
+        v.env["ASAN_OPTIONS"] = "detect_leaks=1"
+    elif mode == "valgrind":
+        v.argv = ["valgrind", "-q", "--error-exitcode=99"] + v.argv
+    return run_once(v, None, 600)
+
+
+def shown_with(w, prefix):
+    """w's command line with prefix before the program (after its variables)."""
+    env = " ".join("%s=%s" % kv for kv in sorted(w.env.items()))
+    s = prefix + " " + " ".join(w.argv) + (" < " + w.stdin if w.stdin else "")
+    return (env + " " if env else "") + s
+
+
+def check_section(args):
+    """Interleaved rounds (glibc, check, asan per workload), then one round
+    of Valgrind with its own glibc run at the reduced scale."""
+    rounds = args.rounds if args.rounds else (1 if args.quick else 3)
+    items = check_workloads(args.quick)
+    if args.only:
+        items = [it for it in items if re.search(args.only, it[0].label)]
+    has_vg = shutil.which("valgrind") is not None
+    runs = {}
+    started = time.time()
+    for rnd in range(rounds):
+        for w, asan, vg in items:
+            cells = []
+            for mode in ("glibc", "check", "asan"):
+                if mode == "asan" and not asan:
+                    continue
+                r = check_run(w, mode, asan)
+                r["round"] = rnd
+                runs.setdefault(w.label, {}).setdefault(mode, []).append(r)
+                cells.append("%s %s" % (mode, ("%.2fs" % r["wall"]) if r["status"] == "ok" else r["status"].upper()))
+            log("[check %d/%d %4.0fs] %-20s %s" % (rnd + 1, rounds, time.time() - started, w.label, "  ".join(cells)))
+    for w, asan, vg in items:
+        if vg is None or not has_vg:
+            continue
+        for mode in ("glibc-small", "valgrind"):
+            r = check_run(vg, "glibc" if mode == "glibc-small" else "valgrind")
+            runs[w.label].setdefault(mode, []).append(r)
+        log("[check valgrind] %-20s glibc %s  valgrind %s" % (w.label, fmt(runs[w.label]["glibc-small"][0].get("wall")),
+                                                              fmt(runs[w.label]["valgrind"][0].get("wall"))))
+    # A mode is right when it computes what glibc computed at its scale.
+    for label, by in runs.items():
+        for ref, modes in (("glibc", ("check", "asan")), ("glibc-small", ("valgrind",))):
+            want = [r.get("signature") for r in by.get(ref, []) if r["status"] == "ok"]
+            for m in modes:
+                for r in by.get(m, []):
+                    if want and r["status"] == "ok" and r.get("signature") != want[0]:
+                        r["status"] = "wrong output"
+    return {"rounds": rounds, "scale": 0.02 if args.quick else CHECK_SCALE, "valgrind_div": CHECK_VALGRIND_DIV,
+            "seconds": round(time.time() - started), "has_valgrind": has_vg,
+            "workloads": [{"label": w.label, "cmd": w.cmdline(), "check": shown_with(w, "build/tessera check --"),
+                           "asan": "ASAN_OPTIONS=detect_leaks=1 " + " ".join(asan) if asan else None,
+                           "valgrind": shown_with(vg, "valgrind -q --error-exitcode=99") if vg else None}
+                          for w, asan, vg in items],
+            "runs": runs}
+
+
+def check_report(chk):
+    """The "Checking mode" section: medians and ratios to glibc."""
+    L = ["", "## Checking mode: tessera check against glibc, ASan and Valgrind", ""]
+    L.append("Each workload under plain glibc, under `build/tessera check --` with its default settings (leak scan "
+             "included), and built with `-fsanitize=address` (ASan, default options, leak check on): %d "
+             "interleaved round(s), medians, scale %g. Valgrind memcheck runs once at 1/%d of the work, against "
+             "a glibc run at that same scale (its ratio includes Valgrind's startup). Cells: median, then the "
+             "ratio to glibc in parentheses; the issue's bar is 3x on wall time and peak RSS." %
+             (chk["rounds"], chk["scale"], chk["valgrind_div"]))
+    if not chk["has_valgrind"]:
+        L.append("")
+        L.append("Note: valgrind is not installed; its column is empty.")
+    L.append("")
+
+    def m(label, mode, key):
+        rs = chk["runs"].get(label, {}).get(mode, [])
+        bad = [r["status"] for r in rs if r["status"] != "ok"]
+        if bad:
+            return None, bad[0]
+        v = med(rs, key)
+        return (v / 1024 if v is not None and key == "rss_kb" else v), None
+
+    ratios = {mode: {"wall": [], "cpu": [], "rss_kb": []} for mode in CHECK_MODES[1:]}
+    for key, title, nd in (("wall", "wall time (s)", 3), ("cpu", "CPU time, user + sys (s)", 3),
+                           ("rss_kb", "peak RSS (MiB)", 1)):
+        L.append("| workload: %s | glibc | tessera check | ASan | glibc at 1/%d | Valgrind at 1/%d |" %
+                 (title, chk["valgrind_div"], chk["valgrind_div"]))
+        L.append("|---|---|---|---|---|---|")
+        for w in chk["workloads"]:
+            label = w["label"]
+            g, _ = m(label, "glibc", key)
+            gs, _ = m(label, "glibc-small", key)
+            cells = [fmt(g, nd)]
+            for mode, ref in (("check", g), ("asan", g), ("glibc-small", None), ("valgrind", gs)):
+                v, bad = m(label, mode, key)
+                if bad:
+                    cells.append("**%s**" % bad.upper())
+                elif v is None:
+                    cells.append("-")
+                elif ref:
+                    cells.append("%s (%.2fx)" % (fmt(v, nd), v / ref))
+                    ratios[mode][key].append(v / ref)
+                else:
+                    cells.append(fmt(v, nd))
+            L.append("| %s | %s |" % (label, " | ".join(cells)))
+        L.append("| **geomean of ratios** | | %s | %s | | %s |" %
+                 tuple("**%s**" % fmt(geomean(ratios[mode][key]), 2) for mode in ("check", "asan", "valgrind")))
+        L.append("")
+    L.append("```")
+    for w in chk["workloads"]:
+        L.append("%-18s %s" % (w["label"], w["cmd"]))
+        L.append("%-18s %s" % ("", w["check"]))
+        if w["asan"]:
+            L.append("%-18s %s" % ("", w["asan"]))
+        if w["valgrind"]:
+            L.append("%-18s %s  (and the same without valgrind)" % ("", w["valgrind"]))
+    L.append("```")
+    return L
 
 
 # ---- report ------------------------------------------------------------------------
@@ -792,6 +965,8 @@ def report(data, base):
         gm_u = [geomean([summ[l][n]["util"] for l in big_traces if not summ[l][n]["bad"]]) for n in names]
         L.append("| **geomean, larger traces** | | " + " | ".join("**%s**" % fmt(g, 2) for g in gm_t) + " | " +
                  " | ".join("**%s**" % fmt(g, 3) for g in gm_u) + " |")
+    if data.get("check"):
+        L += check_report(data["check"])
     if data.get("fastpath"):
         L.append("")
         L.append("## Fast path: instructions under callgrind")
@@ -958,7 +1133,7 @@ def main():
     ap.add_argument("--traces", default="../shared/traces", help="folder of .rep traces, relative to the repo root")
     ap.add_argument("--replay", default=REPLAY[0], help="the trace replayer (tests' replay_rep)")
     ap.add_argument("--allocators", default="", help="comma list, default all available")
-    ap.add_argument("--groups", default="", help="comma list of micro,alloc,program,trace")
+    ap.add_argument("--groups", default="", help="comma list of micro,alloc,program,trace,check")
     ap.add_argument("--only", default="", help="regular expression on the row labels")
     ap.add_argument("--out", default="", help="results folder (default bench/results, QUICK build/bench/results)")
     ap.add_argument("--no-fastpath", dest="fastpath", action="store_false")
@@ -991,6 +1166,8 @@ def main():
     print(md)
     log("results: %s.md" % os.path.relpath(base))
     bad = sum(1 for by in data["runs"].values() for rs in by.values() for r in rs if r["status"] != "ok")
+    bad += sum(1 for by in data.get("check", {}).get("runs", {}).values() for rs in by.values() for r in rs
+               if r["status"] != "ok")
     if bad:
         log("%d run(s) failed; see the Failures section" % bad)
         return 1
