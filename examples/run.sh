@@ -34,8 +34,7 @@ realloc_shrink)
 sbrk_mmap)
   run "$E/sbrk_mmap $E/mapped.txt"
   run "LD_PRELOAD=$B/libtessera.so $E/sbrk_mmap $E/mapped.txt"
-  run "head -c 60 $E/mapped.txt"
-  echo
+  run "head -n 1 $E/mapped.txt"
   ;;
 calloc_cost)
   run "$E/calloc_cost"
@@ -66,7 +65,8 @@ escape_go)
   if command -v go >/dev/null 2>&1; then
     # The cache under the build folder, no module or network look-ups: the
     # example builds the same everywhere and writes nothing in $HOME.
-    export GOCACHE="$PWD/$E/go-cache" GOPATH="$PWD/$E/go-path" GO111MODULE=off \
+    case $E in /*) abs=$E ;; *) abs=$PWD/$E ;; esac
+    export GOCACHE="$abs/go-cache" GOPATH="$abs/go-path" GO111MODULE=off \
            GOTOOLCHAIN=local GOFLAGS= GOPROXY=off
     run "go version"
     run "go build -gcflags=-m -o $E/escape examples/escape.go"
