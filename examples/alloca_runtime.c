@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+/* noinline: keeps the printing out of use_alloca's disassembly. */
 __attribute__((noinline)) static void report(size_t n, const char *block, const char *local) {
   printf("alloca(%6zu) = %p in %s, %6ld bytes below the frame's local at %p\n", n,
          (void *)block, region_of(block), (long)(local - block), (void *)local);
@@ -36,7 +37,9 @@ static void alloca_too_big(size_t n) {
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
-    struct rlimit limit = {8 * MiB, 8 * MiB};
+    struct rlimit limit;
+    getrlimit(RLIMIT_STACK, &limit);
+    if (limit.rlim_max == RLIM_INFINITY || limit.rlim_max > 8 * MiB) limit.rlim_cur = 8 * MiB;
     setrlimit(RLIMIT_STACK, &limit);
     use_alloca(n);
     _exit(0);
