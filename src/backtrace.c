@@ -19,6 +19,7 @@
 #if TSR_CHECK
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +36,58 @@ static struct {
   uintptr_t  own_lo, own_hi;   /* this library's mapped range (for skipping our frames) */
 } depot;
 
+/* ---- code ranges ------------------------------------------------------------------ */
+
+/* The executable segments of the loaded objects. Code built without frame
+ * pointers keeps other values in RBP, and a chain through them yields
+ * "return addresses" that are heap or stack words: every such stack is new
+ * to the depot, which then grew by an entry per allocation (pool-local: 5 MB
+ * of depot, a lock and a miss per call). A frame is accepted only when it
+ * points into code. Rebuilt from dl_iterate_phdr when a walk meets an
+ * unknown address (dlopen), at most every TEXT_REFRESH_MS. Readers take no
+ * lock: a walk racing a rebuild may stop early, never fault. */
+#define TEXT_MAX 256
+#define TEXT_REFRESH_MS 200
+static struct {
+  uintptr_t lo[TEXT_MAX], hi[TEXT_MAX];
+  _Atomic size_t count;
+  uint64_t refreshed_ms;
+  _Atomic bool busy;
+} text;
+
+static int text_add(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  size_t *n = arg;
+  for (int i = 0; i < info->dlpi_phnum && *n < TEXT_MAX; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    text.lo[*n] = info->dlpi_addr + ph->p_vaddr;
+    text.hi[*n] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+    (*n)++;
+  }
+  return 0;
+}
+
+static inline bool text_contains(uintptr_t pc) {
+  size_t n = atomic_load_explicit(&text.count, memory_order_acquire);
+  if (n == 0) return true;   /* not known yet: accept, as before */
+  for (size_t i = 0; i < n; i++) if (pc >= text.lo[i] && pc < text.hi[i]) return true;
+  return false;
+}
+
+bool tsr_bt_text_refresh(void) {
+  uint64_t now = tsr_platform_clock_ms();
+  if (text.refreshed_ms != 0 && now - text.refreshed_ms < TEXT_REFRESH_MS) return false;
+  if (atomic_exchange(&text.busy, true)) return false;
+  text.refreshed_ms = now;
+  size_t n = 0;
+  atomic_store_explicit(&text.count, 0, memory_order_release);
+  dl_iterate_phdr(text_add, &n);
+  atomic_store_explicit(&text.count, n, memory_order_release);
+  atomic_store(&text.busy, false);
+  return true;
+}
+
 /* ---- capture ------------------------------------------------------------------- */
 
 size_t tsr_bt_walk(uintptr_t *frames, size_t max, uintptr_t pc0, uintptr_t fp, uintptr_t lo, uintptr_t hi) {
@@ -45,7 +98,7 @@ size_t tsr_bt_walk(uintptr_t *frames, size_t max, uintptr_t pc0, uintptr_t fp, u
     if (fp < lo || hi < 16 || fp > hi - 16 || (fp & 7) != 0) break;
     uintptr_t next = ((uintptr_t *)fp)[0];
     uintptr_t ret = ((uintptr_t *)fp)[1];
-    if (ret < 4096) break;
+    if (ret < 4096 || !text_contains(ret)) break;
     frames[n++] = ret;
     if (next <= fp) break;
     fp = next;

@@ -29,6 +29,9 @@
  * return address), staying inside [lo, hi) (the thread's stack); returns the
  * number of frames written. Never faults on a chain inside those bounds. */
 size_t   tsr_bt_walk(uintptr_t *frames, size_t max, uintptr_t pc0, uintptr_t fp, uintptr_t lo, uintptr_t hi) tsr_hidden;
+/* Re-read the loaded objects' code ranges (frames must point into code);
+ * rate-limited, false if skipped. Not from a signal handler (loader lock). */
+bool     tsr_bt_text_refresh(void) tsr_hidden;
 /* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK. */
 uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) tsr_hidden;
 /* The frames of id; returns the count (0 for id 0). Lock-free: entries never change. */
@@ -44,6 +47,7 @@ enum { TSR_FAMILY_MALLOC = 0, TSR_FAMILY_NEW = 1, TSR_FAMILY_NEW_ARRAY = 2,
 enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2 };
 #define TSR_BLOCK_GUARDED 1          /* flags: mapped on its own with a guard page */
 #define TSR_BLOCK_UNPROTECTED 2      /* flags: guard lifted after a report */
+#define TSR_BLOCK_GUARD_BEFORE 4     /* flags: guarded on the underflow side (the guard page precedes it) */
 
 /* One checked block, kept out of line in the block table keyed by user. */
 typedef struct tsr_check_block_s {

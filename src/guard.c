@@ -1,22 +1,36 @@
 /* guard.c -- guard-page blocks and the SIGSEGV handler (checking build only).
  *
- * A guarded block gets a mapping of its own: data pages, then one
- * inaccessible guard page. The block ends at the guard, rounded up to 16
- * bytes for alignment: the first access past the 16-byte boundary faults at
- * the instruction itself; overflows inside the alignment padding (up to 15
- * bytes) are caught by the canary at free instead. When the block is freed
- * its data pages are released and made inaccessible while it sits in the
- * quarantine, so a use after free (read or write) faults too.
- * Budget: each guarded block costs two kernel mappings and one OS page, so
- * "auto" guards every block until GUARD_BUDGET guarded mappings were made
- * (small programs are covered completely), then samples 1 allocation in
- * SAMPLE_RATE while fewer than the budget are in use. The budget is 1/8 of
- * vm.max_map_count (two mappings each: a quarter of the limit), capped so
- * that the pages it pins stay small next to a program's own memory.
- * The handler looks the faulting address up in a page table of guarded
- * blocks, reports the access stack (RIP, then the RBP chain of the
- * ucontext), lifts the protection so the program can go on, and returns;
- * a fault that is not ours goes to the handler that was there before us.
+ * A guarded block sits next to an inaccessible guard page: by default it ends
+ * where the guard starts (rounded up to 16 bytes for alignment), so the first
+ * access past that boundary faults at the instruction; overflows inside the
+ * alignment padding (up to 15 bytes) are caught by the canary at free
+ * instead. A block placed on the underflow side starts right after a guard
+ * page, so the first access before it faults. When the block is freed its
+ * pages are released and made inaccessible while it sits in the quarantine,
+ * so a use after free (read or write) faults too.
+ *
+ * Where blocks go: blocks that fit one OS page take a slot of the guard pool,
+ * one mapping reserved inaccessible at start-up in which data pages and guard
+ * pages alternate ([G][D][G][D]...[G]): allocating a slot is one mprotect,
+ * freeing it one madvise and one mprotect, and no mapping is ever created or
+ * destroyed -- about 3 syscalls per guarded block, against 5 plus a TLB
+ * shootdown for a mapping of its own. Bigger blocks (up to GUARD_SIZE_MAX)
+ * still get a mapping of their own, data then guard (or guard then data).
+ *
+ * How many: the first COMPLETE_COUNT allocations of a process are all guarded
+ * (small programs are covered completely), then one allocation in about
+ * SAMPLE_RATE, at random intervals so that no allocation pattern of the
+ * program aliases with the sampling. Limits: guarded blocks in use (live or
+ * quarantined) stay below the budget, 1/8 of vm.max_map_count (each costs at
+ * most two kernel mappings: a quarter of the limit), capped at BUDGET_CAP;
+ * live guarded blocks stay below LIVE_MAX, since each pins an OS page (4 MiB
+ * at most). --guard=all lifts the cap and LIVE_MAX, not the map-count budget.
+ *
+ * The handler looks the faulting address up (pool arithmetic, or the page
+ * table of the other guarded blocks), reports the access stack (RIP, then the
+ * RBP chain of the ucontext), lifts the protection so the program can go on,
+ * and returns; a fault that is not ours goes to the handler that was there
+ * before us.
  */
 #define _GNU_SOURCE
 #include "check.h"
@@ -29,20 +43,33 @@
 
 #define PAGE             ((size_t)TSR_OS_PAGE_SIZE)
 #define GUARD_SIZE_MAX   ((size_t)256 << 10)    /* larger blocks are not guarded */
-#define GUARD_BUDGET_CAP 2048                   /* pinned pages: 8 MiB at most */
-#define SAMPLE_RATE      256
-#define PAGE_SLOTS       ((size_t)1 << 18)      /* page -> block table */
+#define BUDGET_CAP       2048                   /* guarded blocks in use (auto, N) */
+#define COMPLETE_COUNT   1024                   /* auto: the first allocations all guarded */
+#define LIVE_MAX         1024                   /* live guarded blocks: 4 MiB of pinned pages */
+#define SAMPLE_RATE      1024                   /* auto: then one allocation in about this many */
+#define PAGE_SLOTS       ((size_t)1 << 16)      /* page -> block table (own-mapping blocks) */
 #define ALTSTACK_SIZE    ((size_t)64 << 10)
+
+enum { SIDE_OVERFLOW = 0, SIDE_UNDERFLOW = 1, SIDE_BOTH = 2, SIDE_AUTO = 3 };
 
 typedef struct page_entry_s { uintptr_t page; uintptr_t user; } page_entry_t;
 
 static struct {
   int mode;                  /* 0 off, 1 all, 2 auto, 3 sampled 1/rate */
+  int side;                  /* SIDE_*: which end of a block touches the guard */
   size_t rate;
-  size_t budget;
+  size_t budget;             /* guarded blocks in use at once */
+  size_t live_max;
   _Atomic size_t made;       /* guarded blocks ever made */
-  _Atomic size_t in_use;     /* guarded mappings now (live or quarantined) */
-  _Atomic size_t counter;
+  _Atomic size_t in_use;     /* live or quarantined */
+  _Atomic size_t live;
+  _Atomic size_t flip;       /* SIDE_BOTH: alternates */
+  /* The pool (TSR_LOCK_CHECK for the free list and slot_user). */
+  uintptr_t pool;            /* first guard page; slot i's data page is pool + (2i+1) pages */
+  size_t pool_slots;
+  uintptr_t *slot_user;      /* per slot: user address | 1 when on the underflow side; 0 free */
+  uint32_t *free_slots;      /* stack of free slot indices */
+  size_t free_count;
   page_entry_t *pages;       /* open addressing by page number (TSR_LOCK_CHECK) */
   size_t page_count;
   struct sigaction previous;
@@ -51,47 +78,84 @@ static struct {
   bool ready;
 } guard;
 
+/* Per thread: allocations left before the next sampled one (0: draw anew). */
+static __thread size_t sample_countdown;
+static __thread uint64_t sample_rng;
+
 /* ---- options -------------------------------------------------------------------------- */
 
-static void guard_configure(void) {
-  const char *text = tsr_option_text(TSR_OPT_CHECK_GUARD);
-  guard.rate = SAMPLE_RATE;
-  if (strcmp(text, "off") == 0 || strcmp(text, "no") == 0 || strcmp(text, "0") == 0) guard.mode = 0;
-  else if (strcmp(text, "all") == 0) guard.mode = 1;
-  else if (text[0] >= '1' && text[0] <= '9') {
-    guard.mode = 3;
-    guard.rate = 0;
-    for (const char *s = text; *s >= '0' && *s <= '9'; s++) guard.rate = guard.rate * 10 + (size_t)(*s - '0');
-    if (guard.rate == 0) guard.rate = 1;
-  } else guard.mode = 2;
+static long max_map_count(void) {
   long max_maps = 65530;
   int fd = tsr_platform_open_read("/proc/sys/vm/max_map_count");
   if (fd >= 0) {
     char buf[32];
     long n = tsr_platform_read(fd, buf, sizeof buf - 1);
     tsr_platform_close(fd);
-    if (n > 0) {
-      long v = 0;
-      for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (buf[i] - '0');
-      if (v > 0) max_maps = v;
-    }
+    long v = 0;
+    for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (buf[i] - '0');
+    if (v > 0) max_maps = v;
   }
-  guard.budget = (size_t)max_maps / 8;
-  if (guard.budget > GUARD_BUDGET_CAP && guard.mode != 1) guard.budget = GUARD_BUDGET_CAP;
+  return max_maps;
+}
+
+/* MODE[,SIDE]: MODE off|all|auto|N, SIDE overflow|underflow|both. */
+static void guard_configure(void) {
+  const char *text = tsr_option_text(TSR_OPT_CHECK_GUARD);
+  char mode[32];
+  size_t n = 0;
+  while (text[n] && text[n] != ',' && n + 1 < sizeof mode) { mode[n] = text[n]; n++; }
+  mode[n] = 0;
+  const char *side = text[n] == ',' ? text + n + 1 : "auto";
+  guard.rate = SAMPLE_RATE;
+  if (strcmp(mode, "off") == 0 || strcmp(mode, "no") == 0 || strcmp(mode, "0") == 0) guard.mode = 0;
+  else if (strcmp(mode, "all") == 0) guard.mode = 1;
+  else if (mode[0] >= '1' && mode[0] <= '9') {
+    guard.mode = 3;
+    guard.rate = 0;
+    for (const char *s = mode; *s >= '0' && *s <= '9'; s++) guard.rate = guard.rate * 10 + (size_t)(*s - '0');
+    if (guard.rate == 0) guard.rate = 1;
+  } else guard.mode = 2;
+  if (strcmp(side, "overflow") == 0) guard.side = SIDE_OVERFLOW;
+  else if (strcmp(side, "underflow") == 0) guard.side = SIDE_UNDERFLOW;
+  else if (strcmp(side, "both") == 0) guard.side = SIDE_BOTH;
+  else guard.side = SIDE_AUTO;
+  guard.budget = (size_t)max_map_count() / 8;
+  guard.live_max = guard.mode == 1 ? guard.budget : LIVE_MAX;
+  if (guard.budget > BUDGET_CAP && guard.mode != 1) guard.budget = BUDGET_CAP;
+  sample_rng = tsr_platform_random() | 1;
   guard.ready = true;
 }
 
 bool tsr_guard_wanted(size_t size, size_t alignment) {
   if (tsr_unlikely(!guard.ready)) return false;    /* before the constructor: no guards yet */
   if (guard.mode == 0 || size > GUARD_SIZE_MAX || alignment > PAGE) return false;
-  size_t in_use = atomic_load_explicit(&guard.in_use, memory_order_relaxed);
-  if (in_use >= guard.budget) return false;
-  if (guard.mode == 1) return true;
-  if (guard.mode == 2 && atomic_load_explicit(&guard.made, memory_order_relaxed) < guard.budget) return true;
-  return atomic_fetch_add_explicit(&guard.counter, 1, memory_order_relaxed) % guard.rate == 0;
+  if (guard.mode == 2 && atomic_load_explicit(&guard.made, memory_order_relaxed) < COMPLETE_COUNT) return true;
+  if (guard.mode != 1) {
+    /* Random intervals with mean `rate` (xorshift, per thread, no atomics). */
+    if (sample_countdown == 0) {
+      if (sample_rng == 0) sample_rng = (uint64_t)(uintptr_t)&sample_rng | 1;
+      sample_rng ^= sample_rng << 13; sample_rng ^= sample_rng >> 7; sample_rng ^= sample_rng << 17;
+      sample_countdown = 1 + (size_t)(sample_rng % (2 * guard.rate));
+    }
+    if (--sample_countdown != 0) return false;
+  }
+  return atomic_load_explicit(&guard.in_use, memory_order_relaxed) < guard.budget &&
+         atomic_load_explicit(&guard.live, memory_order_relaxed) < guard.live_max;
 }
 
-/* ---- the page table (TSR_LOCK_CHECK held) ------------------------------------------------ */
+/* Which side this block goes on: auto is the overflow side while every
+ * allocation is guarded (what a small program's bug most likely is), then
+ * either side, alternately, among the sampled ones. */
+static bool side_is_underflow(void) {
+  int side = guard.side;
+  if (side == SIDE_AUTO)
+    side = guard.mode == 2 && atomic_load_explicit(&guard.made, memory_order_relaxed) < COMPLETE_COUNT ? SIDE_OVERFLOW
+                                                                                                      : SIDE_BOTH;
+  if (side == SIDE_BOTH) return (atomic_fetch_add_explicit(&guard.flip, 1, memory_order_relaxed) & 1) != 0;
+  return side == SIDE_UNDERFLOW;
+}
+
+/* ---- the page table of own-mapping blocks (TSR_LOCK_CHECK held) ---------------------------- */
 
 static inline size_t page_slot(uintptr_t page) { return (size_t)((page * 0x9e3779b97f4a7c15ULL) >> 40) & (PAGE_SLOTS - 1); }
 
@@ -130,7 +194,33 @@ static void pages_remove(uintptr_t page) {
   guard.page_count--;
 }
 
+static inline bool in_pool(uintptr_t addr) {
+  return guard.pool != 0 && addr >= guard.pool && addr < guard.pool + (2 * guard.pool_slots + 1) * PAGE;
+}
+
+/* The block a pool address belongs to: a data page is its slot's; a guard
+ * page belongs to the block whose end (overflow side) or start (underflow
+ * side) touches it, the nearer one when both do. */
+static bool pool_lookup(uintptr_t addr, uintptr_t *user) {
+  size_t page = (addr - guard.pool) / PAGE;
+  if (page & 1) {
+    uintptr_t u = guard.slot_user[page / 2];
+    if ((u & ~(uintptr_t)1) == 0) return false;   /* free, or being placed */
+    *user = u & ~(uintptr_t)1;
+    return true;
+  }
+  size_t after = page / 2;   /* the slot after this guard page; after - 1 is before it */
+  uintptr_t below = after > 0 ? guard.slot_user[after - 1] : 0;
+  uintptr_t above = after < guard.pool_slots ? guard.slot_user[after] : 0;
+  bool below_ok = below > 1 && !(below & 1), above_ok = above > 1 && (above & 1);
+  if (below_ok && above_ok) below_ok = (addr % PAGE) < PAGE / 2;
+  if (below_ok) { *user = below; return true; }
+  if (above_ok) { *user = above & ~(uintptr_t)1; return true; }
+  return false;
+}
+
 bool tsr_guard_lookup(uintptr_t addr, uintptr_t *user) {
+  if (in_pool(addr)) return pool_lookup(addr, user);
   if (guard.pages == NULL) return false;
   uintptr_t page = addr / PAGE;
   for (size_t i = page_slot(page);; i = (i + 1) & (PAGE_SLOTS - 1)) {
@@ -143,49 +233,118 @@ bool tsr_guard_lookup(uintptr_t addr, uintptr_t *user) {
 
 static size_t data_size_for(size_t size, size_t alignment) {
   size_t rounded = (size + 15) & ~(size_t)15;
-  size_t lead = tsr_check_left_size(alignment) + (alignment > 16 ? alignment : 0);
+  size_t lead = alignment > 16 ? alignment : 0;
   return (lead + rounded + PAGE - 1) & ~(PAGE - 1);
 }
 
+/* The data pages and one guard page (pool slots share their guards). */
 size_t tsr_guard_map_size(const tsr_check_block_t *b) {
+  if (in_pool(b->base)) return 2 * PAGE;
   return data_size_for(b->size, (size_t)1 << b->align_shift) + PAGE;
 }
 
-bool tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) {
-  size_t data = data_size_for(size, alignment);
-  uint8_t *map = tsr_platform_map(data + PAGE, NULL);
-  if (map == NULL) return false;
-  if (tsr_platform_protect(map + data, PAGE, false) != 0) { tsr_platform_unmap(map, data + PAGE); return false; }
-  uintptr_t end = (uintptr_t)map + data;
-  uintptr_t user = (end - ((size + 15) & ~(size_t)15)) & ~(uintptr_t)(alignment - 1);
-  b->base = (uintptr_t)map;
+/* Place the user bytes in the data pages [data, data + size) and paint the rest. */
+static void place(tsr_check_block_t *b, uintptr_t data, size_t data_size, size_t size, size_t alignment, bool under) {
+  uintptr_t end = data + data_size;
+  uintptr_t user = under ? data : (end - ((size + 15) & ~(size_t)15)) & ~(uintptr_t)(alignment - 1);
+  b->base = data;
   b->user = user;
-  memset(map, TSR_CHECK_CANARY, user - (uintptr_t)map);
+  if (under) b->flags |= TSR_BLOCK_GUARD_BEFORE;
+  memset((void *)data, TSR_CHECK_CANARY, user - data);
   memset((uint8_t *)user + size, TSR_CHECK_CANARY, end - user - size);
-  bool ok = true;
-  tsr_lock(TSR_LOCK_CHECK);
-  if ((guard.page_count + data / PAGE + 1) * 2 > PAGE_SLOTS) ok = false;
-  for (uintptr_t p = (uintptr_t)map / PAGE; ok && p <= end / PAGE; p++) ok = pages_insert(p, user);
-  if (!ok) for (uintptr_t p = (uintptr_t)map / PAGE; p <= end / PAGE; p++) pages_remove(p);
-  tsr_unlock(TSR_LOCK_CHECK);
-  if (!ok) { tsr_platform_unmap(map, data + PAGE); return false; }
-  atomic_fetch_add(&guard.made, 1);
-  atomic_fetch_add(&guard.in_use, 1);
+}
+
+static bool pool_init(void) {
+  size_t slots = guard.budget;
+  void *pool = tsr_platform_map_none((2 * slots + 1) * PAGE, NULL);
+  if (pool == NULL) return false;
+  tsr_platform_name(pool, (2 * slots + 1) * PAGE, "tessera check guard pool");
+  guard.slot_user = tsr_check_map(slots * sizeof(uintptr_t), "tessera check guard slots");
+  guard.free_slots = tsr_check_map(slots * sizeof(uint32_t), "tessera check guard slots");
+  if (guard.slot_user == NULL || guard.free_slots == NULL) { tsr_platform_unmap(pool, (2 * slots + 1) * PAGE); return false; }
+  for (size_t i = 0; i < slots; i++) guard.free_slots[i] = (uint32_t)(slots - 1 - i);   /* lowest first */
+  guard.free_count = slots;
+  guard.pool_slots = slots;
+  __atomic_store_n(&guard.pool, (uintptr_t)pool, __ATOMIC_RELEASE);
   return true;
 }
 
+static bool pool_alloc(tsr_check_block_t *b, size_t size, size_t alignment, bool under) {
+  tsr_lock(TSR_LOCK_CHECK);
+  if (guard.pool == 0 && !pool_init()) guard.budget = 0;   /* no pool: no more tries */
+  size_t slot = guard.free_count > 0 ? guard.free_slots[--guard.free_count] : (size_t)-1;
+  if (slot != (size_t)-1) guard.slot_user[slot] = 1;    /* taken; the address comes below */
+  tsr_unlock(TSR_LOCK_CHECK);
+  if (slot == (size_t)-1) return false;
+  uintptr_t data = guard.pool + (2 * slot + 1) * PAGE;
+  if (tsr_platform_protect((void *)data, PAGE, true) != 0) {
+    tsr_lock(TSR_LOCK_CHECK);
+    guard.slot_user[slot] = 0;
+    guard.free_slots[guard.free_count++] = (uint32_t)slot;
+    tsr_unlock(TSR_LOCK_CHECK);
+    return false;
+  }
+  place(b, data, PAGE, size, alignment, under);
+  __atomic_store_n(&guard.slot_user[slot], b->user | (under ? 1 : 0), __ATOMIC_RELEASE);
+  return true;
+}
+
+/* A mapping of its own: [data][guard] on the overflow side, [guard][data] on the other. */
+static bool own_alloc(tsr_check_block_t *b, size_t size, size_t alignment, bool under) {
+  size_t data = data_size_for(size, alignment);
+  uint8_t *map = tsr_platform_map_none(data + PAGE, NULL);
+  if (map == NULL) return false;
+  uint8_t *start = under ? map + PAGE : map;
+  if (tsr_platform_protect(start, data, true) != 0) { tsr_platform_unmap(map, data + PAGE); return false; }
+  place(b, (uintptr_t)start, data, size, alignment, under);
+  bool ok = true;
+  tsr_lock(TSR_LOCK_CHECK);
+  if ((guard.page_count + data / PAGE + 1) * 2 > PAGE_SLOTS) ok = false;
+  for (uintptr_t p = (uintptr_t)map / PAGE; ok && p < ((uintptr_t)map + data + PAGE) / PAGE; p++) ok = pages_insert(p, b->user);
+  if (!ok) for (uintptr_t p = (uintptr_t)map / PAGE; p < ((uintptr_t)map + data + PAGE) / PAGE; p++) pages_remove(p);
+  tsr_unlock(TSR_LOCK_CHECK);
+  if (!ok) { tsr_platform_unmap(map, data + PAGE); b->flags &= (uint8_t)~TSR_BLOCK_GUARD_BEFORE; return false; }
+  return true;
+}
+
+bool tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) {
+  bool under = side_is_underflow();
+  bool fits_slot = under ? size <= PAGE : data_size_for(size, alignment) <= PAGE;
+  if (!(fits_slot ? pool_alloc(b, size, alignment, under) : own_alloc(b, size, alignment, under))) return false;
+  atomic_fetch_add(&guard.made, 1);
+  atomic_fetch_add(&guard.in_use, 1);
+  atomic_fetch_add(&guard.live, 1);
+  return true;
+}
+
+static size_t data_size_of(const tsr_check_block_t *b) { return tsr_guard_map_size(b) - PAGE; }
+
 void tsr_guard_protect_freed(const tsr_check_block_t *b) {
-  size_t data = tsr_guard_map_size(b) - PAGE;
-  tsr_platform_purge((void *)b->base, data);
-  tsr_platform_protect((void *)b->base, data, false);
+  tsr_platform_purge((void *)b->base, data_size_of(b));
+  tsr_platform_protect((void *)b->base, data_size_of(b), false);
+  atomic_fetch_sub(&guard.live, 1);
 }
 
 void tsr_guard_release(const tsr_check_block_t *b) {
-  size_t map_size = tsr_guard_map_size(b);
-  tsr_lock(TSR_LOCK_CHECK);
-  for (uintptr_t p = b->base / PAGE; p < (b->base + map_size) / PAGE; p++) pages_remove(p);
-  tsr_unlock(TSR_LOCK_CHECK);
-  tsr_platform_unmap((void *)b->base, map_size);
+  if (in_pool(b->base)) {
+    size_t slot = (b->base - guard.pool) / PAGE / 2;
+    /* The handler lifted a guard or the data page: make the slot whole again. */
+    if (b->flags & TSR_BLOCK_UNPROTECTED) {
+      tsr_platform_purge((void *)b->base, PAGE);
+      tsr_platform_protect((void *)(b->base - PAGE), 3 * PAGE, false);
+    }
+    tsr_lock(TSR_LOCK_CHECK);
+    guard.slot_user[slot] = 0;
+    guard.free_slots[guard.free_count++] = (uint32_t)slot;
+    tsr_unlock(TSR_LOCK_CHECK);
+  } else {
+    size_t data = data_size_of(b);
+    uintptr_t map = b->flags & TSR_BLOCK_GUARD_BEFORE ? b->base - PAGE : b->base;
+    tsr_lock(TSR_LOCK_CHECK);
+    for (uintptr_t p = map / PAGE; p < (map + data + PAGE) / PAGE; p++) pages_remove(p);
+    tsr_unlock(TSR_LOCK_CHECK);
+    tsr_platform_unmap((void *)map, data + PAGE);
+  }
   atomic_fetch_sub(&guard.in_use, 1);
 }
 
@@ -255,9 +414,10 @@ static void segv_handler(int sig, siginfo_t *info, void *ctx) {
   tsr_report_stack("the access:", frames, n, false, true);
   tsr_report_block(&b);
   tsr_report_end(true);
-  /* Lift the protection so the program goes on (reported once per block). */
-  size_t map_size = tsr_guard_map_size(&b);
-  tsr_platform_protect((void *)b.base, map_size, true);
+  /* Lift the protection so the program goes on (reported once per block):
+   * the data pages, and the guard page it touched. */
+  tsr_platform_protect((void *)b.base, data_size_of(&b), true);
+  if (addr < b.base || addr >= b.base + data_size_of(&b)) tsr_platform_protect((void *)(addr & ~(PAGE - 1)), PAGE, true);
   errno = saved_errno;
 }
 
