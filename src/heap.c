@@ -82,7 +82,8 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);
   tsr_unlock(TSR_LOCK_HEAPS);
-  tsr_huge_cache_purge(now, false);
+  uint64_t huge_due = tsr_huge_cache_purge(now, false);
+  if (huge_due != 0 && (heap->purge_due_ms == 0 || huge_due < heap->purge_due_ms)) heap->purge_due_ms = huge_due;
 }
 
 /* Return empty pages (queue heads included) and all free spans. Owner only,

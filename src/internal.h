@@ -165,7 +165,7 @@ void   tsr_huge_free(tsr_segment_t *segment) tsr_hidden;
 void  *tsr_huge_realloc(tsr_segment_t *segment, size_t size) tsr_hidden;
 tsr_segment_t *tsr_huge_segment_of(const void *p) tsr_hidden;  /* NULL if not a huge block start */
 bool   tsr_huge_was_freed(const void *p) tsr_hidden;
-void   tsr_huge_cache_purge(uint64_t now_ms, bool force) tsr_hidden;
+uint64_t tsr_huge_cache_purge(uint64_t now_ms, bool force) tsr_hidden;
 void   tsr_huge_each(void (*fn)(tsr_segment_t *segment, void *arg), void *arg) tsr_hidden;
 
 /* ---- heap.c -------------------------------------------------------------------- */
@@ -229,6 +229,11 @@ extern int tsr_stats_stderr tsr_hidden;
 extern uintptr_t tsr_secret tsr_hidden;
 void tsr_init_process(void) tsr_hidden;
 extern _Atomic int tsr_init_state tsr_hidden;  /* 0 none, 1 running, 2 done */
+
+/* ---- invariant.c: the walk of every structure (tests, fault injection) ---- */
+/* Reports each broken invariant ("invariant broken: ...") and returns how
+ * many; no other thread may be inside tessera meanwhile. */
+size_t tsr_invariant_check(void) tsr_hidden;
 
 #if TSR_DEBUG
 #define tsr_assert(c) ((c) ? (void)0 : tsr_assert_fail(#c, __FILE__, __LINE__))

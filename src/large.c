@@ -9,9 +9,9 @@
  * segment header (kind HUGE) in its first OS page; the segment map marks the
  * mapping's slots so free() recognises it without touching it.
  * Freed huge mappings wait in a small cache for the purge delay: a program
- * that frees a big buffer and allocates another (a file read per request)
- * reuses the pages already faulted in, resized with mremap, instead of
- * paying a fault per OS page again.
+ * that frees a big buffer and allocates another (a file read per request),
+ * or grows a vector again, gets the pages already faulted in, moved into
+ * the new block with mremap, instead of paying a fault per OS page again.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -20,14 +20,18 @@
 #include <stdint.h>
 #include <string.h>
 
-#define HUGE_CACHE_COUNT 8
+#define HUGE_CACHE_COUNT 16
+#define HUGE_CACHE_MIN_PIECE ((size_t)1 << 20)
+#define HUGE_CACHE_MIN_BYTES ((size_t)64 << 20)
 #define HUGE_CACHE_MAX_BYTES ((size_t)256 << 20)
 
 static struct {
   tsr_segment_t *huge_list;          /* every huge block (TSR_LOCK_HUGE) */
   tsr_segment_t *cache[HUGE_CACHE_COUNT]; /* freed mappings kept for reuse (TSR_LOCK_HUGE) */
   uint64_t cache_time_ms[HUGE_CACHE_COUNT];
+  uint64_t cache_used_ms;            /* when the cache last served a block */
   size_t cache_bytes;
+  size_t live_bytes;                 /* mapped for huge blocks in use (TSR_LOCK_HUGE) */
   _Atomic uintptr_t freed_ring[16];  /* recently unmapped huge blocks: names double frees */
   _Atomic unsigned freed_next;
 } large;
@@ -93,6 +97,7 @@ static void huge_link(tsr_segment_t *segment) {
   segment->next = large.huge_list;
   if (large.huge_list != NULL) large.huge_list->prev = segment;
   large.huge_list = segment;
+  large.live_bytes += segment->map_size;
   tsr_unlock(TSR_LOCK_HUGE);
 }
 
@@ -100,75 +105,59 @@ static void huge_unlink(tsr_segment_t *segment) {
   tsr_lock(TSR_LOCK_HUGE);
   if (segment->prev != NULL) segment->prev->next = segment->next; else large.huge_list = segment->next;
   if (segment->next != NULL) segment->next->prev = segment->prev;
+  large.live_bytes -= segment->map_size;
   tsr_unlock(TSR_LOCK_HUGE);
 }
 
-static tsr_segment_t *huge_cache_take(size_t map_size) {
-  tsr_segment_t *best = NULL;
-  int best_i = -1;
+/* A cached mapping for a huge segment of map_size bytes, or NULL. The
+ * smallest that fits is used; if none fits, the largest, which the caller
+ * grows with mremap (only the new tail is faulted in); when it is much larger, only its last map_size bytes are moved
+ * (mremap moves page-table entries, not bytes) to a fresh aligned address,
+ * and the rest stays cached. Either way the pages arrive resident: no fault,
+ * no zeroing, which a program that frees and allocates big buffers in turn
+ * pays for otherwise, once per OS page. One piece per block: every huge
+ * mapping stays a single kernel mapping, so mremap can grow or move it. */
+static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
   tsr_lock(TSR_LOCK_HUGE);
+  int bi = -1;
   for (int i = 0; i < HUGE_CACHE_COUNT; i++) {
     tsr_segment_t *s = large.cache[i];
-    if (s == NULL) continue;
-    /* Prefer the mapping closest in size: least to unmap or to move. */
-    size_t d = s->map_size > map_size ? s->map_size - map_size : map_size - s->map_size;
-    size_t bd = best == NULL ? SIZE_MAX : best->map_size > map_size ? best->map_size - map_size : map_size - best->map_size;
-    if (d < bd) { best = s; best_i = i; }
+    if (s != NULL && s->map_size >= map_size && (bi < 0 || s->map_size < large.cache[bi]->map_size)) bi = i;
   }
-  if (best != NULL) {
-    large.cache[best_i] = NULL;
-    __atomic_fetch_sub(&large.cache_bytes, best->map_size, __ATOMIC_RELAXED);
+  if (bi < 0 && !fit_only) {   /* none fits: the largest, which the caller grows (faults only for its new tail) */
+    for (int i = 0; i < HUGE_CACHE_COUNT; i++)
+      if (large.cache[i] != NULL && (bi < 0 || large.cache[i]->map_size > large.cache[bi]->map_size)) bi = i;
   }
-  tsr_unlock(TSR_LOCK_HUGE);
-  return best;
-}
-
-/* Unmap cached mappings older than the purge delay (all if force). */
-void tsr_huge_cache_purge(uint64_t now_ms, bool force) {
-  tsr_segment_t *release[HUGE_CACHE_COUNT];
-  int n = 0;
-  long delay = tsr_option_long(TSR_OPT_PURGE_DELAY);
-  tsr_lock(TSR_LOCK_HUGE);
-  for (int i = 0; i < HUGE_CACHE_COUNT; i++) {
-    tsr_segment_t *s = large.cache[i];
-    if (s != NULL && (force || (delay >= 0 && now_ms >= large.cache_time_ms[i] + (uint64_t)delay))) {
-      release[n++] = s;
-      large.cache[i] = NULL;
-      __atomic_fetch_sub(&large.cache_bytes, s->map_size, __ATOMIC_RELAXED);
+  tsr_segment_t *piece = bi >= 0 ? large.cache[bi] : NULL, *taken = NULL;
+  if (piece != NULL) large.cache_used_ms = tsr_platform_clock_ms();
+  if (piece != NULL && piece->map_size < map_size + HUGE_CACHE_MIN_PIECE) {
+    large.cache[bi] = NULL;
+    large.cache_bytes -= piece->map_size;
+    taken = piece;
+  } else if (piece != NULL) {
+    uint8_t *target = tsr_os_map_aligned(map_size, TSR_SEGMENT_SIZE);
+    size_t size = piece->map_size;
+    if (target != NULL && tsr_platform_remap((uint8_t *)piece + size - map_size, map_size, map_size, target) != NULL) {
+      tsr_os_account_map(-(long)map_size);   /* the target was accounted when it was mapped */
+      tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+      piece->map_size = size - map_size;
+      large.cache_bytes -= map_size;
+      tsr_os_segmap_set((uintptr_t)piece, piece->map_size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
+      taken = (tsr_segment_t *)target;
+      taken->map_size = map_size;
+    } else if (target != NULL) {
+      tsr_os_unmap(target, map_size);
     }
   }
   tsr_unlock(TSR_LOCK_HUGE);
-  for (int i = 0; i < n; i++) {
-    tsr_os_segmap_set((uintptr_t)release[i], release[i]->map_size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
-    tsr_os_unmap(release[i], release[i]->map_size);
-  }
+  return taken;
 }
 
-void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
-  if (size > PTRDIFF_MAX - 2 * TSR_SEGMENT_SIZE || alignment > ((size_t)1 << 40)) { errno = ENOMEM; return NULL; }
-  if (alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
-    tsr_segment_t *cached = huge_cache_take(round_os(TSR_OS_PAGE_SIZE + size));
-    if (cached != NULL) {
-      cached->huge_block = (uint8_t *)cached + TSR_OS_PAGE_SIZE;
-      cached->huge_size = cached->map_size - TSR_OS_PAGE_SIZE;
-      huge_link(cached);
-      atomic_fetch_add_explicit(&tsr_os_counters.huge_count, 1, memory_order_relaxed);
-      void *p = tsr_huge_realloc(cached, size);
-      if (p == NULL) {       /* could not resize: give it up and map afresh */
-        tsr_huge_free(cached);
-      } else {
-        if (zero) memset(p, 0, size);
-        return p;
-      }
-    }
-  }
-  size_t offset = alignment > TSR_OS_PAGE_SIZE ? alignment : TSR_OS_PAGE_SIZE;
-  size_t map_size = round_os(offset + size);
-  size_t map_align = alignment > TSR_SEGMENT_SIZE ? alignment : TSR_SEGMENT_SIZE;
-  tsr_segment_t *segment = tsr_os_map_aligned(map_size, map_align);
-  if (segment == NULL) return NULL;
+/* Make segment (fresh or from the cache) a huge block at offset. */
+static void *huge_setup(tsr_segment_t *segment, size_t map_size, size_t offset) {
   tsr_platform_name(segment, map_size, "tessera huge");
   ((tsr_page_t *)segment)->kind = TSR_PAGE_META;
+  ((tsr_page_t *)segment)->owner = 0;
   segment->kind = TSR_SEGMENT_HUGE;
   segment->map_size = map_size;
   segment->huge_block = (uint8_t *)segment + offset;
@@ -177,6 +166,65 @@ void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
   atomic_fetch_add_explicit(&tsr_os_counters.huge_count, 1, memory_order_relaxed);
   tsr_os_segmap_set((uintptr_t)segment, map_size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
   return segment->huge_block;
+}
+
+static void huge_unmap_all(tsr_segment_t **segments, int n) {
+  for (int i = 0; i < n; i++) {
+    tsr_os_segmap_set((uintptr_t)segments[i], segments[i]->map_size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+    tsr_os_unmap(segments[i], segments[i]->map_size);
+  }
+}
+
+/* Unmap cached mappings once the program has stopped reusing them for the
+ * huge-cache delay (all if force). Returns when the next one falls due (0:
+ * the cache is empty or kept for ever). */
+uint64_t tsr_huge_cache_purge(uint64_t now_ms, bool force) {
+  tsr_segment_t *release[HUGE_CACHE_COUNT];
+  int n = 0;
+  long delay = tsr_option_long(TSR_OPT_HUGE_CACHE_DELAY);
+  uint64_t next_due = 0;
+  tsr_lock(TSR_LOCK_HUGE);
+  for (int i = 0; i < HUGE_CACHE_COUNT; i++) {
+    tsr_segment_t *s = large.cache[i];
+    if (s == NULL) continue;
+    /* While the program keeps taking blocks from the cache, the cache is
+     * its working set: kept. Once it stops for the delay, it goes. */
+    uint64_t due = (large.cache_time_ms[i] > large.cache_used_ms ? large.cache_time_ms[i] : large.cache_used_ms) +
+                   (uint64_t)(delay > 0 ? delay : 0);
+    if (force || (delay >= 0 && now_ms >= due)) {
+      release[n++] = s;
+      large.cache[i] = NULL;
+      __atomic_fetch_sub(&large.cache_bytes, s->map_size, __ATOMIC_RELAXED);
+    } else if (delay >= 0 && (next_due == 0 || due < next_due)) {
+      next_due = due;
+    }
+  }
+  tsr_unlock(TSR_LOCK_HUGE);
+  huge_unmap_all(release, n);
+  return next_due;
+}
+
+void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
+  if (size > PTRDIFF_MAX - 2 * TSR_SEGMENT_SIZE || alignment > ((size_t)1 << 40)) { errno = ENOMEM; return NULL; }
+  size_t offset = alignment > TSR_OS_PAGE_SIZE ? alignment : TSR_OS_PAGE_SIZE;
+  size_t map_size = round_os(offset + size);
+  if (alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
+    tsr_segment_t *cached = huge_cache_take(map_size, false);
+    if (cached != NULL) {
+      void *p = huge_setup(cached, cached->map_size, offset);
+      size_t resident = cached->map_size - offset;
+      if (cached->map_size < map_size && (p = tsr_huge_realloc(cached, size)) == NULL) {
+        tsr_huge_free(cached);   /* could not grow it: map afresh */
+      } else {
+        if (zero) memset(p, 0, resident < size ? resident : size);   /* the grown tail is fresh */
+        return p;
+      }
+    }
+  }
+  size_t map_align = alignment > TSR_SEGMENT_SIZE ? alignment : TSR_SEGMENT_SIZE;
+  tsr_segment_t *segment = tsr_os_map_aligned(map_size, map_align);
+  if (segment == NULL) return NULL;
+  return huge_setup(segment, map_size, offset);
 }
 
 /* The huge segment whose block starts at p, or NULL. */
@@ -194,23 +242,46 @@ void tsr_huge_free(tsr_segment_t *segment) {
   atomic_store_explicit(&large.freed_ring[i], (uintptr_t)segment->huge_block, memory_order_relaxed);
   atomic_fetch_sub_explicit(&tsr_os_counters.huge_count, 1, memory_order_relaxed);
   segment->huge_block = NULL;   /* a second free finds no block here: diagnosed */
-  if (segment->map_size <= HUGE_CACHE_MAX_BYTES / 2 && tsr_option_long(TSR_OPT_PURGE_DELAY) != 0) {
+  if (segment->map_size <= HUGE_CACHE_MAX_BYTES / 2 && tsr_option_long(TSR_OPT_HUGE_CACHE_DELAY) != 0) {
     uint64_t now = tsr_platform_clock_ms();
     tsr_huge_cache_purge(now, false);
+    tsr_segment_t *evicted[HUGE_CACHE_COUNT];
+    int n_evicted = 0;
     tsr_lock(TSR_LOCK_HUGE);
+    /* The cache may hold as much as the huge blocks in use (within bounds):
+     * RSS at most about doubles for a program that cycles big blocks.
+     * Full: smaller cached mappings make room for this one (a big block
+     * saves more faults, and a request takes a bigger piece in part). */
+    size_t cap = large.live_bytes + segment->map_size;
+    cap = cap < HUGE_CACHE_MIN_BYTES ? HUGE_CACHE_MIN_BYTES : cap > HUGE_CACHE_MAX_BYTES ? HUGE_CACHE_MAX_BYTES : cap;
+    for (;;) {
+      int small = -1, used = 0;
+      for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
+        tsr_segment_t *c = large.cache[k];
+        if (c == NULL) continue;
+        used++;
+        if (c->map_size < segment->map_size && (small < 0 || c->map_size < large.cache[small]->map_size)) small = k;
+      }
+      if ((used < HUGE_CACHE_COUNT && large.cache_bytes + segment->map_size <= cap) || small < 0) break;
+      evicted[n_evicted++] = large.cache[small];
+      large.cache_bytes -= large.cache[small]->map_size;
+      large.cache[small] = NULL;
+    }
     for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
-      if (large.cache[k] == NULL && large.cache_bytes + segment->map_size <= HUGE_CACHE_MAX_BYTES) {
+      if (large.cache[k] == NULL && large.cache_bytes + segment->map_size <= cap) {
         large.cache[k] = segment;
         large.cache_time_ms[k] = now;
         __atomic_fetch_add(&large.cache_bytes, segment->map_size, __ATOMIC_RELAXED);
         tsr_unlock(TSR_LOCK_HUGE);
+        huge_unmap_all(evicted, n_evicted);
         tsr_heap_t *heap = tsr_heap_get();     /* its housekeeping releases the cache later */
-        uint64_t due = now + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
+        uint64_t due = now + (uint64_t)tsr_option_long(TSR_OPT_HUGE_CACHE_DELAY);
         if (heap != &tsr_heap_empty && (heap->purge_due_ms == 0 || due < heap->purge_due_ms)) heap->purge_due_ms = due;
         return;
       }
     }
     tsr_unlock(TSR_LOCK_HUGE);
+    huge_unmap_all(evicted, n_evicted);
   }
   tsr_os_segmap_set((uintptr_t)segment, segment->map_size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
   tsr_os_unmap(segment, segment->map_size);
@@ -231,6 +302,19 @@ void *tsr_huge_realloc(tsr_segment_t *segment, size_t size) {
   size_t offset = (size_t)(segment->huge_block - (uint8_t *)segment);
   size_t old_map = segment->map_size, new_map = round_os(offset + size);
   if (new_map == old_map) return segment->huge_block;
+  /* Growing by at least half the old size: copying the old bytes into
+   * cached pages that are already resident costs less than faulting in the
+   * new tail page by page (a vector that doubles). */
+  if (new_map > old_map && offset == TSR_OS_PAGE_SIZE && new_map - old_map >= old_map / 2 &&
+      __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
+    tsr_segment_t *cached = huge_cache_take(new_map, true);
+    if (cached != NULL) {
+      void *p = huge_setup(cached, cached->map_size, offset);
+      memcpy(p, segment->huge_block, segment->huge_size);
+      tsr_huge_free(segment);
+      return p;
+    }
+  }
   huge_unlink(segment);   /* its list links move with it, or vanish */
   tsr_segment_t *moved = tsr_platform_remap(segment, old_map, new_map, NULL);
   if (moved == NULL && new_map > old_map) {

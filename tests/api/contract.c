@@ -396,6 +396,40 @@ static void test_realloc(void) {
       free(h);
     }
   }
+
+  /* Huge blocks built from freed ones (tessera moves their pages into the
+   * new block): a piece split off a bigger freed block, a freed block grown,
+   * and a realloc that copies into freed memory must all keep contents and
+   * never alias a live block. */
+  unsigned char *big = malloc(48u << 20), *mid = malloc(6u << 20);
+  CHECK(big != NULL && mid != NULL);
+  if (big && mid) {
+    fill(big, 48u << 20, 11);
+    fill(mid, 6u << 20, 12);
+    free(big);                                   /* dirty, and likely kept for reuse */
+    unsigned char *part = malloc(8u << 20);      /* fits in the freed 48 MiB */
+    CHECK(part != NULL);
+    if (part) fill(part, 8u << 20, 13);
+    unsigned char *grown = realloc(mid, 20u << 20);   /* grows by more than half */
+    CHECKF(grown && verify(grown, 6u << 20, 12) == (6u << 20), "huge realloc into reused pages lost contents");
+    CHECKF(!part || verify(part, 8u << 20, 13) == (8u << 20), "a reused huge block was overwritten");
+    unsigned char *wide = malloc(96u << 20);     /* larger than anything freed */
+    CHECK(wide != NULL);
+    if (wide) {
+      fill(wide, 96u << 20, 14);
+      CHECKF(verify(wide, 96u << 20, 14) == (96u << 20), "grown reused huge block");
+    }
+    CHECKF(!grown || verify(grown, 6u << 20, 12) == (6u << 20), "huge block overwritten by a later one");
+    unsigned char *zero = calloc(1, 30u << 20);
+    CHECKF(zero && all_zero(zero, 30u << 20), "calloc from reused huge pages not zeroed");
+    free(zero);
+    free(wide);
+    free(grown);
+    free(part);
+  } else {
+    free(big);
+    free(mid);
+  }
 }
 
 /* ---- aligned family ---------------------------------------------------------- */
