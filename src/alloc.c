@@ -27,6 +27,10 @@ tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t align
     heap = tsr_heap_init_thread();
     if (heap == NULL) { errno = ENOMEM; return NULL; }
   }
+  /* A 0-byte block is a 1-byte one: aligned_alloc(128 KiB, 0) asked the
+   * span allocator for 0 slices (ENOMEM, and a fresh segment mapped each
+   * time), and a huge block of 0 bytes pointed past its own mapping (fuzz). */
+  if (size == 0) size = 1;
   void *p;
   if (alignment <= TSR_ALIGN && size <= TSR_CLASS_MAX_SIZE) {
     p = tsr_page_alloc_class(heap, tsr_size_class(size));
