@@ -9,7 +9,7 @@ set -eu
 
 REQUIRED="build-essential g++ valgrind python3 sqlite3 perl git redis-server
 redis-tools libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 time chromium
-binutils"
+binutils clang libclang-rt-dev"
 OPTIONAL="libpython3.11-testsuite"
 
 missing() {

@@ -1,0 +1,61 @@
+# fuzz.mk -- the libFuzzer harness (fuzz/fuzz_api.c), included by the top
+# Makefile before tests/tests.mk.
+#
+#   make fuzz             fuzz for FUZZ_TIME seconds (default 300), starting
+#                         from the seed corpus fuzz/corpus/ and the inputs
+#                         found so far (build/fuzz/corpus/); a crash is saved
+#                         as build/fuzz/crash-* (rerun: build/fuzz/fuzz_api FILE)
+#   make test-fuzz-smoke  (part of `make test`) every seed once, then
+#                         FUZZ_SMOKE_TIME seconds (default 20) of fresh fuzzing
+#   make fuzz-corpus      regenerate the seed corpus (fuzz/gen_corpus.py)
+#
+# Build: Debian's clang. The allocator's unity build is compiled into the
+# fuzzer with coverage (fuzzer-no-link) and UBSan, override shim included,
+# so tessera is the malloc of the whole process, libFuzzer's own included.
+# No ASan: ASan must own malloc, and with the shim left out ASan would see
+# tessera's blocks only as unpoisoned mmap memory -- the model's pattern and
+# overlap checks are what catch a bad block here.
+
+FUZZ_CC         ?= clang
+FUZZ_TIME       ?= 300
+FUZZ_SMOKE_TIME ?= 20
+FUZZ_BIN        := build/fuzz/fuzz_api
+FUZZ_SAN        := -fsanitize=undefined -fno-sanitize-recover=undefined -fno-sanitize=alignment
+FUZZ_CFLAGS      = $(CSTD) -O1 -g $(WARN) -Iinclude -Isrc $(FUZZ_SAN)
+# Flags of the library build that matter to its code (TLS model, no builtin
+# malloc assumptions); visibility does not matter inside one executable.
+FUZZ_LIBFLAGS   := -fPIC -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-free
+# libFuzzer's options for every run: crashes next to the binary, a memory
+# limit well above the harness's own cap (so a leak in tessera shows).
+FUZZ_OPTS       := -artifact_prefix=build/fuzz/ -rss_limit_mb=2048 -print_final_stats=1
+
+.PHONY: fuzz test-fuzz-smoke fuzz-corpus
+
+build/fuzz:
+	mkdir -p $@
+
+build/fuzz/unity.o: src/unity.c $(SRC) $(HDR) | build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BIN): fuzz/fuzz_api.c build/fuzz/unity.o include/tessera.h | build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer fuzz/fuzz_api.c build/fuzz/unity.o -o $@ -lpthread
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p build/fuzz/corpus
+	$(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_TIME) build/fuzz/corpus fuzz/corpus
+
+# Every seed runs once while the corpus loads, then the smoke fuzzes from
+# an empty scratch corpus, so its run does not depend on earlier runs.
+test-fuzz-smoke: $(FUZZ_BIN)
+	@rm -rf build/fuzz/smoke && mkdir -p build/fuzz/smoke
+	@seeds=$$(ls fuzz/corpus | wc -l); \
+	if [ "$$seeds" -eq 0 ]; then echo "FAIL fuzz-smoke: fuzz/corpus is empty"; exit 1; fi; \
+	if timeout $$(($(FUZZ_SMOKE_TIME) + 120)) $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_TIME) \
+	     build/fuzz/smoke fuzz/corpus > build/fuzz/smoke.log 2>&1; then \
+	  echo "PASS fuzz-smoke: $$seeds seeds, $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/smoke.log) executions in $(FUZZ_SMOKE_TIME) s"; \
+	else echo "FAIL fuzz-smoke (log: build/fuzz/smoke.log)"; tail -40 build/fuzz/smoke.log; exit 1; fi
+
+fuzz-corpus:
+	/usr/bin/env python3 fuzz/gen_corpus.py fuzz/corpus
+
+TEST_EXTRA += test-fuzz-smoke
