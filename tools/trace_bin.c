@@ -76,27 +76,31 @@ static int read_file(const char *path, uint8_t **out, size_t *len, char *err, si
 
 /* Per-thread decode state, carried across that thread's chunks. */
 typedef struct tdec_s {
-  uint64_t tsc, addr;
-  bool seen;
+  uint64_t tsc, addr, size;   /* delta bases: previous sample, address, size */
+  uint64_t last_tsc;          /* time of the thread's previous event (kept monotonic) */
+  bool seen, has_sample;
 } tdec_t;
 
 typedef struct reader_s {
   const uint8_t *p, *end;
 } reader_t;
 
+/* Prefix varint (trace_bin.h): the first byte's trailing zeros give the length. */
 static bool get_varint(reader_t *r, uint64_t *v) {
-  uint64_t x = 0;
-  for (unsigned shift = 0; shift < 70; shift += 7) {
-    if (r->p >= r->end) return false;
-    uint8_t b = *r->p++;
-    if (shift == 63 && b > 1) return false;
-    x |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *v = x;
-      return true;
-    }
+  if (r->p >= r->end) return false;
+  uint8_t b = *r->p;
+  size_t n = b ? (size_t)__builtin_ctz(b) + 1 : 9;
+  if ((size_t)(r->end - r->p) < n) return false;
+  uint64_t w = 0;
+  if (n == 9) {
+    memcpy(&w, r->p + 1, 8);
+    *v = w;
+  } else {
+    memcpy(&w, r->p, n);
+    *v = w >> n;
   }
-  return false;
+  r->p += n;
+  return true;
 }
 
 static bool get_addr(reader_t *r, tdec_t *d, uint64_t *v) {
@@ -104,6 +108,21 @@ static bool get_addr(reader_t *r, tdec_t *d, uint64_t *v) {
   if (!get_varint(r, &z)) return false;
   d->addr += (uint64_t)tbin_unzigzag(z);
   *v = d->addr;
+  return true;
+}
+
+/* The first address field of a record: absent when TBIN_F_SAME_ADDR. */
+static bool get_addr1(reader_t *r, tdec_t *d, uint8_t flags, uint64_t *v) {
+  if (flags & TBIN_F_SAME_ADDR) {
+    *v = d->addr;
+    return true;
+  }
+  return get_addr(r, d, v);
+}
+
+static bool get_size(reader_t *r, tdec_t *d, uint8_t flags, uint64_t *v) {
+  if (!(flags & TBIN_F_SAME_SIZE) && !get_varint(r, &d->size)) return false;
+  *v = d->size;
   return true;
 }
 
@@ -118,53 +137,79 @@ static uint64_t mul_sat(uint64_t a, uint64_t b) {
   return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
-/* Decode one record into ev; NULL on success, else what is wrong. */
-static const char *decode_record(reader_t *r, tdec_t *d, tbin_event_t *ev) {
-  uint8_t op, al = 0;
-  uint64_t dt, a = 0, b = 0, n = 0, k = 0;
-  if (!get_byte(r, &op)) return "truncated record";
+/* Decode one record into ev; NULL on success, else what is wrong. *timed
+ * says whether it carried a time sample (then d->tsc is its time). */
+static const char *decode_record(reader_t *r, tdec_t *d, tbin_event_t *ev, bool *timed) {
+  uint8_t b, op, al = 0;
+  uint64_t dt, a = 0, res = 0, n = 0, k = 0;
+  if (!get_byte(r, &b)) return "truncated record";
+  op = b & TBIN_OP_MASK;
   if (op == 0 || op >= TBIN_OP_COUNT) return "unknown operation code";
-  if (!get_varint(r, &dt)) return "truncated record (time)";
-  d->tsc += (uint64_t)tbin_unzigzag(dt);
-  ev->op = op;
-  ev->ptr = ev->result = ev->size = 0;
-  ev->align_log2 = 0;
+  if (b & TBIN_F_RESERVED) return "reserved flag bit set";
+  *timed = (b & TBIN_F_TIME) != 0;
+  if (*timed) {
+    if (!get_varint(r, &dt)) return "truncated record (time)";
+    d->tsc += (uint64_t)tbin_unzigzag(dt);
+  }
   switch (op) {
   case TBIN_OP_MALLOC: case TBIN_OP_VALLOC: case TBIN_OP_PVALLOC:
-    if (!get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    if (!get_size(r, d, b, &n) || !get_addr1(r, d, b, &res)) return "truncated record";
     break;
   case TBIN_OP_CALLOC:
-    if (!get_varint(r, &k) || !get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    if (!get_varint(r, &k) || !get_size(r, d, b, &n) || !get_addr1(r, d, b, &res)) return "truncated record";
     n = mul_sat(k, n);
     break;
   case TBIN_OP_REALLOC:
-    if (!get_addr(r, d, &a) || !get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    if (!get_addr1(r, d, b, &a) || !get_size(r, d, b, &n) || !get_addr(r, d, &res)) return "truncated record";
     break;
   case TBIN_OP_REALLOCARRAY:
-    if (!get_addr(r, d, &a) || !get_varint(r, &k) || !get_varint(r, &n) || !get_addr(r, d, &b))
+    if (!get_addr1(r, d, b, &a) || !get_varint(r, &k) || !get_size(r, d, b, &n) || !get_addr(r, d, &res))
       return "truncated record";
     n = mul_sat(k, n);
     break;
   case TBIN_OP_POSIX_MEMALIGN: case TBIN_OP_ALIGNED_ALLOC: case TBIN_OP_MEMALIGN:
-    if (!get_byte(r, &al) || !get_varint(r, &n) || !get_addr(r, d, &b)) return "truncated record";
+    if (!get_byte(r, &al) || !get_size(r, d, b, &n) || !get_addr1(r, d, b, &res)) return "truncated record";
     if (al > 40) return "alignment out of range";
     break;
   case TBIN_OP_FREE:
-    if (!get_addr(r, d, &a)) return "truncated record";
+    if (b & TBIN_F_SAME_SIZE) return "size flag on a free without a size";
+    if (!get_addr1(r, d, b, &a)) return "truncated record";
     break;
   case TBIN_OP_FREE_SIZED:
-    if (!get_addr(r, d, &a) || !get_varint(r, &n)) return "truncated record";
+    if (!get_addr1(r, d, b, &a) || !get_size(r, d, b, &n)) return "truncated record";
     break;
   case TBIN_OP_FREE_ALIGNED_SIZED:
-    if (!get_addr(r, d, &a) || !get_byte(r, &al) || !get_varint(r, &n)) return "truncated record";
+    if (!get_addr1(r, d, b, &a) || !get_byte(r, &al) || !get_size(r, d, b, &n)) return "truncated record";
     if (al > 40) return "alignment out of range";
     break;
   }
+  ev->op = op;
   ev->ptr = a;
-  ev->result = b;
+  ev->result = res;
   ev->size = n;
   ev->align_log2 = al;
+  ev->early_us = ev->late_us = 0;
   return NULL;
+}
+
+/* Events [from, to) of one thread lie between two clock reads lo and hi
+ * (ticks): spread them evenly, and keep how far each may be off, in units of
+ * 1024 ticks until pass 2 converts them (tick_slack). */
+#define SLACK_SHIFT 10
+static uint32_t tick_slack(uint64_t ticks) {
+  uint64_t k = (ticks + (1u << SLACK_SHIFT) - 1) >> SLACK_SHIFT;
+  return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
+}
+
+static void spread(tbin_event_t *ev, size_t from, size_t to, uint64_t lo, uint64_t hi) {
+  if (hi < lo) hi = lo;  /* the chunk was written on another core, its TSC a little behind */
+  size_t m = to - from;
+  for (size_t k = 0; k < m; k++) {
+    uint64_t t = lo + (uint64_t)((long double)(hi - lo) * (long double)(k + 1) / (long double)(m + 1));
+    ev[from + k].ns = t;
+    ev[from + k].early_us = tick_slack(t - lo);
+    ev[from + k].late_us = tick_slack(hi - t);
+  }
 }
 
 typedef struct calib_s {
@@ -174,6 +219,11 @@ typedef struct calib_s {
 static uint64_t tsc_to_ns(const calib_t *c, uint64_t tsc) {
   if (c->tsc1 <= c->tsc0 || tsc <= c->tsc0) return 0;
   return (uint64_t)((long double)(tsc - c->tsc0) * (long double)(c->ns1 - c->ns0) / (long double)(c->tsc1 - c->tsc0));
+}
+
+static uint32_t slack_us(uint32_t units, long double us_per_unit) {
+  long double us = (long double)units * us_per_unit;
+  return us >= (long double)UINT32_MAX ? UINT32_MAX : (uint32_t)us + (units != 0);
 }
 
 typedef struct sort_key_s {
@@ -259,11 +309,13 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
     tdec_t *d = &dec[c.thread - 1];
     if (!d->seen) {
       d->seen = true;
-      d->tsc = 0;  /* the first dt of a thread is absolute */
+      d->last_tsc = h.tsc0;
       if (c.thread > out->thread_count) out->thread_count = c.thread;
     }
     reader_t r = {buf + off + TBIN_CHUNK_HEADER_SIZE, buf + off + TBIN_CHUNK_HEADER_SIZE + c.payload_size};
     uint32_t got = 0;
+    size_t first = n, pend = n;  /* pend: first event since the thread's last sample */
+    uint64_t lo = d->has_sample ? d->tsc : h.tsc0;
     while (r.p < r.end) {
       size_t at = (size_t)(r.p - buf);
       if (n == cap) {
@@ -272,17 +324,31 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
         ev = ne;
         cap *= 2;
       }
-      const char *bad = decode_record(&r, d, &ev[n]);
+      bool timed;
+      const char *bad = decode_record(&r, d, &ev[n], &timed);
       recno++;
       if (bad) {
         msg(err, errlen, "%s: record %llu (thread %u, byte offset %zu): %s", path, (unsigned long long)recno,
             c.thread, at, bad);
         goto fail_ev;
       }
-      ev[n].ns = d->tsc;  /* raw tsc until calibrated below */
       ev[n].thread = c.thread;
+      if (timed) {
+        d->has_sample = true;
+        spread(ev, pend, n, lo, d->tsc);
+        ev[n].ns = lo = d->tsc;  /* raw tsc until calibrated below */
+        pend = n + 1;
+      }
       n++;
       got++;
+    }
+    /* The chunk's clock pair was read after its last record. */
+    spread(ev, pend, n, lo, c.tsc);
+    /* A thread's calls happened in file order, whatever the TSC of the core
+     * it migrated to says: keep its times monotonic so the sort keeps it. */
+    for (size_t i = first; i < n; i++) {
+      if (ev[i].ns < d->last_tsc) ev[i].ns = d->last_tsc;
+      d->last_tsc = ev[i].ns;
     }
     if (got != c.record_count) {
       msg(err, errlen, "%s: chunk at byte offset %zu (thread %u): %u records announced, %u decoded", path, off,
@@ -299,7 +365,14 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
 
   /* Pass 2: tsc -> ns, then merge the threads by time; ties keep file
    * order (qsort is not stable, so the index breaks them). */
-  for (size_t i = 0; i < n; i++) ev[i].ns = tsc_to_ns(&cal, ev[i].ns);
+  long double us_per_slack = cal.tsc1 > cal.tsc0 ? (long double)(cal.ns1 - cal.ns0) * (1u << SLACK_SHIFT) /
+                                                      (long double)(cal.tsc1 - cal.tsc0) / 1000.0L
+                                                : 0.0L;
+  for (size_t i = 0; i < n; i++) {
+    ev[i].ns = tsc_to_ns(&cal, ev[i].ns);
+    ev[i].early_us = slack_us(ev[i].early_us, us_per_slack);
+    ev[i].late_us = slack_us(ev[i].late_us, us_per_slack);
+  }
   {
     sort_key_t *keys = malloc((n ? n : 1) * sizeof *keys);
     tbin_event_t *sorted = malloc((n ? n : 1) * sizeof *sorted);
@@ -338,6 +411,80 @@ void tbin_release(tbin_t *t) {
   free(t->events);
   free(t->path);
   memset(t, 0, sizeof *t);
+}
+
+/* ---- the summary: chunk headers only ------------------------------------ */
+
+int tbin_summarize(const char *path, tbin_summary_t *out, char *err, size_t errlen, char *warn, size_t warnlen) {
+  memset(out, 0, sizeof *out);
+  if (warn && warnlen) warn[0] = '\0';
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = -1;
+  tbin_header_t h;
+  if (fseeko(f, 0, SEEK_END) != 0) goto io;
+  off_t len = ftello(f);
+  if (len < 0 || fseeko(f, 0, SEEK_SET) != 0) goto io;
+  out->file_size = (uint64_t)len;
+  if ((uint64_t)len < TBIN_HEADER_SIZE || fread(&h, sizeof h, 1, f) != 1) {
+    msg(err, errlen, "%s: truncated header: %lld bytes, a binary trace starts with %u", path, (long long)len,
+        TBIN_HEADER_SIZE);
+    goto done;
+  }
+  if (memcmp(h.magic, TBIN_MAGIC, 8) != 0) {
+    msg(err, errlen, "%s: not a tessera binary trace (no TSRTRACE magic)", path);
+    goto done;
+  }
+  if (h.version != TBIN_VERSION || h.header_size != TBIN_HEADER_SIZE) {
+    msg(err, errlen, "%s: binary trace version %u (header %u bytes); this tessera reads version %u", path, h.version,
+        h.header_size, TBIN_VERSION);
+    goto done;
+  }
+  uint64_t off = TBIN_HEADER_SIZE, last_ns = h.mono_ns0;
+  while (off < (uint64_t)len) {
+    tbin_chunk_t c;
+    if ((uint64_t)len - off < TBIN_CHUNK_HEADER_SIZE) {
+      msg(err, errlen, "%s: chunk at byte offset %llu: truncated chunk header (%llu of %u bytes)", path,
+          (unsigned long long)off, (unsigned long long)((uint64_t)len - off), TBIN_CHUNK_HEADER_SIZE);
+      goto done;
+    }
+    if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(&c, sizeof c, 1, f) != 1) goto io;
+    if (c.magic == TBIN_END) {
+      out->has_end = true;
+    } else if (c.magic != TBIN_CHUNK) {
+      msg(err, errlen, "%s: chunk at byte offset %llu: bad chunk magic 0x%08x", path, (unsigned long long)off,
+          c.magic);
+      goto done;
+    } else if (c.payload_size > (uint64_t)len - off - TBIN_CHUNK_HEADER_SIZE) {
+      msg(err, errlen, "%s: chunk at byte offset %llu: truncated chunk: %u payload bytes announced, %llu present",
+          path, (unsigned long long)off, c.payload_size,
+          (unsigned long long)((uint64_t)len - off - TBIN_CHUNK_HEADER_SIZE));
+      goto done;
+    } else {
+      out->chunk_count++;
+      out->call_count += c.record_count;
+      if (c.thread > out->thread_count) out->thread_count = c.thread;
+      off += c.payload_size;
+    }
+    if (c.mono_ns > last_ns) last_ns = c.mono_ns;
+    off += TBIN_CHUNK_HEADER_SIZE;
+  }
+  out->duration_ns = last_ns - h.mono_ns0;
+  if (!out->has_end)
+    msg(warn, warnlen,
+        "%s: warning: no end marker: the program did not exit normally (crash, signal or _exit); "
+        "records still buffered in its threads were lost",
+        path);
+  rc = 0;
+  goto done;
+io:
+  msg(err, errlen, "%s: read error: %s", path, strerror(errno));
+done:
+  fclose(f);
+  return rc;
 }
 
 /* ---- events -> replayable operations ------------------------------------ */
@@ -419,13 +566,15 @@ static void amap_del(amap_t *m, size_t j) {
 }
 
 /* ---- merging the threads ------------------------------------------------- */
-/* Events come sorted by time, but time stamps of different threads can be
- * off by a little (TSC skew between cores, a realloc logged after it
- * returned). So threads are merged by time *and* meaning: when the earliest
- * event cannot have happened yet (it frees an address that is not live, or
- * gets an address that is still live), an event of another thread up to
- * MERGE_WINDOW_NS later that can happen goes first. Only when none can is
- * the early event taken as it is (an unknown free: skipped and counted). */
+/* Events come sorted by time, but a time stamp of one thread can be off
+ * against another's: most are interpolated between clock samples (each event
+ * says by how much, early_us/late_us), TSCs of cores differ a little, a
+ * realloc is logged after it returned. So threads are merged by time *and*
+ * meaning: when the earliest event cannot have happened yet (it frees an
+ * address that is not live, or gets an address that is still live), an event
+ * of another thread that can happen, and whose time span starts before e0's
+ * ends (plus MERGE_WINDOW_NS), goes first. Only when none can is the early
+ * event taken as it is (an unknown free: skipped and counted). */
 #define MERGE_WINDOW_NS 1000000ull
 
 typedef struct merger_s {
@@ -434,6 +583,7 @@ typedef struct merger_s {
   size_t *next, *end;        /* per thread: cursor and end in order[] */
   uint32_t *heap, *popped;   /* threads with events left, min-heap by head time */
   size_t heap_count;
+  uint64_t max_early_ns;     /* the largest early_us of any event, in ns */
 } merger_t;
 
 static const tbin_event_t *mg_head(const merger_t *g, uint32_t t) { return &g->ev[g->order[g->next[t]]]; }
@@ -480,7 +630,10 @@ static int mg_init(merger_t *g, const tbin_t *t) {
   g->heap = malloc(nt * sizeof *g->heap);
   g->popped = malloc(nt * sizeof *g->popped);
   if (!g->order || !g->next || !g->end || !g->heap || !g->popped) return -1;
-  for (size_t i = 0; i < t->event_count; i++) g->end[t->events[i].thread - 1]++;  /* counts */
+  for (size_t i = 0; i < t->event_count; i++) {
+    g->end[t->events[i].thread - 1]++;  /* counts */
+    if (t->events[i].early_us * 1000ull > g->max_early_ns) g->max_early_ns = t->events[i].early_us * 1000ull;
+  }
   size_t at = 0;
   for (uint32_t k = 0; k < nt; k++) {
     size_t c = g->end[k];
@@ -522,10 +675,14 @@ static const tbin_event_t *mg_next(merger_t *g, const amap_t *m) {
   const tbin_event_t *e0 = mg_head(g, first);
   size_t np = 0;
   if (!mg_valid(m, e0)) {
-    while (g->heap_count && mg_head(g, g->heap[0])->ns <= e0->ns + MERGE_WINDOW_NS) {
+    uint64_t bound = e0->ns + e0->late_us * 1000ull + MERGE_WINDOW_NS;
+    /* Heads come in order of their estimate; one may start early enough
+     * while its estimate is up to max_early_ns past the bound. */
+    while (g->heap_count && mg_head(g, g->heap[0])->ns <= bound + g->max_early_ns) {
       uint32_t t = mg_pop(g);
+      const tbin_event_t *h = mg_head(g, t);
       g->popped[np++] = t;
-      if (mg_valid(m, mg_head(g, t))) {
+      if (h->ns <= bound + h->early_us * 1000ull && mg_valid(m, h)) {
         pick = t;
         break;
       }

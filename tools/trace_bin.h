@@ -3,16 +3,24 @@
  *
  * Design: each thread encodes its calls into its own buffer and appends the
  * buffer to the file as one chunk (a single O_APPEND write), so threads never
- * share a cache line or a lock while recording. Records are varint-coded and
- * delta-coded against the previous record *of the same thread* (addresses and
- * time), which keeps a malloc/free pair near 10 bytes; the decoder carries
- * each thread's delta state from one of its chunks to the next.
- * Time is the TSC (rdtsc, ~20 cycles, where clock_gettime costs 3x that);
- * the header and every chunk carry a (tsc, CLOCK_MONOTONIC ns) pair to
- * convert it. Order across threads comes from time: a free is logged before
- * it is forwarded, an allocation or realloc after it returns, so an address
- * is not seen reused before it was freed; small skews (TSC between cores)
- * are repaired when threads are merged (trace_bin.c, MERGE_WINDOW_NS).
+ * share a cache line or a lock while recording. Records are delta-coded
+ * against the previous record *of the same thread* (addresses, sizes and
+ * time), and a field equal to the previous one is a flag bit instead of a
+ * byte, so a malloc/free pair in a loop is 2 bytes; the decoder carries each
+ * thread's delta state from one of its chunks to the next.
+ * Time is the TSC, read every TBIN_TIME_EVERY-th record of a thread only: a
+ * clock read (rdtsc ~28 ns, clock_gettime more on this kind of virtual
+ * machine) costs more than a whole malloc/free pair, and version 1, which
+ * read it per record, slowed malloc loops 3x. The records between two samples
+ * get times interpolated between them, and each event keeps how far off that
+ * can be (tbin_event_t.early_us, late_us). The header and every chunk carry a
+ * (tsc, CLOCK_MONOTONIC ns) pair to convert ticks to ns; a chunk's pair is
+ * read when it is written, after all its records, so it bounds them.
+ * Order across threads comes from time, repaired by meaning: a free is logged
+ * before it is forwarded, an allocation or realloc after it returns, so an
+ * address is never seen reused before it was freed; where time stamps say
+ * otherwise (interpolation, TSC skew between cores) the merge in trace_bin.c
+ * reorders within the events' uncertainty.
  *
  * File layout (all integers little-endian):
  *   file header, 64 bytes:
@@ -28,24 +36,35 @@
  *     uint32   thread        1, 2, ... in order of each thread's first call
  *                            (TSRE: number of threads seen)
  *     uint32   payload_size  bytes of records that follow (TSRE: 0)
- *     uint32   record_count  records in the payload (TSRE: total records)
+ *     uint32   record_count  records in the payload (TSRE: records written
+ *                            before it; write-through chunks may follow)
  *     uint64   tsc, mono_ns  a clock pair taken when the chunk was written
  *   TSRE is written once at normal process exit; a file without it comes
  *   from a program that crashed or called _exit (buffered records are lost).
+ *   The chunk headers alone give the number of calls and threads, so
+ *   `tessera record` summarizes a trace without decoding its records.
  *
- * Record: byte op (TBIN_OP_*), then zigzag varint dt (TSC ticks since the
- * previous record of this thread; signed in case of TSC skew on migration),
- * then per op (A = zigzag varint of address minus the thread's previous
- * address; every A updates the previous address):
- *   MALLOC VALLOC PVALLOC          varint size, A result
- *   CALLOC                         varint count, varint size, A result
- *   REALLOC                        A ptr, varint size, A result
- *   REALLOCARRAY                   A ptr, varint count, varint size, A result
- *   POSIX_MEMALIGN ALIGNED_ALLOC MEMALIGN   byte log2(alignment), varint size, A result
+ * Record: byte op | flags (op = low 4 bits, TBIN_OP_*; bit 7 must be 0), then
+ * with TBIN_F_TIME a V zigzag(TSC - the thread's previous sample; the first
+ * sample of a thread is absolute), then per op:
+ *   MALLOC VALLOC PVALLOC          V size, A result
+ *   CALLOC                         V count, V size, A result
+ *   REALLOC                        A ptr, V size, A result
+ *   REALLOCARRAY                   A ptr, V count, V size, A result
+ *   POSIX_MEMALIGN ALIGNED_ALLOC MEMALIGN   byte log2(alignment), V size, A result
  *   FREE                           A ptr
- *   FREE_SIZED                     A ptr, varint size
- *   FREE_ALIGNED_SIZED             A ptr, byte log2(alignment), varint size
- * A failed call has result 0. A record is at most TBIN_RECORD_MAX bytes.
+ *   FREE_SIZED                     A ptr, V size
+ *   FREE_ALIGNED_SIZED             A ptr, byte log2(alignment), V size
+ * V is a prefix varint (tbin_put_varint: the count of trailing zero bits of
+ * the first byte says how many bytes follow, so it is written without a
+ * loop). A is V zigzag(address - the thread's previous address); every A
+ * updates the previous address. "size" is the field named so above (not a
+ * count); every size updates the thread's previous size. TBIN_F_SAME_SIZE
+ * drops the size field (it equals the previous size), TBIN_F_SAME_ADDR drops
+ * the first A field (the address equals the previous address); on a record
+ * without such a field the flag is an error. A failed call has result 0.
+ * A record is at most TBIN_RECORD_MAX bytes, and the encoder may write up to
+ * that many bytes past a record's start (whole 8-byte words).
  */
 #ifndef TSR_TRACE_BIN_H
 #define TSR_TRACE_BIN_H
@@ -55,12 +74,22 @@
 #include <stdint.h>
 
 #define TBIN_MAGIC       "TSRTRACE"
-#define TBIN_VERSION     1u
+#define TBIN_VERSION     2u
 #define TBIN_HEADER_SIZE 64u
 #define TBIN_CHUNK       0x43525354u  /* "TSRC" */
 #define TBIN_END         0x45525354u  /* "TSRE" */
 #define TBIN_CHUNK_HEADER_SIZE 32u
-#define TBIN_RECORD_MAX  64u          /* op byte + at most 5 varints of <= 10 bytes, rounded up */
+#define TBIN_RECORD_MAX  64u          /* op byte + time + 4 varints of <= 9 bytes + a byte, and the
+                                         encoder's word stores past the last field */
+#define TBIN_TIME_EVERY  128u         /* the recorder reads the TSC on every 128th record of a thread
+                                         (and the first of each chunk); readers accept any spacing */
+
+/* Flags in a record's first byte, above the op. */
+#define TBIN_OP_MASK     0x0fu
+#define TBIN_F_TIME      0x10u        /* a time sample follows the op byte */
+#define TBIN_F_SAME_SIZE 0x20u        /* no size field: the thread's previous size */
+#define TBIN_F_SAME_ADDR 0x40u        /* no first address field: the thread's previous address */
+#define TBIN_F_RESERVED  0x80u
 
 enum tbin_op_e {
   TBIN_OP_MALLOC = 1,
@@ -93,13 +122,22 @@ typedef struct tbin_chunk_s {
 } tbin_chunk_t;
 
 /* ---- encoding (the recorder; inline so it costs no call) --------------- */
+/* Prefix varint: n = 1..8 bytes hold 7n bits of v, the low n bits of the
+ * first byte being 1 << (n-1); a first byte 0 is followed by 8 raw bytes.
+ * One 8-byte store, no loop: a LEB128 loop mispredicts on random addresses.
+ * Writes 8 bytes at p (9 for v >= 2^56) whatever n is: the caller keeps
+ * TBIN_RECORD_MAX bytes of room. Little-endian hosts only (x86-64). */
 static inline uint8_t *tbin_put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
+  if (__builtin_expect(v >= (1ull << 56), 0)) {
+    *p = 0;
+    __builtin_memcpy(p + 1, &v, 8);
+    return p + 9;
   }
-  *p++ = (uint8_t)v;
-  return p;
+  unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
+  unsigned n = (bits * 37u + 6u * 37u) >> 8;  /* (bits + 6) / 7 for bits <= 56 */
+  uint64_t w = (v << n) | (1ull << (n - 1));
+  __builtin_memcpy(p, &w, 8);
+  return p + n;
 }
 static inline uint64_t tbin_zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t tbin_unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
@@ -113,6 +151,8 @@ typedef struct tbin_event_s {
   uint64_t result;    /* returned address, 0 for failure and frees */
   uint64_t size;      /* bytes requested (count*size for calloc, saturated) */
   uint32_t thread;    /* recorder's thread number, 1-based */
+  uint32_t early_us, late_us;  /* the call happened in [ns - early, ns + late] (rounded up;
+                                  0 for a record that carries its own time) */
   uint8_t  op;        /* TBIN_OP_* */
   uint8_t  align_log2;
 } tbin_event_t;
@@ -133,6 +173,23 @@ bool tbin_is_binary(const char *path);
 int  tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *warn, size_t warnlen);
 void tbin_release(tbin_t *t);
 const char *tbin_op_name(unsigned op);
+
+/* What the chunk headers say, without decoding a record: cheap enough to
+ * print after every recording (a full tbin_load of a 100-million-call trace
+ * takes longer than the recorded run and gigabytes of memory). */
+typedef struct tbin_summary_s {
+  uint64_t call_count;     /* sum of the chunks' record counts */
+  uint64_t chunk_count;
+  uint64_t file_size;
+  uint64_t duration_ns;    /* header's clock to the last chunk's */
+  uint32_t thread_count;   /* highest thread number seen */
+  bool     has_end;
+} tbin_summary_t;
+
+/* Walk path's header and chunk headers. Returns 0, or -1 with the same kind
+ * of message as tbin_load (a truncated chunk, a bad magic); a missing end
+ * marker is a warning. Records themselves are not checked. */
+int  tbin_summarize(const char *path, tbin_summary_t *out, char *err, size_t errlen, char *warn, size_t warnlen);
 
 /* ---- replayable operations ---------------------------------------------- */
 /* Calls reduced to what a replayer executes: ids instead of addresses (a

@@ -1,13 +1,15 @@
 /* record.c -- libtessera-record.so: a preload library that logs every call of
  * the C allocation API and forwards it to the next malloc (glibc by default).
  *
- * Per call: one TLS load, the forwarded call, rdtsc and a varint encode into
- * the thread's own buffer (format in ../trace_bin.h); no lock, no shared
- * write. A full buffer is appended to the file as one chunk. Buffers are
- * flushed at thread exit (pthread key destructor) and at process exit (a
- * destructor walks every thread's buffer under that buffer's flush lock).
- * After either, a thread writes through (one chunk per call) so frees made
- * by later destructors are not lost. Model: KDE heaptrack's preload.
+ * Per call: one TLS load, the forwarded call, and a few stores into the
+ * thread's own buffer (format in ../trace_bin.h): no lock, no shared write,
+ * no clock read but every TBIN_TIME_EVERY-th call, no loop. A full buffer
+ * is appended to the file as one chunk. Buffers are flushed at thread exit
+ * (pthread key destructor) and at process exit (a destructor walks every
+ * thread's buffer under that buffer's flush lock). After either, a thread
+ * writes through (one chunk per call) so frees made by later destructors
+ * are not lost. Model: KDE heaptrack's preload. Cost, measured by
+ * overhead.py in this folder: see docs/tools.md.
  * Not recorded: forked children (their pid differs) and calls made while we
  * are inside a wrapped call (the real allocator calling itself).
  */
@@ -38,6 +40,41 @@
 
 /* ---- real functions and the bootstrap pool ----------------------------- */
 
+/* dlsym allocates (its error buffer), before `real` is filled: serve those
+ * calls from a static pool. Pool blocks are never freed. */
+static _Alignas(64) char pool[64 << 10];
+static size_t pool_used;
+/* volatile: the compiler must not sink the store past dlsym (it can prove
+ * dlsym cannot see a static whose address is never taken). */
+static volatile int resolving;
+static int resolved;
+
+static void *pool_alloc(size_t n) {
+  size_t need = (n + 15) & ~(size_t)15;
+  if (pool_used + need + 16 > sizeof pool) return NULL;
+  char *p = pool + pool_used + 16;
+  memcpy(p - 16, &n, sizeof n);
+  pool_used += need + 16;
+  return p;
+}
+/* One compare: NULL and every address below the pool wrap to large values. */
+static inline int in_pool(const void *p) { return (uintptr_t)p - (uintptr_t)pool < sizeof pool; }
+
+static void resolve(void);
+
+static void *boot_malloc(size_t n);
+static void *boot_calloc(size_t k, size_t n);
+static void *boot_realloc(void *p, size_t n);
+static void *boot_reallocarray(void *p, size_t k, size_t n);
+static void boot_free(void *p);
+static int boot_posix_memalign(void **out, size_t a, size_t n);
+static void *boot_aligned_alloc(size_t a, size_t n);
+static void *boot_memalign(size_t a, size_t n);
+static void *boot_valloc(size_t n);
+static void *boot_pvalloc(size_t n);
+static void boot_free_sized(void *p, size_t n);
+static void boot_free_aligned_sized(void *p, size_t a, size_t n);
+
 static struct {
   void *(*malloc)(size_t);
   void *(*calloc)(size_t, size_t);
@@ -49,38 +86,94 @@ static struct {
   void *(*memalign)(size_t, size_t);
   void *(*valloc)(size_t);
   void *(*pvalloc)(size_t);
-  void (*free_sized)(void *, size_t);            /* NULL before glibc 2.40: we call free */
+  void (*free_sized)(void *, size_t);
   void (*free_aligned_sized)(void *, size_t, size_t);
-} real;
+} real = {boot_malloc, boot_calloc, boot_realloc, boot_reallocarray, boot_free, boot_posix_memalign,
+          boot_aligned_alloc, boot_memalign, boot_valloc, boot_pvalloc, boot_free_sized, boot_free_aligned_sized};
 
-/* dlsym allocates (its error buffer), before `real` is filled: serve those
- * calls from a static pool. Pool blocks are never freed. */
-static _Alignas(64) char pool[64 << 10];
-static size_t pool_used;
-/* volatile: the compiler must not sink the store past dlsym (it can prove
- * dlsym cannot see a static whose address is never taken). */
-static volatile int resolving;
 
-static void *pool_alloc(size_t n) {
-  size_t need = (n + 15) & ~(size_t)15;
-  if (pool_used + need + 16 > sizeof pool) return NULL;
-  char *p = pool + pool_used + 16;
-  memcpy(p - 16, &n, sizeof n);
-  pool_used += need + 16;
-  return p;
+/* Until resolve() has run, each entry of `real` is a boot_* function that
+ * resolves, then forwards (or serves dlsym from the pool). So the wrappers
+ * call through `real` without testing whether it is filled. */
+static void *boot_malloc(size_t n) {
+  if (resolving) return pool_alloc(n);
+  resolve();
+  return real.malloc(n);
 }
-static int in_pool(const void *p) { return (const char *)p >= pool && (const char *)p < pool + sizeof pool; }
+static void *boot_calloc(size_t k, size_t n) {
+  /* The pool is static and never reused, so its bytes are still zero. */
+  if (resolving) return (n && k > SIZE_MAX / n) ? NULL : pool_alloc(k * n);
+  resolve();
+  return real.calloc(k, n);
+}
+static void *boot_realloc(void *p, size_t n) {
+  if (resolving) return pool_alloc(n);  /* p is NULL or a pool block here */
+  resolve();
+  return real.realloc(p, n);
+}
+static void boot_free(void *p) {
+  if (resolving) return; /* dlsym's own frees leak */
+  resolve();
+  real.free(p);
+}
+#define BOOT(ret, name, params, args) \
+  static ret boot_##name params {     \
+    resolve();                        \
+    return real.name args;            \
+  }
+BOOT(void *, reallocarray, (void *p, size_t k, size_t n), (p, k, n))
+BOOT(int, posix_memalign, (void **out, size_t a, size_t n), (out, a, n))
+BOOT(void *, aligned_alloc, (size_t a, size_t n), (a, n))
+BOOT(void *, memalign, (size_t a, size_t n), (a, n))
+BOOT(void *, valloc, (size_t n), (n))
+BOOT(void *, pvalloc, (size_t n), (n))
+#undef BOOT
+static void boot_free_sized(void *p, size_t n) {
+  resolve();
+  real.free_sized(p, n);
+}
+static void boot_free_aligned_sized(void *p, size_t a, size_t n) {
+  resolve();
+  real.free_aligned_sized(p, a, n);
+}
+
+/* Stand-ins for functions the next malloc lacks (glibc before 2.40, 2.26).
+ * They call `real`, not our wrappers: one call, one record. */
+static void *fallback_reallocarray(void *p, size_t k, size_t n) {
+  if (n && k > SIZE_MAX / n) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return real.realloc(p, k * n);
+}
+static void fallback_free_sized(void *p, size_t n) {
+  (void)n;
+  real.free(p);
+}
+static void fallback_free_aligned_sized(void *p, size_t a, size_t n) {
+  (void)a;
+  (void)n;
+  real.free(p);
+}
 
 static void resolve(void) {
-  if (real.free || resolving) return;
+  if (resolved || resolving) return;
   resolving = 1;
-#define R(f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
-  R(malloc); R(calloc); R(realloc); R(reallocarray); R(posix_memalign); R(aligned_alloc);
-  R(memalign); R(valloc); R(pvalloc); R(free_sized); R(free_aligned_sized);
-  R(free); /* last: non-NULL free means everything is resolved */
+  /* Each entry is replaced only by what dlsym found: a NULL must not be
+   * called by a thread that races us here. */
+#define R(f, fallback)                         \
+  do {                                         \
+    void *f_ = dlsym(RTLD_NEXT, #f);           \
+    if (!f_) f_ = (void *)(fallback);          \
+    if (f_) *(void **)&real.f = f_;            \
+  } while (0)
+  R(malloc, NULL); R(calloc, NULL); R(realloc, NULL); R(reallocarray, fallback_reallocarray);
+  R(posix_memalign, NULL); R(aligned_alloc, NULL); R(memalign, NULL); R(valloc, NULL); R(pvalloc, NULL);
+  R(free_sized, fallback_free_sized); R(free_aligned_sized, fallback_free_aligned_sized); R(free, NULL);
 #undef R
   resolving = 0;
-  if (!real.free || !real.malloc) {
+  resolved = 1;
+  if (real.free == boot_free || real.malloc == boot_malloc) {
     static const char m[] = "libtessera-record: cannot find the next malloc\n";
     if (write(2, m, sizeof m - 1) < 0) _exit(127);
     _exit(127);
@@ -90,14 +183,15 @@ static void resolve(void) {
 /* ---- recording state ---------------------------------------------------- */
 
 typedef struct tstate_s {
+  /* The owner's per-call fields first: one cache line. */
   _Atomic uint64_t pos_count;  /* (records << 32) | bytes, published by the owner (release) */
   _Atomic uint32_t limit;      /* flush when bytes exceed this; 0: write through */
+  uint32_t thread;
+  uint64_t last_tsc, last_addr, last_size;  /* delta bases (trace_bin.h), owner only */
+  uint8_t *buf;
   atomic_flag lock;            /* serializes flushes: owner vs. the exit flusher */
   uint32_t flushed, flushed_count; /* written to the file so far (under lock) */
-  uint32_t thread;
-  uint64_t last_tsc, last_addr;    /* delta bases, owner only */
   struct tstate_s *next;           /* all states, under rec.list_lock */
-  uint8_t *buf;
 } tstate_t;
 
 static struct {
@@ -156,8 +250,11 @@ static __attribute__((noinline)) void flush_owner(tstate_t *s) {
   unlock(s);
 }
 
-/* First recorded call of a thread: a state from mmap (never from malloc). */
+/* First recorded call of a thread: a state from mmap (never from malloc).
+ * NULL while this process does not record (before the constructor, after
+ * a fork, without TESSERA_RECORD_FILE): such calls come here every time. */
 static __attribute__((noinline)) tstate_t *state_create(void) {
+  if (!atomic_load_explicit(&rec.active, memory_order_relaxed)) return NULL;
   size_t sz = BUF_SIZE + 4096;
   void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return NULL;
@@ -184,37 +281,54 @@ static void state_thread_exit(void *arg) {
   flush_owner(s);
 }
 
-static inline tstate_t *state_get(void) {
-  tstate_t *s = tls_state;
-  if (LIKELY(s != NULL)) return s;
-  return state_create();
-}
-
 /* ---- encoding ----------------------------------------------------------- */
 
+/* A record is built behind its op byte, whose flags are known only at the
+ * end. Per call: no clock read but on every TBIN_TIME_EVERY-th record (the
+ * record count is in pos_count anyway, so the test is free), and a field equal
+ * to the thread's previous one costs a flag bit, not a byte. */
 typedef struct cursor_s {
   tstate_t *s;
-  uint8_t *p;
-  uint64_t pc;
+  uint8_t *start, *p;          /* the record's op byte, the next free byte */
+  uint64_t pc;                 /* pos_count before the record */
+  unsigned op;
 } cursor_t;
 
 static inline int rec_begin(cursor_t *c, unsigned op) {
-  if (UNLIKELY(!atomic_load_explicit(&rec.active, memory_order_relaxed))) return 0;
-  tstate_t *s = state_get();
-  if (UNLIKELY(!s)) return 0;
+  tstate_t *s = tls_state;
+  if (UNLIKELY(!s) && !(s = state_create())) return 0;
   c->s = s;
   c->pc = atomic_load_explicit(&s->pos_count, memory_order_relaxed);
-  c->p = s->buf + (uint32_t)c->pc;
-  uint64_t t = __rdtsc();
-  *c->p++ = (uint8_t)op;
-  c->p = tbin_put_varint(c->p, tbin_zigzag((int64_t)(t - s->last_tsc)));
-  s->last_tsc = t;
+  c->start = s->buf + (uint32_t)c->pc;
+  c->p = c->start + 1;
+  c->op = op;
+  /* The first record of a buffer is always timed: a chunk decodes on its own. */
+  if (UNLIKELY(((uint32_t)(c->pc >> 32) & (TBIN_TIME_EVERY - 1)) == 0)) {
+    uint64_t t = __rdtsc();
+    c->op |= TBIN_F_TIME;
+    c->p = tbin_put_varint(c->p, tbin_zigzag((int64_t)(t - s->last_tsc)));
+    s->last_tsc = t;
+  }
   return 1;
 }
+/* Any address field but a record's first (realloc's result). */
 static inline void rec_addr(cursor_t *c, const void *a) {
   uint64_t v = (uint64_t)(uintptr_t)a;
   c->p = tbin_put_varint(c->p, tbin_zigzag((int64_t)(v - c->s->last_addr)));
   c->s->last_addr = v;
+}
+static inline void rec_addr1(cursor_t *c, const void *a) {
+  uint64_t v = (uint64_t)(uintptr_t)a;
+  if (v == c->s->last_addr) c->op |= TBIN_F_SAME_ADDR;
+  else rec_addr(c, a);
+}
+static inline void rec_size(cursor_t *c, uint64_t v) {
+  if (v == c->s->last_size) {
+    c->op |= TBIN_F_SAME_SIZE;
+    return;
+  }
+  c->p = tbin_put_varint(c->p, v);
+  c->s->last_size = v;
 }
 static inline void rec_num(cursor_t *c, uint64_t v) { c->p = tbin_put_varint(c->p, v); }
 static inline void rec_byte(cursor_t *c, unsigned v) { *c->p++ = (uint8_t)v; }
@@ -222,58 +336,53 @@ static inline unsigned log2_of(size_t a) { return a ? 63u - (unsigned)__builtin_
 
 static inline void rec_end(cursor_t *c) {
   tstate_t *s = c->s;
-  uint32_t pos = (uint32_t)(c->p - s->buf);
-  uint64_t pc = (((c->pc >> 32) + 1) << 32) | pos;
+  *c->start = (uint8_t)c->op;
+  uint64_t pc = c->pc + (1ull << 32) + (uint64_t)(c->p - c->start);
   atomic_store_explicit(&s->pos_count, pc, memory_order_release);
-  if (UNLIKELY(pos > atomic_load_explicit(&s->limit, memory_order_relaxed))) flush_owner(s);
+  if (UNLIKELY((uint32_t)pc > atomic_load_explicit(&s->limit, memory_order_relaxed))) flush_owner(s);
 }
 
 /* ---- the wrapped API ---------------------------------------------------- */
-/* Pattern: pass straight through when nested (tls_busy) or not recording;
- * otherwise call the real function with tls_busy set, then log.
- * Frees are logged before they are forwarded (the address may be reused by
- * another thread the moment it is freed); allocations after they return. */
+/* Pattern: a nested call (tls_busy: the real allocator calling itself, or
+ * our own bookkeeping) goes straight through; otherwise the real function
+ * runs with tls_busy set, and the call is logged unless this process does
+ * not record. Frees are logged before they are forwarded (the address may
+ * be reused by another thread the moment it is freed), allocations after
+ * they return. Pool blocks (served while dlsym ran) are never freed. */
 
-#define ENTER()                                 \
-  if (UNLIKELY(!real.free)) resolve();          \
-  int nested_ = tls_busy;                       \
-  tls_busy = 1
-#define LEAVE() tls_busy = nested_
+#define NESTED() UNLIKELY(tls_busy)
 
 EXPORT void *malloc(size_t n) {
-  if (UNLIKELY(resolving)) return pool_alloc(n);
-  ENTER();
+  if (NESTED()) return real.malloc(n);
+  tls_busy = 1;
   void *r = real.malloc(n);
   cursor_t c;
-  if (!nested_ && rec_begin(&c, TBIN_OP_MALLOC)) {
-    rec_num(&c, n);
-    rec_addr(&c, r);
+  if (rec_begin(&c, TBIN_OP_MALLOC)) {
+    rec_size(&c, n);
+    rec_addr1(&c, r);
     rec_end(&c);
   }
-  LEAVE();
+  tls_busy = 0;
   return r;
 }
 
 EXPORT void *calloc(size_t k, size_t n) {
-  if (UNLIKELY(resolving)) {
-    /* The pool is static and never reused, so its bytes are still zero. */
-    return (n && k > SIZE_MAX / n) ? NULL : pool_alloc(k * n);
-  }
-  ENTER();
+  if (NESTED()) return real.calloc(k, n);
+  tls_busy = 1;
   void *r = real.calloc(k, n);
   cursor_t c;
-  if (!nested_ && rec_begin(&c, TBIN_OP_CALLOC)) {
+  if (rec_begin(&c, TBIN_OP_CALLOC)) {
     rec_num(&c, k);
-    rec_num(&c, n);
-    rec_addr(&c, r);
+    rec_size(&c, n);
+    rec_addr1(&c, r);
     rec_end(&c);
   }
-  LEAVE();
+  tls_busy = 0;
   return r;
 }
 
 /* realloc of a pool block: move it to the real allocator (logged as malloc). */
-static void *pool_realloc(void *p, size_t n) {
+static __attribute__((noinline)) void *pool_realloc(void *p, size_t n) {
   size_t old;
   memcpy(&old, (char *)p - 16, sizeof old);
   void *q = malloc(n);
@@ -282,134 +391,150 @@ static void *pool_realloc(void *p, size_t n) {
 }
 
 EXPORT void *realloc(void *p, size_t n) {
-  if (UNLIKELY(resolving)) return pool_alloc(n);
-  if (UNLIKELY(p && in_pool(p))) return pool_realloc(p, n);
-  ENTER();
+  if (UNLIKELY(in_pool(p))) return pool_realloc(p, n);
+  if (NESTED()) return real.realloc(p, n);
+  tls_busy = 1;
   void *r = real.realloc(p, n);
   cursor_t c;
-  if (!nested_ && rec_begin(&c, TBIN_OP_REALLOC)) {
-    rec_addr(&c, p);
-    rec_num(&c, n);
+  if (rec_begin(&c, TBIN_OP_REALLOC)) {
+    rec_addr1(&c, p);
+    rec_size(&c, n);
     rec_addr(&c, r);
     rec_end(&c);
   }
-  LEAVE();
+  tls_busy = 0;
   return r;
 }
 
 EXPORT void *reallocarray(void *p, size_t k, size_t n) {
-  if (UNLIKELY(p && in_pool(p))) return (n && k > SIZE_MAX / n) ? NULL : pool_realloc(p, k * n);
-  ENTER();
-  void *r = real.reallocarray ? real.reallocarray(p, k, n)
-                              : ((n && k > SIZE_MAX / n) ? (errno = ENOMEM, NULL) : real.realloc(p, k * n));
+  if (UNLIKELY(in_pool(p))) return (n && k > SIZE_MAX / n) ? NULL : pool_realloc(p, k * n);
+  if (NESTED()) return real.reallocarray(p, k, n);
+  tls_busy = 1;
+  void *r = real.reallocarray(p, k, n);
   cursor_t c;
-  if (!nested_ && rec_begin(&c, TBIN_OP_REALLOCARRAY)) {
-    rec_addr(&c, p);
+  if (rec_begin(&c, TBIN_OP_REALLOCARRAY)) {
+    rec_addr1(&c, p);
     rec_num(&c, k);
-    rec_num(&c, n);
+    rec_size(&c, n);
     rec_addr(&c, r);
     rec_end(&c);
   }
-  LEAVE();
+  tls_busy = 0;
   return r;
 }
 
 EXPORT void free(void *p) {
-  if (UNLIKELY((p && in_pool(p)) || resolving)) return; /* dlsym's own frees leak */
-  ENTER();
+  if (UNLIKELY(in_pool(p))) return;
+  if (NESTED()) {
+    real.free(p);
+    return;
+  }
+  tls_busy = 1;
   cursor_t c;
-  if (!nested_ && rec_begin(&c, TBIN_OP_FREE)) {
-    rec_addr(&c, p);
+  if (rec_begin(&c, TBIN_OP_FREE)) {
+    rec_addr1(&c, p);
     rec_end(&c);
   }
   real.free(p);
-  LEAVE();
+  tls_busy = 0;
 }
 
 EXPORT void free_sized(void *p, size_t n) {
-  if (UNLIKELY((p && in_pool(p)) || resolving)) return; /* dlsym's own frees leak */
-  ENTER();
+  if (UNLIKELY(in_pool(p))) return;
+  if (NESTED()) {
+    real.free_sized(p, n);
+    return;
+  }
+  tls_busy = 1;
   cursor_t c;
-  if (!nested_ && rec_begin(&c, TBIN_OP_FREE_SIZED)) {
-    rec_addr(&c, p);
-    rec_num(&c, n);
+  if (rec_begin(&c, TBIN_OP_FREE_SIZED)) {
+    rec_addr1(&c, p);
+    rec_size(&c, n);
     rec_end(&c);
   }
-  if (real.free_sized) real.free_sized(p, n);
-  else real.free(p);
-  LEAVE();
+  real.free_sized(p, n);
+  tls_busy = 0;
 }
 
 EXPORT void free_aligned_sized(void *p, size_t a, size_t n) {
-  if (UNLIKELY((p && in_pool(p)) || resolving)) return; /* dlsym's own frees leak */
-  ENTER();
+  if (UNLIKELY(in_pool(p))) return;
+  if (NESTED()) {
+    real.free_aligned_sized(p, a, n);
+    return;
+  }
+  tls_busy = 1;
   cursor_t c;
-  if (!nested_ && rec_begin(&c, TBIN_OP_FREE_ALIGNED_SIZED)) {
-    rec_addr(&c, p);
+  if (rec_begin(&c, TBIN_OP_FREE_ALIGNED_SIZED)) {
+    rec_addr1(&c, p);
     rec_byte(&c, log2_of(a));
-    rec_num(&c, n);
+    rec_size(&c, n);
     rec_end(&c);
   }
-  if (real.free_aligned_sized) real.free_aligned_sized(p, a, n);
-  else real.free(p);
-  LEAVE();
+  real.free_aligned_sized(p, a, n);
+  tls_busy = 0;
 }
 
-static inline void rec_aligned(int nested, unsigned op, size_t a, size_t n, void *r) {
+static inline void rec_aligned(unsigned op, size_t a, size_t n, void *r) {
   cursor_t c;
-  if (!nested && rec_begin(&c, op)) {
+  if (rec_begin(&c, op)) {
     rec_byte(&c, log2_of(a));
-    rec_num(&c, n);
-    rec_addr(&c, r);
+    rec_size(&c, n);
+    rec_addr1(&c, r);
     rec_end(&c);
   }
 }
 
 EXPORT int posix_memalign(void **out, size_t a, size_t n) {
-  ENTER();
+  if (NESTED()) return real.posix_memalign(out, a, n);
+  tls_busy = 1;
   int e = real.posix_memalign(out, a, n);
-  rec_aligned(nested_, TBIN_OP_POSIX_MEMALIGN, a, n, e ? NULL : *out);
-  LEAVE();
+  rec_aligned(TBIN_OP_POSIX_MEMALIGN, a, n, e ? NULL : *out);
+  tls_busy = 0;
   return e;
 }
 
 EXPORT void *aligned_alloc(size_t a, size_t n) {
-  ENTER();
+  if (NESTED()) return real.aligned_alloc(a, n);
+  tls_busy = 1;
   void *r = real.aligned_alloc(a, n);
-  rec_aligned(nested_, TBIN_OP_ALIGNED_ALLOC, a, n, r);
-  LEAVE();
+  rec_aligned(TBIN_OP_ALIGNED_ALLOC, a, n, r);
+  tls_busy = 0;
   return r;
 }
 
 EXPORT void *memalign(size_t a, size_t n) {
-  ENTER();
+  if (NESTED()) return real.memalign(a, n);
+  tls_busy = 1;
   void *r = real.memalign(a, n);
-  rec_aligned(nested_, TBIN_OP_MEMALIGN, a, n, r);
-  LEAVE();
+  rec_aligned(TBIN_OP_MEMALIGN, a, n, r);
+  tls_busy = 0;
   return r;
 }
 
-static inline void *rec_page(int nested, unsigned op, size_t n, void *r) {
+static inline void rec_page(unsigned op, size_t n, void *r) {
   cursor_t c;
-  if (!nested && rec_begin(&c, op)) {
-    rec_num(&c, n);
-    rec_addr(&c, r);
+  if (rec_begin(&c, op)) {
+    rec_size(&c, n);
+    rec_addr1(&c, r);
     rec_end(&c);
   }
-  return r;
 }
 
 EXPORT void *valloc(size_t n) {
-  ENTER();
-  void *r = rec_page(nested_, TBIN_OP_VALLOC, n, real.valloc(n));
-  LEAVE();
+  if (NESTED()) return real.valloc(n);
+  tls_busy = 1;
+  void *r = real.valloc(n);
+  rec_page(TBIN_OP_VALLOC, n, r);
+  tls_busy = 0;
   return r;
 }
 
 EXPORT void *pvalloc(size_t n) {
-  ENTER();
-  void *r = rec_page(nested_, TBIN_OP_PVALLOC, n, real.pvalloc(n));
-  LEAVE();
+  if (NESTED()) return real.pvalloc(n);
+  tls_busy = 1;
+  void *r = real.pvalloc(n);
+  rec_page(TBIN_OP_PVALLOC, n, r);
+  tls_busy = 0;
   return r;
 }
 
@@ -418,6 +543,7 @@ EXPORT void *pvalloc(size_t n) {
 /* fork: the child is another process; it must not write into our file. */
 static void atfork_child(void) {
   atomic_store(&rec.active, 0);
+  tls_state = NULL;  /* the parent's buffer: state_create now says "not recording" */
   if (rec.fd >= 0) close(rec.fd);
   rec.fd = -1;
 }

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""overhead.py -- the recorder's slowdown: `tessera record -- W` against plain W.
+
+Both sides use the same allocator: the recorder forwards to the next malloc,
+which is glibc's when nothing else is preloaded, and W runs plain on glibc.
+Runs are interleaved (plain, record, plain, record, ...) so that load on a
+shared machine hits both sides alike; the table shows medians of wall time and
+of user+sys CPU time (of the whole `tessera record` command, children included,
+so the summary it prints after the run is counted).
+
+With --preload, a third column runs W with the recorder preloaded directly
+(what `tessera record` runs, without the summary it prints afterwards).
+
+usage: overhead.py [--runs N] [--scale S] [--only REGEX] [--keep DIR]
+                   [--tessera PATH] [--preload]
+Run from the repository root after `make all bench-bins`.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WORKLOADS = [
+    ("micro-hot", ["build/bench/micro", "hot"]),
+    ("micro-batch", ["build/bench/micro", "batch"]),
+    ("larson", ["build/bench/larson"]),
+    ("churn", ["build/bench/churn"]),
+    ("prodcons/2t", ["build/bench/prodcons", "-t", "2"]),
+]
+
+
+def run(argv, env=None):
+    """Wall seconds and user+sys CPU seconds of argv and its children."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit("overhead.py: %s exited with %d:\n%s" % (" ".join(argv), p.returncode, err))
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--scale", default="1")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--keep", default="", help="folder for the traces (default: a temporary one)")
+    ap.add_argument("--tessera", default="build/tessera", help="the CLI to measure (its recorder next to it)")
+    ap.add_argument("--preload", action="store_true", help="also time W with the recorder preloaded directly")
+    args = ap.parse_args()
+    lib = os.path.join(os.path.dirname(os.path.abspath(args.tessera)), "libtessera-record.so")
+    tmp = args.keep or tempfile.mkdtemp(prefix="tsr-overhead-")
+    rows = []
+    for name, argv in WORKLOADS:
+        if args.only and not re.search(args.only, name):
+            continue
+        w = argv[:1] + ["-s", args.scale] + argv[1:]
+        trace = os.path.join(tmp, name.replace("/", "-") + ".trace.bin")
+        rec = [args.tessera, "record", "-o", trace, "--"] + w
+        env = dict(os.environ, LD_PRELOAD=lib, TESSERA_RECORD_FILE=trace)
+        env.pop("TESSERA_RECORD_PID", None)
+        plain, recorded, preloaded = [], [], []
+        for _ in range(args.runs):
+            plain.append(run(w))
+            recorded.append(run(rec))
+            if args.preload:
+                preloaded.append(run(w, env))
+        pw = statistics.median(x[0] for x in plain)
+        pc = statistics.median(x[1] for x in plain)
+        rw = statistics.median(x[0] for x in recorded)
+        rc = statistics.median(x[1] for x in recorded)
+        size = os.path.getsize(trace)
+        if not args.keep:
+            os.unlink(trace)
+        rows.append((name, " ".join(w), pw, rw, rw / pw, pc, rc, rc / pc, size))
+        print("%-12s wall %.3f -> %.3f s (%.2fx)  cpu %.3f -> %.3f s (%.2fx)  trace %.1f MiB"
+              % (name, pw, rw, rw / pw, pc, rc, rc / pc, size / 2**20), flush=True)
+        if preloaded:
+            lw = statistics.median(x[0] for x in preloaded)
+            lc = statistics.median(x[1] for x in preloaded)
+            print("%-12s   preloaded, no summary: wall %.3f s (%.2fx)  cpu %.3f s (%.2fx)"
+                  % ("", lw, lw / pw, lc, lc / pc), flush=True)
+    if not args.keep:
+        os.rmdir(tmp)
+    print()
+    print("| workload | command | wall plain | wall recorded | ratio | CPU plain | CPU recorded | ratio | trace |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| %s | `%s` | %.2f s | %.2f s | %.2fx | %.2f s | %.2f s | %.2fx | %.0f MiB |"
+              % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] / 2**20))
+    print("\nmedians of %d interleaved runs each; both sides on glibc malloc" % args.runs)
+
+
+if __name__ == "__main__":
+    main()
