@@ -132,7 +132,7 @@ static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
   if (piece != NULL) large.cache_used_ms = tsr_platform_clock_ms();
   if (piece != NULL && piece->map_size < map_size + HUGE_CACHE_MIN_PIECE) {
     large.cache[bi] = NULL;
-    large.cache_bytes -= piece->map_size;
+    __atomic_fetch_sub(&large.cache_bytes, piece->map_size, __ATOMIC_RELAXED);
     taken = piece;
   } else if (piece != NULL) {
     uint8_t *target = tsr_os_map_aligned(map_size, TSR_SEGMENT_SIZE);
@@ -141,7 +141,7 @@ static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
       tsr_os_account_map(-(long)map_size);   /* the target was accounted when it was mapped */
       tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
       piece->map_size = size - map_size;
-      large.cache_bytes -= map_size;
+      __atomic_fetch_sub(&large.cache_bytes, map_size, __ATOMIC_RELAXED);
       tsr_os_segmap_set((uintptr_t)piece, piece->map_size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
       taken = (tsr_segment_t *)target;
       taken->map_size = map_size;
@@ -264,7 +264,7 @@ void tsr_huge_free(tsr_segment_t *segment) {
       }
       if ((used < HUGE_CACHE_COUNT && large.cache_bytes + segment->map_size <= cap) || small < 0) break;
       evicted[n_evicted++] = large.cache[small];
-      large.cache_bytes -= large.cache[small]->map_size;
+      __atomic_fetch_sub(&large.cache_bytes, large.cache[small]->map_size, __ATOMIC_RELAXED);
       large.cache[small] = NULL;
     }
     for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
