@@ -68,10 +68,14 @@ static int text_add(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
+static __thread size_t text_hint;   /* the range of the last hit: most frames share a few */
+
 static inline bool text_contains(uintptr_t pc) {
   size_t n = atomic_load_explicit(&text.count, memory_order_acquire);
   if (n == 0) return true;   /* not known yet: accept, as before */
-  for (size_t i = 0; i < n; i++) if (pc >= text.lo[i] && pc < text.hi[i]) return true;
+  size_t h = text_hint;
+  if (h < n && pc >= text.lo[h] && pc < text.hi[h]) return true;
+  for (size_t i = 0; i < n; i++) if (pc >= text.lo[i] && pc < text.hi[i]) { text_hint = i; return true; }
   return false;
 }
 

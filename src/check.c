@@ -413,7 +413,20 @@ static const uint8_t *bytes_damaged_slow(const uint8_t *p, size_t n, uint8_t val
   for (; i < n; i++) if (p[i] != value) return p + i;
   return NULL;
 }
+/* Redzones are a few words: compared inline, the last word overlapping. */
+static inline bool small_intact(const uint8_t *p, size_t n, uint8_t value) {
+  uint64_t word = 0x0101010101010101ULL * value, acc = 0, w;
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++) acc |= p[i] ^ value;
+    return acc == 0;
+  }
+  for (size_t i = 0; i + 8 <= n; i += 8) { memcpy(&w, p + i, 8); acc |= w ^ word; }
+  memcpy(&w, p + n - 8, 8);
+  return (acc | (w ^ word)) == 0;
+}
+
 static const uint8_t *bytes_damaged(const uint8_t *p, size_t n, uint8_t value) {
+  if (n <= 64) return small_intact(p, n, value) ? NULL : bytes_damaged_slow(p, n, value);
   const uint8_t *pattern = value == TSR_CHECK_POISON ? poison_pattern : value == TSR_CHECK_CANARY ? canary_pattern : NULL;
   if (pattern == NULL) return bytes_damaged_slow(p, n, value);
   for (size_t i = 0; i < n; i += PATTERN_SIZE) {
@@ -576,7 +589,7 @@ void tsr_report_block(const tsr_check_block_t *b) {
   tsr_format(title, sizeof title, "the %zu-byte block 0x%lx was allocated (%s) by thread T%u at:", (size_t)b->size,
              (unsigned long)b->user, family_name(b->family), b->alloc_thread);
   tsr_report_stack(title, frames, n, false, false);
-  if (b->state == TSR_BLOCK_FREED) {
+  if (b->state != TSR_BLOCK_LIVE) {
     n = tsr_depot_get(b->free_stack, &frames);
     tsr_format(title, sizeof title, "and freed by thread T%u at:", b->free_thread);
     tsr_report_stack(title, frames, n, false, false);
@@ -707,6 +720,7 @@ static void damage_report(const tsr_check_block_t *b, damage_t d, const char *wh
 /* ---- the quarantine -------------------------------------------------------------------------- */
 
 static size_t block_cost(const tsr_check_block_t *b) {
+  if (b->cost != 0) return b->cost;
   if (b->flags & TSR_BLOCK_GUARDED) return tsr_guard_map_size(b);
   return tsr_check_left_size((size_t)1 << b->align_shift) + b->size + tsr_check_right_size(b->size);
 }
@@ -797,9 +811,11 @@ void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uint
   }
   if (zero) memset((void *)b.user, 0, size);
   b.alloc_stack = stack_capture(fp, 0);
+  size_t cost = block_cost(&b);
+  b.cost = cost <= UINT32_MAX ? (uint32_t)cost : 0;
   tsr_lock(TSR_LOCK_CHECK);
   bool ok = table_insert(&b);
-  if (ok) check.live_bytes += block_cost(&b);
+  if (ok) check.live_bytes += cost;
   tsr_unlock(TSR_LOCK_CHECK);
   if (!ok) { block_release(&b); errno = ENOMEM; return NULL; }
   return (void *)b.user;
@@ -818,13 +834,13 @@ static void invalid_report(const char *what, uintptr_t p, uint32_t stack) {
     const char *cls = strcmp(what, "free") == 0 ? "invalid-free" : "invalid-realloc";
     if (p >= inner.user && p < inner.user + inner.size)
       tsr_report_begin(cls, "%s of 0x%lx, %zu bytes inside a %s%zu-byte block (not its start)", what, (unsigned long)p,
-                       (size_t)(p - inner.user), inner.state == TSR_BLOCK_FREED ? "freed " : "", (size_t)inner.size);
+                       (size_t)(p - inner.user), inner.state != TSR_BLOCK_LIVE ? "freed " : "", (size_t)inner.size);
     else if (p >= inner.user + inner.size)
       tsr_report_begin(cls, "%s of 0x%lx, %zu bytes after a %s%zu-byte block", what, (unsigned long)p,
-                       (size_t)(p - inner.user - inner.size), inner.state == TSR_BLOCK_FREED ? "freed " : "", (size_t)inner.size);
+                       (size_t)(p - inner.user - inner.size), inner.state != TSR_BLOCK_LIVE ? "freed " : "", (size_t)inner.size);
     else
       tsr_report_begin(cls, "%s of 0x%lx, %zu bytes before a %s%zu-byte block", what, (unsigned long)p,
-                       (size_t)(inner.user - p), inner.state == TSR_BLOCK_FREED ? "freed " : "", (size_t)inner.size);
+                       (size_t)(inner.user - p), inner.state != TSR_BLOCK_LIVE ? "freed " : "", (size_t)inner.size);
     tsr_report_stack("at:", frames, n, true, false);
     tsr_report_block(&inner);
     tsr_report_end(true);
@@ -837,19 +853,50 @@ static void invalid_report(const char *what, uintptr_t p, uint32_t stack) {
   tsr_report_end(true);
 }
 
-/* The free of a live block b (copied, already FREED in the table). */
+/* Freed blocks enter the quarantine in per-thread batches: one pass under
+ * TSR_LOCK_CHECK per FREE_BATCH frees instead of one per free (the lock is
+ * taken once per allocation and about once per free). A batched block is
+ * FREEING in the table: already freed for double-free checks, not yet
+ * verified by tsr_check_heap. Flushed when full and at thread exit. */
+#define FREE_BATCH 32
+static __thread struct { uintptr_t user[FREE_BATCH]; size_t count; bool keyed; } pending;
+static pthread_key_t pending_key;
+static bool pending_has_key;
+
+static void pending_flush(void) {
+  tsr_check_block_t out[64];
+  size_t n = 0;
+  tsr_lock(TSR_LOCK_CHECK);
+  for (size_t i = 0; i < pending.count; i++) {
+    tsr_check_block_t *b = table_find(pending.user[i]);
+    if (b == NULL || b->state != TSR_BLOCK_FREEING) continue;
+    b->state = TSR_BLOCK_FREED;
+    size_t cost = block_cost(b);
+    check.live_bytes -= cost < check.live_bytes ? cost : check.live_bytes;
+    n += quarantine_push(pending.user[i], cost, out + n, 64 - n);
+  }
+  pending.count = 0;
+  tsr_unlock(TSR_LOCK_CHECK);
+  quarantine_leave(out, n);
+}
+
+static void pending_thread_exit(void *arg) {
+  (void)arg;
+  if (pending.count != 0) pending_flush();
+}
+
+/* The free of a live block b (copied, already FREEING in the table). */
 static void free_live(tsr_check_block_t *b, uint32_t stack) {
   damage_t d = block_verify(b, false);
   if (d.kind != DAMAGE_NONE) { damage_report(b, d, "at free", stack); block_repair(b, d); }
-  tsr_check_block_t out[64];
   if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_protect_freed(b);
   else memset((void *)b->user, TSR_CHECK_POISON, b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX);
-  tsr_lock(TSR_LOCK_CHECK);
-  size_t cost = block_cost(b);
-  check.live_bytes -= cost < check.live_bytes ? cost : check.live_bytes;
-  size_t n = quarantine_push(b->user, cost, out, 64);
-  tsr_unlock(TSR_LOCK_CHECK);
-  quarantine_leave(out, n);
+  if (tsr_unlikely(!pending.keyed)) {
+    pending.keyed = true;   /* first free of this thread: flush its batch when it exits */
+    if (pending_has_key) pthread_setspecific(pending_key, &pending);
+  }
+  pending.user[pending.count++] = b->user;
+  if (pending.count == FREE_BATCH) pending_flush();
 }
 
 void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
@@ -863,7 +910,7 @@ void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_
   if (slot != NULL) {
     b = *slot;
     if (slot->state == TSR_BLOCK_LIVE) {
-      slot->state = TSR_BLOCK_FREED;
+      slot->state = TSR_BLOCK_FREEING;
       slot->free_stack = stack;
       slot->free_thread = self->number;
     }
@@ -872,7 +919,7 @@ void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_
   const uintptr_t *frames;
   size_t n = tsr_depot_get(stack, &frames);
   if (slot == NULL) { invalid_report("free", (uintptr_t)p, stack); return; }
-  if (b.state == TSR_BLOCK_FREED) {
+  if (b.state != TSR_BLOCK_LIVE) {
     tsr_report_begin("double-free", "free of 0x%lx, a %zu-byte block that was already freed", (unsigned long)p, (size_t)b.size);
     tsr_report_stack("second free by this call:", frames, n, true, false);
     tsr_report_block(&b);
@@ -987,7 +1034,7 @@ tsr_public size_t tsr_usable_size(const void *p) {
   tsr_lock(TSR_LOCK_CHECK);
   tsr_check_block_t *slot = table_find((uintptr_t)p);
   size_t size = slot != NULL && slot->state == TSR_BLOCK_LIVE ? slot->size : 0;
-  bool freed = slot != NULL && slot->state == TSR_BLOCK_FREED;
+  bool freed = slot != NULL && slot->state != TSR_BLOCK_LIVE;
   tsr_check_block_t b;
   if (slot != NULL) b = *slot;
   tsr_unlock(TSR_LOCK_CHECK);
@@ -1018,6 +1065,7 @@ static size_t heap_verify(const char *when) {
     for (; next < check.capacity && n < 32; next++) {
       tsr_check_block_t *b = &check.table[next];
       if (b->user == 0) continue;
+      if (b->state == TSR_BLOCK_FREEING) continue;   /* its poison may not be written yet */
       if ((b->flags & TSR_BLOCK_GUARDED) && b->state == TSR_BLOCK_FREED) continue;   /* protected */
       damage_t d = block_verify(b, b->state == TSR_BLOCK_FREED);
       if (d.kind != DAMAGE_NONE) {
@@ -1034,7 +1082,10 @@ static size_t heap_verify(const char *when) {
   return errors;
 }
 
-tsr_public size_t tsr_check_heap(void) { return heap_verify("by tsr_check_heap()"); }
+tsr_public size_t tsr_check_heap(void) {
+  if (pending.count != 0) pending_flush();   /* the caller's own recent frees count too */
+  return heap_verify("by tsr_check_heap()");
+}
 
 /* ---- process life cycle -------------------------------------------------------------------------------- */
 
@@ -1042,6 +1093,7 @@ __attribute__((constructor(102))) static void check_constructor(void) {
   check_ready();
   options_load();      /* the environment is readable now */
   tsr_bt_text_refresh();
+  pending_has_key = pthread_key_create(&pending_key, pending_thread_exit) == 0;
   tsr_check_thread_self();
   tsr_guard_process_init();
 }
@@ -1049,6 +1101,7 @@ __attribute__((constructor(102))) static void check_constructor(void) {
 /* After the program's own destructors (ours run late: priority 102 runs
  * before init.c's 101 stats report). Heap check, leak report, exit status. */
 __attribute__((destructor(102))) static void check_destructor(void) {
+  if (pending.count != 0) pending_flush();   /* this thread's last frees, verified below */
   heap_verify("at exit");
   tsr_leak_report();
   if (atomic_load(&tsr_check_error_count) != 0) {

@@ -20,7 +20,8 @@
 #define TSR_CHECK_HEADER_SIZE 16     /* in-block header before the left redzone */
 #define TSR_CHECK_CANARY   0xcb      /* redzone bytes */
 #define TSR_CHECK_POISON   0xdf      /* freed blocks' bytes while quarantined */
-#define TSR_CHECK_POISON_MAX 1024  /* bytes poisoned (and verified) at the start of a freed block */
+#define TSR_CHECK_POISON_MAX 256   /* bytes poisoned (and verified) at the start of a freed block: writing
+                                      * and re-reading 1 KiB was a third of a free (micro-hot, perf) */
 #define TSR_CHECK_QUARANTINE_MIN ((size_t)256 << 10)  /* the quarantine may always hold this much */
 #define TSR_CHECK_KEY      0x7e55e7a3c0de5afeULL  /* header word: user address XOR this */
 
@@ -44,7 +45,9 @@ bool     tsr_bt_is_own(uintptr_t pc) tsr_hidden;   /* pc lies in this library */
 /* ---- check.c: blocks, threads, reports ------------------------------------------- */
 enum { TSR_FAMILY_MALLOC = 0, TSR_FAMILY_NEW = 1, TSR_FAMILY_NEW_ARRAY = 2,
        TSR_FAMILY_NEW_ALIGNED = 3, TSR_FAMILY_NEW_ARRAY_ALIGNED = 4 };
-enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2 };
+/* FREEING: freed, its poison being written and its quarantine entry still in
+ * the freeing thread's batch; nothing verifies it yet. */
+enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2, TSR_BLOCK_FREEING = 3 };
 #define TSR_BLOCK_GUARDED 1          /* flags: mapped on its own with a guard page */
 #define TSR_BLOCK_UNPROTECTED 2      /* flags: guard lifted after a report */
 #define TSR_BLOCK_GUARD_BEFORE 4     /* flags: guarded on the underflow side (the guard page precedes it) */
@@ -58,11 +61,11 @@ typedef struct tsr_check_block_s {
   uint32_t  free_stack;
   uint32_t  alloc_thread;  /* thread numbers (registry; 1 is the main thread) */
   uint32_t  free_thread;
-  uint8_t   state;         /* TSR_BLOCK_LIVE or TSR_BLOCK_FREED (quarantined) */
+  uint8_t   state;         /* TSR_BLOCK_LIVE, or FREED / FREEING (quarantined) */
   uint8_t   family;        /* TSR_FAMILY_* */
   uint8_t   align_shift;   /* log2 of the requested alignment (4 at least) */
   uint8_t   flags;         /* TSR_BLOCK_GUARDED ... */
-  uint32_t  pad;
+  uint32_t  cost;          /* core bytes it holds (0: over 4 GiB, computed when needed) */
 } tsr_check_block_t;
 
 typedef struct tsr_check_thread_s {

@@ -400,7 +400,7 @@ static void segv_handler(int sig, siginfo_t *info, void *ctx) {
   uintptr_t frames[TSR_CHECK_MAX_FRAMES];
   size_t n = tsr_bt_walk(frames, 16, rip, rbp, rsp, self->stack_hi);
   const char *access = is_write ? "write" : "read";
-  if (b.state == TSR_BLOCK_FREED) {
+  if (b.state != TSR_BLOCK_LIVE) {
     tsr_report_begin("use-after-free", "%s at 0x%lx, %zu bytes inside a freed %zu-byte block, caught at the instruction "
                      "(guard page)", access, (unsigned long)addr, (size_t)(addr - b.user), (size_t)b.size);
   } else if (addr >= b.user + b.size) {
