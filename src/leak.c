@@ -14,16 +14,28 @@
  *   indirectly lost   not reachable, but pointed to by another lost block
  *   definitely lost   the rest
  * Reports are grouped by allocation stack with block counts and bytes.
- * Not done: registers of other threads (we cannot stop them without a
- * ptrace helper), and blocks kept only in a mapping we cannot read.
+ * Other threads' registers: while the scan runs, every other thread of the
+ * process is parked in a signal handler (STOP_SIGNAL, sent with tgkill to
+ * each task of /proc/self/task) that copies its general and SSE registers
+ * from the signal context into our memory, which the scan reads as a root;
+ * the threads stand still meanwhile, so their stacks are consistent too.
+ * Best effort: a thread that blocks the signal, or does not answer within
+ * STOP_WAIT_MS, is scanned without its registers.
+ * Not done: blocks kept only in a mapping we cannot read.
  */
 #define _GNU_SOURCE
 #include "check.h"
 
 #if TSR_CHECK
+#include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
 
 #define RANGE_MAX  ((size_t)1 << 16)
 #define MAPPING_SCAN_MAX ((size_t)1 << 30)   /* bigger read-write mappings are skipped */
@@ -44,6 +56,83 @@ static struct {
   uintptr_t own_base;       /* this library's load address: its data is not a root */
   uintptr_t stack_sp;       /* the calling thread's stack pointer */
 } leak;
+
+/* ---- other threads' registers ----------------------------------------------------------- */
+
+#define STOP_MAX      1024                 /* threads whose registers we keep */
+#define STOP_WAIT_MS  200
+#define STOP_SIGNAL   (SIGRTMAX - 3)       /* the program's handler, if any, is put back after */
+#define STOP_WORDS    (NGREG + 32)         /* general registers, then xmm0-15 as words */
+
+static struct {
+  uintptr_t (*regs)[STOP_WORDS];          /* one row per thread that answered */
+  _Atomic size_t rows;
+  _Atomic size_t answered;
+  _Atomic bool resume;
+} stop;
+
+/* Runs in each other thread: copy the registers, wait for the scan to end. */
+static void stop_handler(int sig, siginfo_t *info, void *ctx) {
+  (void)sig; (void)info;
+  int saved_errno = errno;
+  const ucontext_t *uc = ctx;
+  size_t row = atomic_fetch_add(&stop.rows, 1);
+  if (row < STOP_MAX) {
+    for (size_t i = 0; i < NGREG; i++) stop.regs[row][i] = (uintptr_t)uc->uc_mcontext.gregs[i];
+    if (uc->uc_mcontext.fpregs != NULL) memcpy(&stop.regs[row][NGREG], uc->uc_mcontext.fpregs->_xmm, 32 * sizeof(uintptr_t));
+  }
+  atomic_fetch_add(&stop.answered, 1);
+  while (!atomic_load(&stop.resume)) tsr_platform_yield();
+  errno = saved_errno;
+}
+
+/* Signal every other thread and wait for their answers; false if the
+ * handler could not be installed. The caller scans stop.regs, then calls
+ * threads_resume (when this returned true). */
+static bool threads_stop(struct sigaction *previous) {
+  stop.regs = tsr_check_map(STOP_MAX * sizeof *stop.regs, "tessera check leak registers");
+  if (stop.regs == NULL) return false;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = stop_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(STOP_SIGNAL, &sa, previous) != 0) { stop.regs = NULL; return false; }
+  long pid = tsr_platform_process_id(), self = tsr_platform_thread_id();
+  size_t sent = 0;
+  int fd = tsr_platform_open_read("/proc/self/task");
+  if (fd >= 0) {
+    char buf[4096];
+    for (;;) {
+      long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+      if (n <= 0) break;
+      for (long off = 0; off < n;) {
+        const struct dirent64 *d = (const struct dirent64 *)(buf + off);
+        off += d->d_reclen;
+        long tid = 0;
+        const char *c = d->d_name;
+        for (; *c >= '0' && *c <= '9'; c++) tid = tid * 10 + (*c - '0');
+        if (*c != 0 || tid == 0 || tid == self) continue;
+        if (syscall(SYS_tgkill, pid, tid, STOP_SIGNAL) == 0) sent++;
+      }
+    }
+    tsr_platform_close(fd);
+  }
+  uint64_t deadline = tsr_platform_clock_ms() + STOP_WAIT_MS;
+  while (atomic_load(&stop.answered) < sent && tsr_platform_clock_ms() < deadline) tsr_platform_yield();
+  return true;
+}
+
+static void threads_resume(const struct sigaction *previous) {
+  atomic_store(&stop.resume, true);
+  /* A thread that had the signal blocked would get it later: ignoring it
+   * discards it everywhere, then the program's own action comes back. */
+  struct sigaction ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigaction(STOP_SIGNAL, &ign, NULL);
+  sigaction(STOP_SIGNAL, previous, NULL);
+}
 
 /* ---- roots --------------------------------------------------------------------------- */
 
@@ -175,7 +264,11 @@ void tsr_leak_report(void) {
   dl_iterate_phdr(object_roots, NULL);
   tsr_check_maps_each(mapping_roots, NULL);
 
+  /* Park the other threads: after taking our lock, so that none holds it
+   * (one waiting for it answers the signal while it spins). */
   tsr_lock(TSR_LOCK_CHECK);
+  struct sigaction previous;
+  bool stopped = threads_stop(&previous);
   size_t capacity;
   tsr_check_block_t *table = tsr_check_table(&capacity);
   size_t live = 0;
@@ -198,6 +291,12 @@ void tsr_leak_report(void) {
     scan_words(leak.ranges[r].lo, leak.ranges[r].hi, MARK_NONE, MARK_REACHABLE, NULL);
     drain();
   }
+  if (stop.regs != NULL) {
+    size_t rows = atomic_load(&stop.rows);
+    if (rows > STOP_MAX) rows = STOP_MAX;
+    scan_words((uintptr_t)stop.regs, (uintptr_t)(stop.regs + rows), MARK_NONE, MARK_REACHABLE, NULL);
+    drain();
+  }
   /* Blocks that lost blocks point to are indirectly lost. */
   for (size_t i = 0; i < leak.block_count; i++) {
     leak_block_t *b = &leak.blocks[i];
@@ -218,6 +317,7 @@ void tsr_leak_report(void) {
   }
   sort_groups(groups, group_count);   /* definite, then indirect, then reachable; biggest first */
 unlock:
+  if (stopped) threads_resume(&previous);
   tsr_unlock(TSR_LOCK_CHECK);
   size_t printed = 0;
   for (size_t g = group_count; g-- > 0;) {
