@@ -1,8 +1,8 @@
 /* realloc_shrink.c -- does realloc really shrink a block, and does the memory
  * go back to the OS?
  *
- * Three blocks, each shrunk with realloc: a small one (does it stay where it
- * is, and how big is it now: malloc_usable_size), a 120 KiB one with another
+ * Blocks shrunk with realloc: a small one, twice (does it stay where it is,
+ * and how big is it now: malloc_usable_size), a 120 KiB one with another
  * block after it (the case where glibc's heap keeps the freed tail), and a
  * 64 MiB one (a block mapped on its own). For the two big ones the program
  * touches every byte, then prints how the RSS (anonymous resident memory)
@@ -13,23 +13,23 @@
 
 #include <malloc.h>
 
-static void shrink_small(void) {
+static void shrink_small(size_t new_size) {
   char *p = malloc(1000);
   memset(p, 'x', 1000);
   uintptr_t old = (uintptr_t)p;
   size_t old_usable = malloc_usable_size(p);
-  char *q = realloc(p, 100);
-  printf("small block: malloc(1000) -> usable %zu bytes; realloc to 100 -> usable %zu bytes, %s\n",
-         old_usable, malloc_usable_size(q),
-         (uintptr_t)q == old ? "same address (shrunk in place)" : "moved");
+  char *q = realloc(p, new_size);
+  printf("small block: malloc(1000) -> usable %zu bytes; realloc to %zu -> usable %zu bytes, %s\n",
+         old_usable, new_size, malloc_usable_size(q),
+         (uintptr_t)q == old ? "same address" : "moved");
   free(q);
 }
 
-/* Lets a delayed return of memory happen: tessera gives free memory back
- * TESSERA_PURGE_DELAY ms (10 by default) after it was freed, at its next
+/* Lets a delayed return of memory happen: tessera gives free spans back
+ * TESSERA_PURGE_DELAY ms (10 by default) after they were freed, at a later
  * call. glibc has no such delay; the call changes nothing there. */
-static void wait_and_call(void) {
-  usleep(50 * 1000);
+static void wait_and_call(int ms) {
+  usleep((useconds_t)ms * 1000);
   free(malloc(1));
 }
 
@@ -45,7 +45,7 @@ static void shrink_middle(void) {
   uintptr_t old = (uintptr_t)p;
   char *q = realloc(p, 1 * KiB);
   size_t rss2 = rss_bytes();
-  wait_and_call();
+  wait_and_call(50);
   size_t rss3 = rss_bytes();
   malloc_trim(0);
   size_t rss4 = rss_bytes();
@@ -75,16 +75,19 @@ static void shrink_huge(void) {
          rss_delta_kib(rss1, rss2));
   free(q);
   size_t rss3 = rss_bytes();
-  wait_and_call();
+  wait_and_call(50);
   size_t rss4 = rss_bytes();
-  printf("  free: RSS %+ld KiB; 50 ms later %+ld KiB\n", rss_delta_kib(rss2, rss3),
-         rss_delta_kib(rss2, rss4));
+  malloc_trim(0);
+  size_t rss5 = rss_bytes();
+  printf("  free: RSS %+ld KiB; 50 ms later %+ld KiB; then malloc_trim(0): %+ld KiB\n",
+         rss_delta_kib(rss2, rss3), rss_delta_kib(rss2, rss4), rss_delta_kib(rss2, rss5));
 }
 
 int main(void) {
   ex_init();
   printf("malloc: %s\n", malloc_name());
-  shrink_small();
+  shrink_small(600);
+  shrink_small(100);
   shrink_middle();
   shrink_huge();
   return 0;

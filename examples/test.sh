@@ -41,7 +41,12 @@ for cur in realloc_shrink sbrk_mmap calloc_cost return_local valgrind_classic \
         "$who: shrinking a touched 64 MiB block in place returns its tail to the OS at once (KiB)"
       at_most "$(number "after malloc_trim(0)" "$run")" -64 \
         "$who: malloc_trim(0) returns the 120 KiB block's freed tail (KiB)"
+      at_most "$(number "then malloc_trim(0):" "$run")" -2048 \
+        "$who: after free and malloc_trim(0) the 4 MiB that remained are back with the OS (KiB)"
     done
+    section "$T" | grep -q 'usable 1024 bytes; realloc to 600 -> usable 1024 bytes, same address' &&
+      ok "tessera: a shrink that keeps at least half the block stays in place" ||
+      bad "tessera: a shrink that keeps at least half the block stays in place"
     section "$G" | grep -q 'to 100 -> usable [0-9]* bytes, same address' &&
       ok "glibc: shrinks the small block in place" || bad "glibc: shrinks the small block in place"
     at_most "$(number "50 ms later" "$T")" -64 \
