@@ -20,6 +20,7 @@ static char *volatile slot;
 
 int main(void)
 {
+   setvbuf(stdout, NULL, _IOLBF, 0);  // each line at once, in order with the reports
    f();
 
    slot = malloc(16);
