@@ -19,6 +19,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* ---- reporting ------------------------------------------------------------- */
 
@@ -143,6 +144,9 @@ tsr_noinline void tsr_free_generic(tsr_heap_t *heap, void *p) {
   tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
   bool is_owner = owner == heap;
   block_validate(page, p);
+  /* Secure mode: a freed block keeps nothing of what it held (every free
+   * comes here then; see tsr_owner_extra). */
+  if (tsr_owner_extra != 0) memset(p, 0, page->block_size);
   if (heap != &tsr_heap_empty) heap->count.free_count++;
   if (!is_owner) {
     if (heap != &tsr_heap_empty) heap->count.remote_free_count++;

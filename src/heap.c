@@ -64,7 +64,7 @@ void tsr_heap_collect_remote(tsr_heap_t *heap) {
         page->spill = first;
       }
       page->used -= count;
-      if (count != 0 && (page->owner & TSR_OWNER_SLOW)) tsr_page_unfull(heap, page);
+      if (count != 0 && !page->is_queued) tsr_page_unfull(heap, page);
       if (page->used == 0) tsr_page_retire(heap, page);
     }
     page = next;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 uintptr_t tsr_secret;
+uintptr_t tsr_owner_extra;
 _Atomic int tsr_init_state;
 
 void tsr_init_process(void) {
@@ -22,6 +23,10 @@ void tsr_init_process(void) {
     uintptr_t secret = (uintptr_t)tsr_platform_random();
     tsr_secret = secret | 1;       /* never zero: a zero secret would make links plain */
     tsr_options_init();
+    /* Secure mode sends every free through the slow path (where blocks are
+     * zeroed) by marking every page's owner slow: the fast paths stay as
+     * they are, with no mode test. */
+    if (tsr_option_long(TSR_OPT_SECURE)) tsr_owner_extra = TSR_OWNER_SLOW;
     atomic_store_explicit(&tsr_init_state, 2, memory_order_release);
     return;
   }

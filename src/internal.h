@@ -125,7 +125,9 @@ static inline tsr_page_t *tsr_slice_of(const void *p) {
 static inline uintptr_t tsr_page_owner(const tsr_page_t *page) {
   return __atomic_load_n(&page->owner, __ATOMIC_RELAXED);
 }
+extern uintptr_t tsr_owner_extra tsr_hidden;   /* TSR_OWNER_SLOW in secure mode, else 0 (init.c) */
 static inline void tsr_page_set_owner(tsr_page_t *page, uintptr_t owner) {
+  if (owner != 0) owner |= tsr_owner_extra;
   __atomic_store_n(&page->owner, owner, __ATOMIC_RELAXED);
 }
 static inline tsr_page_t *tsr_page_of(const void *p) {

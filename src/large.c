@@ -208,15 +208,15 @@ void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
   if (size > PTRDIFF_MAX - 2 * TSR_SEGMENT_SIZE || alignment > ((size_t)1 << 40)) { errno = ENOMEM; return NULL; }
   size_t offset = alignment > TSR_OS_PAGE_SIZE ? alignment : TSR_OS_PAGE_SIZE;
   size_t map_size = round_os(offset + size);
-  if (alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
+  /* Not for calloc: fresh pages read as zero at no cost until touched,
+   * while cached ones would have to be cleared now. */
+  if (!zero && alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
     tsr_segment_t *cached = huge_cache_take(map_size, false);
     if (cached != NULL) {
       void *p = huge_setup(cached, cached->map_size, offset);
-      size_t resident = cached->map_size - offset;
       if (cached->map_size < map_size && (p = tsr_huge_realloc(cached, size)) == NULL) {
         tsr_huge_free(cached);   /* could not grow it: map afresh */
       } else {
-        if (zero) memset(p, 0, resident < size ? resident : size);   /* the grown tail is fresh */
         return p;
       }
     }
@@ -242,7 +242,8 @@ void tsr_huge_free(tsr_segment_t *segment) {
   atomic_store_explicit(&large.freed_ring[i], (uintptr_t)segment->huge_block, memory_order_relaxed);
   atomic_fetch_sub_explicit(&tsr_os_counters.huge_count, 1, memory_order_relaxed);
   segment->huge_block = NULL;   /* a second free finds no block here: diagnosed */
-  if (segment->map_size <= HUGE_CACHE_MAX_BYTES / 2 && tsr_option_long(TSR_OPT_HUGE_CACHE_DELAY) != 0) {
+  if (segment->map_size <= HUGE_CACHE_MAX_BYTES / 2 && tsr_option_long(TSR_OPT_HUGE_CACHE_DELAY) != 0 &&
+      tsr_owner_extra == 0) {   /* secure mode: freed contents go back to the OS at once */
     uint64_t now = tsr_platform_clock_ms();
     tsr_huge_cache_purge(now, false);
     tsr_segment_t *evicted[HUGE_CACHE_COUNT];

@@ -20,6 +20,7 @@
   X(STATS,          "STATS",          TEXT, "off",  "print statistics at exit: off, 1 (text) or json")    \
   X(STATS_FILE,     "STATS_FILE",     TEXT, "",     "write the exit statistics to this file instead of stderr") \
   X(PURGE_DELAY,    "PURGE_DELAY",    LONG, "10",   "milliseconds before free spans go back to the OS (-1: never, 0: at once)") \
+  X(SECURE,         "SECURE",         BOOL, "off",  "hardened mode: blocks handed out in random order within a page, freed blocks zeroed, freed huge blocks unmapped at once") \
   X(HUGE_CACHE_DELAY, "HUGE_CACHE_DELAY", LONG, "250", "milliseconds freed huge blocks (over 1 MiB) stay mapped for reuse once the program stops reusing them (-1: never released, 0: at once)") \
   X(VERBOSE,        "VERBOSE",        BOOL, "off",  "print a warning when the OS refuses memory (the call still returns NULL)") \
   X(CHECK_QUARANTINE, "CHECK_QUARANTINE", SIZE, "64M", "check build: most bytes of freed blocks held back to catch use after free (also at most the live heap, at least 256K)") \

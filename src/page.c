@@ -91,6 +91,27 @@ static void queue_push_back(tsr_heap_t *heap, tsr_page_t *page) {
 
 /* ---- carving ------------------------------------------------------------------ */
 
+/* Secure mode: link the new blocks in random order (Fisher-Yates), so an
+ * overflow cannot count on which block follows which. */
+static void page_extend_shuffled(tsr_heap_t *heap, tsr_page_t *page, uint8_t *first, uint32_t count) {
+  uint16_t order[TSR_PAGE_EXTEND_SIZE / TSR_ALIGN];
+  uint64_t x = heap->shuffle_state != 0 ? heap->shuffle_state : (uint64_t)heap->secret ^ (uintptr_t)first;
+  for (uint32_t i = 0; i < count; i++) order[i] = (uint16_t)i;
+  for (uint32_t i = count - 1; i > 0; i--) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;   /* xorshift64 */
+    uint32_t j = (uint32_t)(x % (i + 1));
+    uint16_t t = order[i]; order[i] = order[j]; order[j] = t;
+  }
+  heap->shuffle_state = x;
+  tsr_block_t *list = page->free;
+  for (uint32_t i = 0; i < count; i++) {
+    tsr_block_t *block = (tsr_block_t *)(first + (size_t)order[i] * page->block_size);
+    block->next_encoded = tsr_encode(heap->secret, list);
+    list = block;
+  }
+  page->free = list;
+}
+
 /* Carve the next batch of never-used blocks into the (empty) free list. */
 static void page_extend(tsr_heap_t *heap, tsr_page_t *page) {
   uint32_t size = page->block_size;
@@ -98,11 +119,15 @@ static void page_extend(tsr_heap_t *heap, tsr_page_t *page) {
   if (count < 1) count = 1;
   if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
   uint8_t *first = page->area + (size_t)page->capacity * size;
-  uint8_t *block = first;
-  for (uint32_t i = 1; i < count; i++, block += size)
-    ((tsr_block_t *)block)->next_encoded = tsr_encode(heap->secret, block + size);
-  ((tsr_block_t *)block)->next_encoded = tsr_encode(heap->secret, page->free);
-  page->free = (tsr_block_t *)first;
+  if (tsr_owner_extra != 0 && count > 1) {
+    page_extend_shuffled(heap, page, first, count);
+  } else {
+    uint8_t *block = first;
+    for (uint32_t i = 1; i < count; i++, block += size)
+      ((tsr_block_t *)block)->next_encoded = tsr_encode(heap->secret, block + size);
+    ((tsr_block_t *)block)->next_encoded = tsr_encode(heap->secret, page->free);
+    page->free = (tsr_block_t *)first;
+  }
   page->capacity += count;
   __atomic_store_n(&page->carved_size, page->capacity * size, __ATOMIC_RELAXED);
 }
@@ -212,6 +237,6 @@ void tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) {
   block->free_mark = (uintptr_t)block ^ heap->secret;
   page->free = block;
   page->used--;
-  if (page->owner & TSR_OWNER_SLOW) tsr_page_unfull(heap, page);
+  if (!page->is_queued) tsr_page_unfull(heap, page);
   if (page->used == 0) tsr_page_retire(heap, page);
 }

@@ -85,14 +85,20 @@ void tsr_span_mark_used(tsr_page_t *span, uint32_t slices) {
 /* ---- segments ------------------------------------------------------------- */
 
 static tsr_segment_t *segment_create(tsr_heap_t *heap) {
-  tsr_segment_t *segment = tsr_os_map_aligned(TSR_SEGMENT_SIZE, TSR_SEGMENT_SIZE);
+  /* A guard page after each segment: a linear overflow off the end of its
+   * last block faults instead of running into whatever is mapped next
+   * (another segment's metadata, say). It costs one mprotect per 32 MiB and
+   * no memory; the segment's alignment keeps the next one clear of it. If
+   * the kernel refuses (the mapping limit), the segment goes without. */
+  tsr_segment_t *segment = tsr_os_map_aligned(TSR_SEGMENT_SIZE + TSR_OS_PAGE_SIZE, TSR_SEGMENT_SIZE);
   if (segment == NULL) return NULL;
+  tsr_platform_protect((uint8_t *)segment + TSR_SEGMENT_SIZE, TSR_OS_PAGE_SIZE, false);
   tsr_platform_name(segment, TSR_SEGMENT_SIZE, "tessera segment");
   tsr_page_t *meta = (tsr_page_t *)segment;
   meta->kind = TSR_PAGE_META;
   segment->heap = heap;
   segment->kind = TSR_SEGMENT_NORMAL;
-  segment->map_size = TSR_SEGMENT_SIZE;
+  segment->map_size = TSR_SEGMENT_SIZE + TSR_OS_PAGE_SIZE;
   segment->free_slice_count = TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE;
   tsr_lock(TSR_LOCK_HEAPS);     /* the stats walker follows heap->segments */
   segment->next = heap->segments;

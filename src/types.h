@@ -177,6 +177,7 @@ typedef struct tsr_heap_s {
   tsr_segment_t *segments;                /* segments owned by this heap */
   uint64_t    last_purge_ms;
   uint64_t    purge_due_ms;               /* earliest time a free span is due; 0: none */
+  uint64_t    shuffle_state;              /* secure mode: random block order within pages */
   struct tsr_heap_s *all_next;            /* registry of every heap */
   struct tsr_heap_s *abandoned_next;      /* abandoned list (thread exited) */
   bool        is_abandoned;

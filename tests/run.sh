@@ -102,6 +102,7 @@ t cxx-new 60 $PRE $T/cxx_new
 if [ -n "$TSR_LIB" ]; then
     t static-link 60 $T/static_malloc
     t dlopen 120 $T/dlopen_tsr "$TSR_LIB"
+    t hardening 120 sh tests/programs/hardening.sh $T/hardening "$TSR_LIB" $T/contract
 else
     s static-link "needs libtessera.a"
     s dlopen "needs TSR_LIB"
