@@ -49,8 +49,13 @@ void     tsr_platform_yield(void);
 int      tsr_platform_dup_high(int fd);    /* close-on-exec copy at a high number; -1 on failure */
 _Noreturn void tsr_platform_abort(void);   /* raise SIGABRT, with a core where enabled */
 
-/* Test-only fault injection: when TSR_FAULT_INJECTION is compiled in, the Nth
- * call that asks the OS for memory fails (see tsr_platform_fail_after). */
-void     tsr_platform_fail_after(long n);  /* -1: never fail */
+/* Test-only fault injection (tests/reliability/faults.c): every primitive
+ * above that makes a memory system call (map, map_none, unmap, purge,
+ * protect, remap) counts as one request. After `skip` more requests succeed,
+ * the next `count` fail with ENOMEM (count -1: all that follow); skip -1
+ * turns injection off. Returns the requests that were still to be let
+ * through, so skip = LONG_MAX counts the requests a workload makes. */
+long     tsr_platform_fault_inject(long skip, long count);
+void     tsr_platform_fail_after(long n);  /* the nth request and all after fail; -1: never */
 
 #endif /* TSR_PLATFORM_H */

@@ -24,19 +24,39 @@
 #endif
 
 static struct {
-  _Atomic long fail_after;   /* fault injection: OS requests left before one fails; -1 off */
-} platform = { -1 };
+  /* Fault injection (tests): requests to let through before failing (-1:
+   * off), then how many to fail (-1: every one after). */
+  _Atomic long fault_skip;
+  _Atomic long fault_count;
+} platform = { -1, 0 };
 
-/* Returns true when fault injection says this OS request must fail. */
+/* Returns true (errno ENOMEM) when fault injection says this request for
+ * memory must fail. Every memory syscall asks, munmap and mprotect too: they
+ * fail with ENOMEM when a split would exceed the kernel's mapping limit.
+ * Off, it costs one load and a branch next to a system call. */
 static bool fault_injected(void) {
-  long n = atomic_load_explicit(&platform.fail_after, memory_order_relaxed);
+  long n = atomic_load_explicit(&platform.fault_skip, memory_order_relaxed);
   if (__builtin_expect(n < 0, 1)) return false;
-  if (n == 0) { errno = ENOMEM; return true; }
-  atomic_fetch_sub_explicit(&platform.fail_after, 1, memory_order_relaxed);
-  return false;
+  while (n > 0)
+    if (atomic_compare_exchange_weak_explicit(&platform.fault_skip, &n, n - 1, memory_order_relaxed,
+                                              memory_order_relaxed)) return false;
+  if (n < 0) return false;
+  long c = atomic_load_explicit(&platform.fault_count, memory_order_relaxed);
+  for (;;) {
+    if (c == 0) return false;
+    if (c < 0 || atomic_compare_exchange_weak_explicit(&platform.fault_count, &c, c - 1, memory_order_relaxed,
+                                                       memory_order_relaxed)) break;
+  }
+  errno = ENOMEM;
+  return true;
 }
 
-void tsr_platform_fail_after(long n) { atomic_store(&platform.fail_after, n); }
+long tsr_platform_fault_inject(long skip, long count) {
+  atomic_store(&platform.fault_count, count);
+  return atomic_exchange(&platform.fault_skip, skip);
+}
+
+void tsr_platform_fail_after(long n) { tsr_platform_fault_inject(n, -1); }
 
 void *tsr_platform_map(size_t size, void *hint) {
   if (fault_injected()) return NULL;
@@ -53,6 +73,7 @@ void *tsr_platform_map_none(size_t size, void *hint) {
 }
 
 int tsr_platform_unmap(void *addr, size_t size) {
+  if (fault_injected()) return ENOMEM;
   return munmap(addr, size) == 0 ? 0 : errno;
 }
 
@@ -64,11 +85,12 @@ int tsr_platform_purge(void *addr, size_t size) {
 }
 
 int tsr_platform_protect(void *addr, size_t size, bool accessible) {
+  if (fault_injected()) return ENOMEM;
   return mprotect(addr, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0 ? 0 : errno;
 }
 
 void *tsr_platform_remap(void *addr, size_t old_size, size_t new_size, void *fixed_target) {
-  if (new_size > old_size && fault_injected()) return NULL;
+  if (fault_injected()) return NULL;
   void *p = fixed_target
     ? mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed_target)
     : mremap(addr, old_size, new_size, 0);

@@ -21,5 +21,6 @@
 #include "options.c"
 #include "stats.c"
 #include "visit.c"
+#include "invariant.c"
 #include "init.c"
 #include "override.c"
