@@ -48,6 +48,7 @@ tsr_public size_t tsr_check_heap(void) {
 #else /* TSR_CHECK */
 
 #include <dlfcn.h>
+#include <emmintrin.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -99,17 +100,10 @@ _Atomic size_t tsr_check_error_count;
 static __thread tsr_check_thread_t *thread_self;
 static __thread bool thread_registering;
 
-/* Patterns to compare against: libc's memcmp is vectorized, which makes
- * verifying the poison of a freed block (up to TSR_CHECK_POISON_MAX bytes)
- * several times cheaper than a loop of our own (micro-hot: 680 -> ~150
- * instructions per free under callgrind). */
-#define PATTERN_SIZE 1024
-static uint8_t poison_pattern[PATTERN_SIZE], canary_pattern[PATTERN_SIZE];
+/* The poison as 32 bytes, copied over freed blocks (see poison_fill). */
+static uint8_t poison_pattern[32];
 
-static void patterns_init(void) {
-  memset(poison_pattern, TSR_CHECK_POISON, PATTERN_SIZE);
-  memset(canary_pattern, TSR_CHECK_CANARY, PATTERN_SIZE);
-}
+static void patterns_init(void) { memset(poison_pattern, TSR_CHECK_POISON, sizeof poison_pattern); }
 
 /* ---- our own memory -------------------------------------------------------------- */
 
@@ -425,15 +419,20 @@ static inline bool small_intact(const uint8_t *p, size_t n, uint8_t value) {
   return (acc | (w ^ word)) == 0;
 }
 
-static const uint8_t *bytes_damaged(const uint8_t *p, size_t n, uint8_t value) {
-  if (n <= 64) return small_intact(p, n, value) ? NULL : bytes_damaged_slow(p, n, value);
-  const uint8_t *pattern = value == TSR_CHECK_POISON ? poison_pattern : value == TSR_CHECK_CANARY ? canary_pattern : NULL;
-  if (pattern == NULL) return bytes_damaged_slow(p, n, value);
-  for (size_t i = 0; i < n; i += PATTERN_SIZE) {
-    size_t len = n - i < PATTERN_SIZE ? n - i : PATTERN_SIZE;
-    if (memcmp(p + i, pattern, len) != 0) return bytes_damaged_slow(p + i, len, value);
-  }
-  return NULL;
+/* Longer ranges (poison, guarded blocks' padding): 16 bytes per step with
+ * SSE2, which every x86-64 has; libc's memcmp against a pattern cost a call
+ * and twice the loads (pool-local: a sixth of the run in memcmp). */
+static inline bool wide_intact(const uint8_t *p, size_t n, uint8_t value) {
+  __m128i pattern = _mm_set1_epi8((char)value), acc = _mm_setzero_si128();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + i)), pattern));
+  if (i < n) acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + n - 16)), pattern));
+  return _mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) == 0xffff;
+}
+
+static inline const uint8_t *bytes_damaged(const uint8_t *p, size_t n, uint8_t value) {
+  bool intact = n < 16 ? small_intact(p, n, value) : wide_intact(p, n, value);
+  return intact ? NULL : bytes_damaged_slow(p, n, value);
 }
 static const uint8_t *bytes_damaged_last(const uint8_t *p, size_t n, uint8_t value) {
   for (size_t i = n; i-- > 0;) if (p[i] != value) return p + i;
