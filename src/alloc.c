@@ -21,16 +21,8 @@
 
 /* ---- the slow path ------------------------------------------------------------- */
 
-/* Any size, any alignment up to a huge one (a power of two). */
-tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) {
-  if (tsr_unlikely(heap == &tsr_heap_empty)) {
-    heap = tsr_heap_init_thread();
-    if (heap == NULL) { errno = ENOMEM; return NULL; }
-  }
-  /* A 0-byte block is a 1-byte one: aligned_alloc(128 KiB, 0) asked the
-   * span allocator for 0 slices (ENOMEM, and a fresh segment mapped each
-   * time), and a huge block of 0 bytes pointed past its own mapping (fuzz). */
-  if (size == 0) size = 1;
+/* Any size (not 0), any alignment up to a huge one (a power of two). */
+static void *alloc_dispatch(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) {
   void *p;
   if (alignment <= TSR_ALIGN && size <= TSR_CLASS_MAX_SIZE) {
     p = tsr_page_alloc_class(heap, tsr_size_class(size));
@@ -43,6 +35,27 @@ tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t align
     p = tsr_large_alloc(heap, size, alignment, zero);
   } else {
     p = tsr_huge_alloc(size, alignment, zero);
+  }
+  return p;
+}
+
+tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  if (tsr_unlikely(heap == &tsr_heap_empty)) {
+    heap = tsr_heap_init_thread();
+    if (heap == NULL) { errno = ENOMEM; return NULL; }
+  }
+  /* A 0-byte block is a 1-byte one: aligned_alloc(128 KiB, 0) asked the
+   * span allocator for 0 slices (ENOMEM, and a fresh segment mapped each
+   * time), and a huge block of 0 bytes pointed past its own mapping (fuzz). */
+  if (size == 0) size = 1;
+  void *p = alloc_dispatch(heap, size, alignment, zero);
+  if (tsr_unlikely(p == NULL)) {
+    /* The OS refused. Before saying so, give back what is held free (empty
+     * segments, cached huge mappings: malloc_trim) and try once more. Under
+     * `ulimit -v`, huge blocks failed while 130 MiB of freed small blocks
+     * sat in empty segments (tests/reliability/faults_rlimit.c). */
+    tsr_heap_trim();
+    p = alloc_dispatch(heap, size, alignment, zero);
   }
   if (tsr_unlikely(p == NULL)) {
     if (tsr_option_long(TSR_OPT_VERBOSE)) tsr_message("warning: out of memory: a request of %zu bytes returns NULL", size);
@@ -151,6 +164,10 @@ static void *realloc_move(void *p, size_t old_size, size_t size) {
     tsr_heap_t *heap = tsr_heap_get();
     if (heap == &tsr_heap_empty) heap = tsr_heap_init_thread();
     q = heap != NULL ? tsr_large_alloc(heap, size, TSR_ALIGN, false) : NULL;
+    if (q == NULL && heap != NULL) {   /* as in tsr_alloc_generic: give back what is held free, once */
+      tsr_heap_trim();
+      q = tsr_large_alloc(heap, size, TSR_ALIGN, false);
+    }
     if (q == NULL) errno = ENOMEM;
   } else if (size > old_size && size <= TSR_CLASS_MAX_SIZE) {
     /* Growing: leave room for half as much again, so a block grown a little
@@ -189,6 +206,10 @@ void *tsr_realloc_internal(void *p, size_t size) {
     if (segment == NULL) tsr_free_invalid(p, "realloc of a pointer inside a huge block", 0);
     if (size > TSR_LARGE_MAX_SIZE) {
       void *q = tsr_huge_realloc(segment, size);
+      if (q == NULL) {   /* as in tsr_alloc_generic: give back what is held free, once */
+        tsr_heap_trim();
+        q = tsr_huge_realloc(segment, size);
+      }
       if (q != NULL) COUNT_INPLACE();
       return q;
     }
