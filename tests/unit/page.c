@@ -1,7 +1,8 @@
 /* page.c -- class pages: blocks are distinct, aligned and reused; the head
  * bias keeps the only page of a class alive through a malloc/free loop;
  * emptied extra pages are retired; the heap's invariants hold throughout;
- * the double-free mark is set on free and cleared on malloc. */
+ * the double-free mark is set on free and cleared on malloc; free-list links
+ * are stored encoded. */
 #include "unit.h"
 
 int main(void) {
@@ -31,6 +32,18 @@ int main(void) {
   CHECK(again == b);
   CHECK(((tsr_block_t *)again)->free_mark == 0);
   free(again);
+
+  CHECK_SECTION("encoded links");
+  /* Two frees in a row: the second block's link names the first, stored
+   * XOR the process secret, never as a plain pointer (hardening). */
+  tsr_block_t *x = malloc(48), *y = malloc(48);
+  free(x);
+  free(y);
+  CHECK(y->next_encoded == ((uintptr_t)x ^ tsr_secret));
+  CHECK(y->next_encoded != (uintptr_t)x && tsr_secret != 0);
+  CHECK(malloc(48) == (void *)y && malloc(48) == (void *)x);
+  free(y);
+  free(x);
 
   CHECK_SECTION("retire");
   for (int i = 0; i < N; i++) free(blocks[i]);
