@@ -72,6 +72,7 @@ TEST_EXTRA :=
 -include tests/tests.mk
 -include tests/wrong/wrong.mk
 -include bench/bench.mk
+-include docs/docs.mk
 
 deps:
 	sh scripts/deps.sh
