@@ -388,11 +388,19 @@ def table_rows(section, header_start=None):
     return None, None
 
 
-def find_section(files, prefix):
+def find_section(files, prefix, need=()):
+    """The section whose title starts with prefix, from the newest file that
+    has it and every section in need: one table never mixes runs (a partial
+    run, BENCH_ONLY or another machine, lacks some parts and is passed over)."""
     for when, _, path, commit, text in files:
-        for title, body in sections(text).items():
+        secs = sections(text)
+        if not all(any(t.startswith(n) for t in secs) for n in need):
+            continue
+        machine = re.search(r"^Machine: ([^,\n]+), nproc (\d+)", text, re.M)
+        for title, body in secs.items():
             if title.startswith(prefix):
-                return {"path": rel(path), "when": when, "commit": commit, "title": title, "body": body}
+                return {"path": rel(path), "when": when, "commit": commit, "title": title, "body": body,
+                        "machine": "%s, %s cores" % machine.groups() if machine else "machine not stated"}
     return None
 
 
@@ -403,16 +411,17 @@ def geomean_row(rows):
 def source(sec, doc="README.md"):
     """A link to the results file, relative to the document that shows it."""
     link = os.path.relpath(sec["path"], os.path.dirname(doc) or ".")
-    return "[`%s`](%s) (`make bench`, %s, commit %s)" % (os.path.basename(sec["path"]), link, sec["when"],
-                                                         sec["commit"])
+    return "[`%s`](%s) (%s, commit %s, %s)" % (os.path.basename(sec["path"]), link, sec["when"], sec["commit"],
+                                              sec["machine"])
 
 
 def make_readme(results):
     files = results_files(results)
     if not files:
         die("no bench/results/*.md: run make bench first")
-    wall, rss = find_section(files, "Wall time"), find_section(files, "Peak RSS")
-    trace, fast = find_section(files, "Trace replay"), find_section(files, "Fast path")
+    full = ("Wall time", "Peak RSS", "Trace replay", "Fast path")
+    wall, rss = find_section(files, "Wall time", full), find_section(files, "Peak RSS", full)
+    trace, fast = find_section(files, "Trace replay", full), find_section(files, "Fast path", full)
     check = find_section(files, "Checking mode")
     out = []
     if wall:
@@ -459,8 +468,8 @@ def make_readme(results):
             if sec and source(sec) not in srcs:
                 srcs.append(source(sec))
         out.append("")
-        out.append("From " + ", ".join(srcs) + "; every workload and command line is in that file and "
-                   "in `docs/benchmarks.md`.")
+        out.append("From " + ", ".join(srcs) + ", the newest complete `make bench` report; every workload "
+                   "and command line is in that file, and `docs/benchmarks.md` explains them.")
     else:
         out.append("No `make bench` results in `bench/results/` yet.")
     out.append("")
@@ -489,9 +498,9 @@ def make_readme(results):
                    "against glibc at that scale (so its ratio includes Valgrind's start-up). What each one "
                    "finds: `docs/check.md`." % (source(check), div))
     else:
-        out.append("Checking mode (tessera check against ASan and Valgrind memcheck): no figures yet; the newest "
-                   "`make bench` results (%s) predate its \"Checking mode\" section, which the next run adds. "
-                   "What each one finds: `docs/check.md`." % os.path.basename(files[0][2]))
+        out.append("Checking mode (tessera check against ASan and Valgrind memcheck): no figures yet. No report in "
+                   "`bench/results/` has the \"Checking mode\" section (the newest is %s); the next `make bench` "
+                   "writes it. What each one finds: `docs/check.md`." % os.path.basename(files[0][2]))
     replace_region("README.md", "comparison", "\n".join(out))
     fast_line = "not measured yet (`make fastpath`)."
     if fast:
