@@ -8,13 +8,16 @@
   docs/design.md      the captions of those figures, the fragmentation figures
                       of `tessera run --stats` on a real program and the
                       fast-path instruction counts;
-  README.md           the comparison with the peer allocators and with ASan and
-                      Valgrind, from the newest bench/results/*.md that has each part.
+  README.md           a `tessera check` report, and the comparison with the peer
+                      allocators (from the newest complete bench/results/*.md)
+                      and with ASan and Valgrind (the newest with a "Checking
+                      mode" section).
 
 Only text between <!-- docs:NAME --> and <!-- /docs:NAME --> is rewritten, so
-a second run changes nothing but measured noise (RSS, timings). No figure in
-those regions is typed by hand. Addresses are made repeatable with
-`setarch -R` (no ASLR) where the kernel allows it.
+a second run changes nothing but measured noise. No figure in those regions
+is typed by hand. Addresses are made repeatable with `setarch -R` (no ASLR)
+where the kernel allows it; RSS, and the pages and spans of a moment (purges
+and housekeeping run on the clock), still vary a little from run to run.
 Usage: scripts/docs_figures.py [--traces DIR] [--results DIR] [--only figures,stats,check,readme]
 """
 import argparse
@@ -33,7 +36,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = "build/tessera"
 FIG_DIR = "docs/figures"
 
-# ---- the figures: (file, trace, snapshot, part, what it is there to show) ---------
+# ---- the figures: (file, trace, snapshot, part) ------------------------------------
+# binary2-bal asks for three sizes only, so its pages are few and each one
+# class; random-bal allocates blocks of many sizes, up to a peak of several
+# MiB, and frees them all, which leaves free spans between pages.
 # snapshot: "peak" (most live bytes), "end", or "most-free-spans" (the moment
 # the heap held the most free spans between its pages). part: "map" is panel
 # (a) of the page, the address space; "chart" is panel (b), memory over time.
@@ -59,7 +65,11 @@ def die(msg):
 
 
 def run(argv, **kw):
-    return subprocess.run(argv, cwd=ROOT, check=True, **kw)
+    """Run argv from the repository root; stop with its output if it fails."""
+    r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, **kw)
+    if r.returncode != 0:
+        die("%s failed (status %d):\n%s" % (" ".join(argv), r.returncode, (r.stdout + r.stderr)[-3000:]))
+    return r
 
 
 def rel(path):
@@ -115,7 +125,7 @@ def no_aslr_prefix():
 
 
 def map_trace(trace, out):
-    run(no_aslr_prefix() + [CLI, "map", trace, "-o", out], capture_output=True)
+    run(no_aslr_prefix() + [CLI, "map", trace, "-o", out])
     with open(out) as f:
         page = f.read()
     m = re.search(r'<script id="heap-data" type="application/json">(.*?)</script>', page, re.S)
@@ -225,7 +235,7 @@ def snapshot_facts(data, k):
             "peak_live": data["peak_live"], "peak_at": data["peak_at"]}
 
 
-def make_figures(traces, only):
+def make_figures(traces):
     chromium = find_chromium()
     os.makedirs(os.path.join(ROOT, FIG_DIR), exist_ok=True)
     facts = {}
@@ -305,7 +315,7 @@ def make_stats():
     with tempfile.TemporaryDirectory(prefix="tessera-docs-") as tmp:
         out = os.path.join(tmp, "stats.json")
         env = dict(os.environ, TESSERA_STATS_FILE=out)
-        run([CLI, "run", "--stats=json", "--"] + STATS_CMD, env=env, capture_output=True)
+        run([CLI, "run", "--stats=json", "--"] + STATS_CMD, env=env)
         with open(out) as f:
             s = json.loads(f.read())
     live = s["in_use_bytes"] - s["slack_bytes"]
@@ -527,7 +537,7 @@ def main():
     if not os.access(os.path.join(ROOT, CLI), os.X_OK):
         die("%s is missing: run make first" % CLI)
     if "figures" in only:
-        figure_regions(make_figures(traces, only))
+        figure_regions(make_figures(traces))
     if "stats" in only:
         make_stats()
     if "check" in only:
