@@ -84,7 +84,7 @@ static struct {
   uintptr_t *ring;              /* quarantine FIFO of user addresses */
   size_t ring_capacity, ring_head, ring_count;
   size_t quarantine_bytes;      /* core bytes held by the quarantine */
-  size_t live_bytes;            /* core bytes of live blocks: the quarantine holds at most as much */
+  size_t live_bytes;            /* cost of the live blocks (block_cost): bounds the quarantine */
   size_t quarantine_limit;
   tsr_check_thread_t *threads;  /* registry: every thread seen, in order */
   _Atomic size_t thread_count;
@@ -374,9 +374,13 @@ static uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
 
 /* ---- layout ------------------------------------------------------------------------- */
 
+/* The header is the first TSR_CHECK_HEADER_SIZE bytes of the left redzone:
+ * its two words are known values, verified like a canary, so with the
+ * default 16-byte redzone a block carries no separate left canary (16 bytes
+ * less per block: python's small objects). */
 size_t tsr_check_left_size(size_t alignment) {
-  size_t left = (TSR_CHECK_HEADER_SIZE + check.redzone + 15) & ~(size_t)15;
-  if (left < TSR_CHECK_HEADER_SIZE + 16 && check.redzone > 0) left = TSR_CHECK_HEADER_SIZE + 16;
+  size_t want = check.redzone > TSR_CHECK_HEADER_SIZE ? check.redzone : TSR_CHECK_HEADER_SIZE;
+  size_t left = (want + 15) & ~(size_t)15;
   if (alignment > 16) left = (left + alignment - 1) & ~(alignment - 1);
   return left;
 }
@@ -668,18 +672,27 @@ static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
     d.last = (uintptr_t)bytes_damaged_last(user + b->size, right, TSR_CHECK_CANARY);
     return d;
   }
-  const uint8_t *left_start = b->flags & TSR_BLOCK_GUARDED ? (const uint8_t *)b->base : (const uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
+  /* The left redzone: [header | canary] below the user bytes (a guarded
+   * block has canary only). The header's expected bytes are its two words. */
+  bool guarded = (b->flags & TSR_BLOCK_GUARDED) != 0;
+  const uint8_t *left_start = guarded ? (const uint8_t *)b->base : (const uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
   size_t left = (size_t)(user - left_start);
-  bad = bytes_damaged(left_start, left, TSR_CHECK_CANARY) != NULL ? bytes_damaged_last(left_start, left, TSR_CHECK_CANARY) : NULL;
-  if (bad == NULL && !(b->flags & TSR_BLOCK_GUARDED)) {
-    const uintptr_t *hdr = (const uintptr_t *)b->base;
-    if (hdr[0] != (b->user ^ TSR_CHECK_KEY) || hdr[1] != (b->size ^ TSR_CHECK_KEY)) bad = (const uint8_t *)b->base;
+  uintptr_t expect[2] = { b->user ^ TSR_CHECK_KEY, (uintptr_t)b->size ^ TSR_CHECK_KEY };
+  const uintptr_t *hdr = (const uintptr_t *)b->base;
+  bool header_ok = guarded || (hdr[0] == expect[0] && hdr[1] == expect[1]);
+  const uint8_t *canary_first = bytes_damaged(left_start, left, TSR_CHECK_CANARY);
+  if (header_ok && canary_first == NULL) return d;
+  const uint8_t *first = canary_first, *last = canary_first ? bytes_damaged_last(left_start, left, TSR_CHECK_CANARY) : NULL;
+  if (!header_ok) {
+    const uint8_t *have = (const uint8_t *)hdr, *want = (const uint8_t *)expect;
+    for (size_t i = 0; i < TSR_CHECK_HEADER_SIZE; i++) {
+      if (have[i] == want[i]) continue;
+      first = first == NULL || have + i < first ? have + i : first;
+      if (last == NULL) last = have + i;   /* the canary, above the header, holds the last one if damaged */
+      else if (canary_first == NULL && have + i > last) last = have + i;
+    }
   }
-  if (bad != NULL) {
-    d.kind = DAMAGE_UNDERFLOW; d.last = (uintptr_t)bad;
-    const uint8_t *first = bytes_damaged(left_start, left, TSR_CHECK_CANARY);
-    d.first = first != NULL ? (uintptr_t)first : (uintptr_t)bad;
-  }
+  d.kind = DAMAGE_UNDERFLOW; d.first = (uintptr_t)first; d.last = (uintptr_t)last;
   return d;
 }
 
@@ -718,10 +731,12 @@ static void damage_report(const tsr_check_block_t *b, damage_t d, const char *wh
 
 /* ---- the quarantine -------------------------------------------------------------------------- */
 
+/* The memory a block holds: its core block or guarded pages, and its table
+ * slot (at the table's ~0.5 load, two slots' worth). */
 static size_t block_cost(const tsr_check_block_t *b) {
-  if (b->cost != 0) return b->cost;
-  if (b->flags & TSR_BLOCK_GUARDED) return tsr_guard_map_size(b);
-  return tsr_check_left_size((size_t)1 << b->align_shift) + b->size + tsr_check_right_size(b->size);
+  size_t slot = 2 * sizeof(tsr_check_block_t);
+  if (b->flags & TSR_BLOCK_GUARDED) return tsr_guard_map_size(b) + slot;
+  return tsr_check_left_size((size_t)1 << b->align_shift) + b->size + tsr_check_right_size(b->size) + slot;
 }
 
 /* Give a block that left the quarantine (or was never kept) back to the core. */
@@ -730,9 +745,9 @@ static void block_release(const tsr_check_block_t *b) {
   else tsr_core_free((void *)b->base);
 }
 
-/* Push user (the block is FREED in the table); pops the oldest into out while
- * over the limit. Lock held. Returns how many were popped (removed from the table). */
-static size_t quarantine_push(uintptr_t user, size_t cost, tsr_check_block_t *out, size_t out_max) {
+/* Push user (the block is FREED in the table). Lock held. Returns 1 and
+ * copies the block to *out when there was no room (it leaves at once). */
+static size_t quarantine_push(uintptr_t user, size_t cost, tsr_check_block_t *out) {
   if (check.ring_count == check.ring_capacity) {
     size_t capacity = check.ring_capacity * 2;
     uintptr_t *ring = tsr_check_map(capacity * sizeof(uintptr_t), "tessera check quarantine");
@@ -742,19 +757,29 @@ static size_t quarantine_push(uintptr_t user, size_t cost, tsr_check_block_t *ou
       check.ring = ring; check.ring_capacity = capacity; check.ring_head = 0;
     }
   }
-  size_t popped = 0;
   if (check.ring_count < check.ring_capacity) {
     check.ring[(check.ring_head + check.ring_count) & (check.ring_capacity - 1)] = user;
     check.ring_count++;
     check.quarantine_bytes += cost;
-  } else {
-    tsr_check_block_t *b = table_find(user);   /* no room: release at once */
-    if (b != NULL) { out[popped++] = *b; table_remove(b); }
+    return 0;
   }
-  /* Bounded by the option and by the live heap (so RSS stays near 2x the
-   * program's own), but never below TSR_CHECK_QUARANTINE_MIN. */
-  size_t limit = check.live_bytes > TSR_CHECK_QUARANTINE_MIN ? check.live_bytes : TSR_CHECK_QUARANTINE_MIN;
+  tsr_check_block_t *b = table_find(user);
+  if (b == NULL) return 0;
+  *out = *b;
+  table_remove(b);
+  return 1;
+}
+
+/* Pop the oldest blocks into out (at most out_max) while the quarantine is
+ * over its limit: the option, and a quarter of the live blocks' cost (see
+ * TSR_CHECK_QUARANTINE_LIVE_SHIFT), but never below TSR_CHECK_QUARANTINE_MIN.
+ * Lock held.
+ * Returns how many were popped (removed from the table). */
+static size_t quarantine_pop(tsr_check_block_t *out, size_t out_max) {
+  size_t limit = check.live_bytes >> TSR_CHECK_QUARANTINE_LIVE_SHIFT;
+  if (limit < TSR_CHECK_QUARANTINE_MIN) limit = TSR_CHECK_QUARANTINE_MIN;
   if (limit > check.quarantine_limit) limit = check.quarantine_limit;
+  size_t popped = 0;
   while (check.quarantine_bytes > limit && check.ring_count > 0 && popped < out_max) {
     uintptr_t old = check.ring[check.ring_head];
     check.ring_head = (check.ring_head + 1) & (check.ring_capacity - 1);
@@ -784,7 +809,7 @@ static inline unsigned log2_of(size_t x) { return 63u - (unsigned)__builtin_clzl
 void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) {
   check_ready();
   if (alignment < 16) alignment = 16;
-  if (size > PTRDIFF_MAX - 8192 - alignment) { errno = ENOMEM; return NULL; }
+  if (size > TSR_CHECK_SIZE_MAX - 8192 - alignment) { errno = ENOMEM; return NULL; }
   tsr_check_thread_t *self = tsr_check_thread_self();
   tsr_check_block_t b;
   memset(&b, 0, sizeof b);
@@ -811,7 +836,6 @@ void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uint
   if (zero) memset((void *)b.user, 0, size);
   b.alloc_stack = stack_capture(fp, 0);
   size_t cost = block_cost(&b);
-  b.cost = cost <= UINT32_MAX ? (uint32_t)cost : 0;
   tsr_lock(TSR_LOCK_CHECK);
   bool ok = table_insert(&b);
   if (ok) check.live_bytes += cost;
@@ -867,10 +891,15 @@ static inline void poison_fill(uint8_t *p, size_t n) {
  * FREEING in the table: already freed for double-free checks, not yet
  * verified by tsr_check_heap. Flushed when full and at thread exit. */
 #define FREE_BATCH 32
-static __thread struct { uintptr_t user[FREE_BATCH]; size_t count; bool keyed; } pending;
+#define FREE_BATCH_BYTES ((size_t)256 << 10)   /* big blocks go at once (bigblock: 31 blocks of up to 64 MiB held) */
+static __thread struct { uintptr_t user[FREE_BATCH]; size_t count, bytes; bool keyed; } pending;
 static pthread_key_t pending_key;
 static bool pending_has_key;
 
+/* Push the batch, then release what the quarantine holds over its limit,
+ * 64 blocks per pass outside the lock: one big block behind many small ones
+ * may take many passes (sqlite: 118 MB held against a 64 MB limit when
+ * a pass popped at most 64 blocks). */
 static void pending_flush(void) {
   tsr_check_block_t out[64];
   size_t n = 0;
@@ -881,11 +910,19 @@ static void pending_flush(void) {
     b->state = TSR_BLOCK_FREED;
     size_t cost = block_cost(b);
     check.live_bytes -= cost < check.live_bytes ? cost : check.live_bytes;
-    n += quarantine_push(pending.user[i], cost, out + n, 64 - n);
+    n += quarantine_push(pending.user[i], cost, out + n);
+    if (n == 64) { tsr_unlock(TSR_LOCK_CHECK); quarantine_leave(out, n); n = 0; tsr_lock(TSR_LOCK_CHECK); }
   }
   pending.count = 0;
-  tsr_unlock(TSR_LOCK_CHECK);
-  quarantine_leave(out, n);
+  pending.bytes = 0;
+  for (;;) {
+    n += quarantine_pop(out + n, 64 - n);
+    tsr_unlock(TSR_LOCK_CHECK);
+    quarantine_leave(out, n);
+    if (n < 64) break;
+    n = 0;
+    tsr_lock(TSR_LOCK_CHECK);
+  }
 }
 
 static void pending_thread_exit(void *arg) {
@@ -904,7 +941,8 @@ static void free_live(tsr_check_block_t *b, uint32_t stack) {
     if (pending_has_key) pthread_setspecific(pending_key, &pending);
   }
   pending.user[pending.count++] = b->user;
-  if (pending.count == FREE_BATCH) pending_flush();
+  pending.bytes += b->size;
+  if (pending.count == FREE_BATCH || pending.bytes >= FREE_BATCH_BYTES) pending_flush();
 }
 
 void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {

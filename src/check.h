@@ -17,12 +17,18 @@
 #if TSR_CHECK
 
 #define TSR_CHECK_MAX_FRAMES 64      /* cap of TESSERA_CHECK_STACK_DEPTH */
-#define TSR_CHECK_HEADER_SIZE 16     /* in-block header before the left redzone */
+#define TSR_CHECK_HEADER_SIZE 16     /* in-block header: the first 16 bytes of the left redzone */
 #define TSR_CHECK_CANARY   0xcb      /* redzone bytes */
 #define TSR_CHECK_POISON   0xdf      /* freed blocks' bytes while quarantined */
 #define TSR_CHECK_POISON_MAX 256   /* bytes poisoned (and verified) at the start of a freed block: writing
                                       * and re-reading 1 KiB was a third of a free (micro-hot, perf) */
 #define TSR_CHECK_QUARANTINE_MIN ((size_t)256 << 10)  /* the quarantine may always hold this much */
+/* The quarantine holds at most the live blocks' cost >> this. A block of
+ * python's (~50 bytes) costs ~170 with its redzones and table slot against
+ * ~66 under glibc: live blocks alone are ~2.6x glibc's RSS there, so a
+ * quarantine as big as the live heap doubled that (126 MB against 28 MB);
+ * a quarter keeps python-malloc and sqlite under 3x. */
+#define TSR_CHECK_QUARANTINE_LIVE_SHIFT 2
 #define TSR_CHECK_KEY      0x7e55e7a3c0de5afeULL  /* header word: user address XOR this */
 
 /* ---- backtrace.c: stacks ------------------------------------------------------ */
@@ -52,21 +58,24 @@ enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2, TSR_BLOCK_FREEING = 3 };
 #define TSR_BLOCK_UNPROTECTED 2      /* flags: guard lifted after a report */
 #define TSR_BLOCK_GUARD_BEFORE 4     /* flags: guarded on the underflow side (the guard page precedes it) */
 
-/* One checked block, kept out of line in the block table keyed by user. */
+/* One checked block, kept out of line in the block table keyed by user.
+ * 40 bytes: at about 0.5 load the table costs ~80 bytes per block, which is
+ * most of the checking build's memory on programs of small blocks (python
+ * with PYTHONMALLOC=malloc), so the fields are packed. */
 typedef struct tsr_check_block_s {
-  uintptr_t user;          /* first user byte: the key (0: empty slot) */
-  uintptr_t base;          /* core block start, or the guarded mapping's start */
-  uint64_t  size;          /* bytes requested */
-  uint32_t  alloc_stack;   /* depot ids (0: unknown) */
+  uintptr_t user;                /* first user byte: the key (0: empty slot) */
+  uintptr_t base;                /* core block start, or the guarded block's first data page */
+  uint64_t  size : 48;           /* bytes requested (TSR_CHECK_SIZE_MAX at most) */
+  uint64_t  state : 4;           /* TSR_BLOCK_LIVE, or FREED / FREEING (quarantined) */
+  uint64_t  family : 4;          /* TSR_FAMILY_* */
+  uint64_t  align_shift : 8;     /* log2 of the requested alignment (4 at least) */
+  uint32_t  alloc_stack;         /* depot ids (0: unknown) */
   uint32_t  free_stack;
-  uint32_t  alloc_thread;  /* thread numbers (registry; 1 is the main thread) */
-  uint32_t  free_thread;
-  uint8_t   state;         /* TSR_BLOCK_LIVE, or FREED / FREEING (quarantined) */
-  uint8_t   family;        /* TSR_FAMILY_* */
-  uint8_t   align_shift;   /* log2 of the requested alignment (4 at least) */
-  uint8_t   flags;         /* TSR_BLOCK_GUARDED ... */
-  uint32_t  cost;          /* core bytes it holds (0: over 4 GiB, computed when needed) */
+  uint32_t  alloc_thread;        /* thread numbers (registry; 1 is the main thread) */
+  uint32_t  free_thread : 24;
+  uint32_t  flags : 8;           /* TSR_BLOCK_GUARDED ... */
 } tsr_check_block_t;
+#define TSR_CHECK_SIZE_MAX (((uint64_t)1 << 47) - 1)   /* more than a process can map on x86-64 */
 
 typedef struct tsr_check_thread_s {
   long      tid;
