@@ -73,6 +73,25 @@ void tsr_heap_collect_remote(tsr_heap_t *heap) {
 
 /* ---- housekeeping -------------------------------------------------------------- */
 
+/* Heaps of exited threads have no owner to give their memory back, and a
+ * new thread adopts only the most recently abandoned one: so every live
+ * thread's housekeeping also collects the frees other threads made to them
+ * and purges what is due, at most every ABANDONED_GAP_MS in the process.
+ * Caller holds the heaps lock, which keeps them from being adopted meanwhile. */
+#define ABANDONED_GAP_MS 20
+static void abandoned_housekeeping(uint64_t now) {
+  static uint64_t last_pass_ms;     /* under the heaps lock */
+  if (heaps.abandoned == NULL || now < last_pass_ms + ABANDONED_GAP_MS) return;
+  last_pass_ms = now;
+  for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) {
+    if (atomic_load_explicit(&h->pending, memory_order_acquire) != NULL) {
+      tsr_heap_collect_remote(h);
+      tsr_page_retire_empty_heads(h, true);
+    }
+    if (h->purge_due_ms != 0 && now >= h->purge_due_ms) tsr_span_purge_due(h, now, false);
+  }
+}
+
 /* Purge what is due. Called from slow paths, at most every few milliseconds. */
 void tsr_heap_housekeeping(tsr_heap_t *heap) {
   uint64_t now = tsr_platform_clock_ms();
@@ -81,6 +100,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   tsr_page_retire_empty_heads(heap, false);
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);
+  abandoned_housekeeping(now);
   tsr_unlock(TSR_LOCK_HEAPS);
   uint64_t huge_due = tsr_huge_cache_purge(now, false);
   if (huge_due != 0 && (heap->purge_due_ms == 0 || huge_due < heap->purge_due_ms)) heap->purge_due_ms = huge_due;
@@ -173,6 +193,7 @@ void tsr_heap_thread_exit(void *arg) {
   if (heap == NULL || heap == &tsr_heap_empty || heap == &tsr_heap_main) return;
   tsr_free_flush_remote(heap);
   tsr_heap_collect_remote(heap);
+  tsr_page_retire_empty_heads(heap, true);   /* empty pages become spans that others' housekeeping purges */
   tsr_heap_current = &tsr_heap_empty;
   tsr_lock(TSR_LOCK_HEAPS);
   heap->is_abandoned = true;
