@@ -4,7 +4,9 @@
 #   make fuzz             fuzz for FUZZ_TIME seconds (default 300), starting
 #                         from the seed corpus fuzz/corpus/ and the inputs
 #                         found so far (build/fuzz/corpus/); a crash is saved
-#                         as build/fuzz/crash-* (rerun: build/fuzz/fuzz_api FILE)
+#                         as build/fuzz/release/crash-* (rerun: build/fuzz/release/fuzz_api FILE)
+#   make fuzz FUZZ_BUILD=check   the same against the checking build's sources
+#                         (TSR_CHECK=1: redzones, quarantine, guard pages)
 #   make test-fuzz-smoke  (part of `make test`) every seed once, then
 #                         FUZZ_SMOKE_TIME seconds (default 20) of fresh fuzzing
 #   make fuzz-corpus      regenerate the seed corpus (fuzz/gen_corpus.py)
@@ -19,7 +21,8 @@
 FUZZ_CC         ?= clang
 FUZZ_TIME       ?= 300
 FUZZ_SMOKE_TIME ?= 20
-FUZZ_BIN        := build/fuzz/fuzz_api
+FUZZ_BUILD      ?= release
+FUZZ_BIN        := build/fuzz/$(FUZZ_BUILD)/fuzz_api
 FUZZ_SAN        := -fsanitize=undefined -fno-sanitize-recover=undefined -fno-sanitize=alignment
 FUZZ_CFLAGS      = $(CSTD) -O1 -g $(WARN) -Iinclude -Isrc $(FUZZ_SAN)
 # Flags of the library build that matter to its code (TLS model, no builtin
@@ -27,22 +30,27 @@ FUZZ_CFLAGS      = $(CSTD) -O1 -g $(WARN) -Iinclude -Isrc $(FUZZ_SAN)
 FUZZ_LIBFLAGS   := -fPIC -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-free
 # libFuzzer's options for every run: crashes next to the binary, a memory
 # limit well above the harness's own cap (so a leak in tessera shows).
-FUZZ_OPTS       := -artifact_prefix=build/fuzz/ -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_OPTS       := -artifact_prefix=build/fuzz/$(FUZZ_BUILD)/ -rss_limit_mb=2048 -print_final_stats=1
+# The checking build reports blocks still live at exit: libFuzzer's own.
+FUZZ_ENV        := TESSERA_CHECK_LEAKS=no
 
 .PHONY: fuzz test-fuzz-smoke fuzz-corpus
 
-build/fuzz:
+# Kept: the fuzzer relinks without recompiling the allocator.
+.PRECIOUS: build/fuzz/%/unity.o
+
+build/fuzz/release build/fuzz/check:
 	mkdir -p $@
 
-build/fuzz/unity.o: src/unity.c $(SRC) $(HDR) | build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/%/unity.o: src/unity.c $(SRC) $(HDR) | build/fuzz/%
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBFLAGS) $(if $(filter check,$*),-DTSR_CHECK=1) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_BIN): fuzz/fuzz_api.c build/fuzz/unity.o include/tessera.h | build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer fuzz/fuzz_api.c build/fuzz/unity.o -o $@ -lpthread
+build/fuzz/%/fuzz_api: fuzz/fuzz_api.c build/fuzz/%/unity.o include/tessera.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer fuzz/fuzz_api.c build/fuzz/$*/unity.o -o $@ -lpthread
 
 fuzz: $(FUZZ_BIN)
 	@mkdir -p build/fuzz/corpus
-	$(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_TIME) build/fuzz/corpus fuzz/corpus
+	$(FUZZ_ENV) $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_TIME) build/fuzz/corpus fuzz/corpus
 
 # Every seed runs once while the corpus loads, then the smoke fuzzes from
 # an empty scratch corpus, so its run does not depend on earlier runs.
@@ -50,7 +58,7 @@ test-fuzz-smoke: $(FUZZ_BIN)
 	@rm -rf build/fuzz/smoke && mkdir -p build/fuzz/smoke
 	@seeds=$$(ls fuzz/corpus | wc -l); \
 	if [ "$$seeds" -eq 0 ]; then echo "FAIL fuzz-smoke: fuzz/corpus is empty"; exit 1; fi; \
-	if timeout $$(($(FUZZ_SMOKE_TIME) + 120)) $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_TIME) \
+	if timeout $$(($(FUZZ_SMOKE_TIME) + 120)) env $(FUZZ_ENV) $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_TIME) \
 	     build/fuzz/smoke fuzz/corpus > build/fuzz/smoke.log 2>&1; then \
 	  echo "PASS fuzz-smoke: $$seeds seeds, $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/smoke.log) executions in $(FUZZ_SMOKE_TIME) s"; \
 	else echo "FAIL fuzz-smoke (log: build/fuzz/smoke.log)"; tail -40 build/fuzz/smoke.log; exit 1; fi

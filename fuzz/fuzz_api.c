@@ -41,6 +41,7 @@ void tsr_platform_fail_after(long n) __attribute__((weak));
 #define FAIL_MIN      ((size_t)1 << 48)    /* from here on a request must fail: more than the address space */
 #define ALIGN_FAIL_MIN ((size_t)1 << 41)   /* a power-of-two alignment this large must fail */
 #define WORKER_BATCH  64
+#define EXACT_GOOD_MAX ((size_t)1 << 20)   /* up to here (class pages, large spans) usable == good_size */
 
 /* ---- failure ----------------------------------------------------------------- */
 /* Report without stdio's buffers (the heap under test may be what broke). */
@@ -138,6 +139,7 @@ static struct {
   size_t   live_bytes;       /* sum of usable */
   uint64_t next_id;
   bool     may_fail;         /* OS failure injected: any allocation may return NULL */
+  bool     is_check_build;   /* libtessera-check's sources: usable size is the request */
 } model;
 
 static uint64_t mix64(uint64_t x) {
@@ -305,12 +307,18 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* Run one command on the worker and wait for it. */
+/* Start the worker if it is not running. False only when the OS was made
+ * to fail (pthread_create allocates, from tessera). */
+static bool worker_start(void) {
+  if (worker.running) return true;
+  int r = pthread_create(&worker.thread, NULL, worker_main, NULL);
+  if (r != 0 && !model.may_fail) fail("pthread_create failed: %d", r);
+  worker.running = r == 0;
+  return worker.running;
+}
+
+/* Run one command on the (started) worker and wait for it. */
 static void worker_run(int command) {
-  if (!worker.running) {
-    if (pthread_create(&worker.thread, NULL, worker_main, NULL) != 0) fail("pthread_create failed");
-    worker.running = true;
-  }
   pthread_mutex_lock(&worker.lock);
   worker.command = command;
   pthread_cond_broadcast(&worker.cond);
@@ -508,7 +516,7 @@ static void run_op(input_t *in, int depth) {
     if (u != b->usable) fail("usable_size(%#lx) changed from %zu to %zu", (unsigned long)b->addr, b->usable, u);
     break;
   }
-  case OP_GOOD_SIZE: {                                    /* good_size is what malloc gives */
+  case OP_GOOD_SIZE: {            /* good_size is what malloc gives (the check build: exactly the request) */
     size_t size = in_size(in), good = tsr_good_size(size);
     if (good < size) fail("good_size(%zu) = %zu", size, good);
     if (size >= FAIL_MIN || !model_has_room(good)) break;
@@ -516,7 +524,8 @@ static void run_op(input_t *in, int depth) {
     void *p = tsr_malloc(size);
     if (p == NULL) { expect_enomem(false, "malloc", size); break; }
     size_t u = tsr_usable_size(p);
-    if (u < good) fail("malloc(%zu): usable size %zu below good_size %zu", size, u, good);
+    if (!model.is_check_build && (u < good || (size <= EXACT_GOOD_MAX && u != good)))
+      fail("malloc(%zu): usable size %zu, good_size %zu", size, u, good);
     model_add(p, size, 0, false, "malloc");
     break;
   }
@@ -529,6 +538,7 @@ static void run_op(input_t *in, int depth) {
     break;
   case OP_REMOTE_FREE: {                                  /* the worker frees blocks of this thread */
     size_t n = 1 + in_u8(in) % WORKER_BATCH;
+    if (!worker_start()) break;
     worker.count = 0;
     while (worker.count < n && model.count > 0) worker.ptrs[worker.count++] = (void *)model_remove(pick(in), "before remote free").addr;
     if (worker.count) worker_run(WORK_FREE);
@@ -536,7 +546,7 @@ static void run_op(input_t *in, int depth) {
   }
   case OP_REMOTE_ALLOC: {                                 /* blocks of the worker's heap, freed here later */
     size_t n = 1 + in_u8(in) % WORKER_BATCH, size = in_size(in);
-    if (size >= FAIL_MIN || !model_has_room(size * n) || model.count + n > LIVE_MAX) break;
+    if (size >= FAIL_MIN || !model_has_room(size * n) || model.count + n > LIVE_MAX || !worker_start()) break;
     worker.count = n;
     worker.size = size;
     worker_run(WORK_ALLOC);
@@ -564,6 +574,12 @@ static void run_op(input_t *in, int depth) {
     break;
   }
   }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc; (void)argv;
+  model.is_check_build = strstr(tsr_version(), "check") != NULL;
+  return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
