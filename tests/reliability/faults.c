@@ -5,8 +5,8 @@
  * family, the huge cache, other threads' heaps, remote frees, thread exit
  * and adoption, trim.
  *
- * First a child runs the workload with nothing failing and counts the
- * requests (N_total). Then one forked child per N (every N up to N_total, or
+ * First children run the workload with nothing failing and count the
+ * requests (N_total: the most of three runs; threads make it vary a little). Then one forked child per N (every N up to N_total, or
  * all of the first SWEEP_DENSE and an even sample of the rest when N_total
  * is bigger than SWEEP_MAX) runs it with request N failing, in two modes:
  *   once    only request N fails. At most one call may return NULL; the same
@@ -21,8 +21,9 @@
  *
  * The allocator is compiled in (unity build), with the purge delay at -1 so
  * the request sequence does not depend on the clock (purges then happen in
- * trim, which the workload calls). Usage: faults [-n N] [-m once|sticky]
- * (-n: run only that N in the foreground, for a debugger).
+ * trim, which the workload calls). Usage: faults [-n N] [-m once|sticky] [-r RUNS]
+ * (-n: run only that N in the foreground, for a debugger; -r: at most about
+ * RUNS runs per mode, the first quarter of them dense).
  */
 #include "../../src/unity.c"
 
@@ -37,8 +38,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SWEEP_MAX   3000     /* sweep every N up to this many requests */
-#define SWEEP_DENSE 400      /* else every N up to this, then a sample */
+#define SWEEP_MAX   3000     /* default: sweep every N up to this many requests, */
+#define SWEEP_DENSE 400      /* else every N up to this, then a sample (-r changes both) */
 #define CHILD_ALARM_S 20
 #define MAX_BLOCKS 2048
 #define WORKERS 3
@@ -93,9 +94,11 @@ static void on_retry(const char *what, size_t size, bool ok) {
 
 /* ---- block contents ------------------------------------------------------------ */
 
-/* Sparse pattern: the first 256 bytes, one byte per OS page and the last 64:
- * enough to see a lost copy or a stray overlap, cheap on a 9 MiB block. */
-static inline uint8_t pattern_at(uint8_t seed, size_t i) { return (uint8_t)(seed + i * 7 + (i >> 12)); }
+/* Sparse pattern: the first 256 bytes, one byte per 64 KiB and the last 64:
+ * enough to see a lost copy or a stray overlap, and cheap on a 12 MiB block
+ * (the page faults of touching every OS page were most of a run's time). */
+#define PATTERN_STRIDE 65536
+static inline uint8_t pattern_at(uint8_t seed, size_t i) { return (uint8_t)(seed + i * 7 + (i >> 16)); }
 
 /* The bytes of a `written`-byte block that carry the pattern, below `limit`
  * (a realloc that shrank keeps only a prefix). */
@@ -104,7 +107,7 @@ static void pattern_each(uint8_t *p, size_t written, size_t limit, uint8_t seed,
     if (write_it) p[i] = pattern_at(seed, i);
     else if (p[i] != pattern_at(seed, i)) DIE("%s: block %p of %zu bytes: byte %zu damaged", what, (void *)p, written, i);
     if (i < 256) i++;
-    else if (i + 64 < written) i = (i + 4096 < written - 64) ? i + 4096 : written - 64;
+    else if (i + 64 < written) i = (i + PATTERN_STRIDE < written - 64) ? i + PATTERN_STRIDE : written - 64;
     else i++;
   }
 }
@@ -399,32 +402,56 @@ static int fork_run(long n, bool once, result_t *res) {
   return 0;
 }
 
+static void *idle_thread(void *arg) { return arg; }
+
 int main(int argc, char **argv) {
   long only = -1;
   int modes = 3;   /* bit 0: once, bit 1: sticky */
+  long sweep_max = SWEEP_MAX, sweep_dense = SWEEP_DENSE;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) only = atol(argv[++i]);
     else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) { i++; modes = strcmp(argv[i], "once") == 0 ? 1 : 2; }
-    else { fprintf(stderr, "usage: faults [-n N] [-m once|sticky]\n"); return 2; }
+    else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc && atol(argv[i + 1]) >= 4) {
+      sweep_max = atol(argv[++i]);
+      sweep_dense = sweep_max / 4;
+    } else { fprintf(stderr, "usage: faults [-n N] [-m once|sticky] [-r RUNS]\n"); return 2; }
   }
-  /* Purges only in trim: the sequence of requests does not depend on time. */
+  /* Purges and huge-cache releases only in trim: the sequence of requests
+   * does not depend on time. */
   tsr_option_values[TSR_OPT_PURGE_DELAY].number = -1;
+  tsr_option_values[TSR_OPT_HUGE_CACHE_DELAY].number = -1;
   if (only >= 0) child_run(only, modes & 1, -1);
 
-  result_t base;
-  if (fork_run(0, true, &base) != 0) { say("faults: the workload fails with no fault injected"); return 1; }
-  long total = base.requests;
+  /* Threads that touch no heap, so glibc caches their stacks: the children's
+   * threads reuse them instead of mapping stacks where the kernel likes,
+   * which moved tessera's next mapping (a hint missed: three requests more)
+   * in some runs and not others. */
+  pthread_t idle[WORKERS + 1];
+  for (int i = 0; i <= WORKERS; i++) pthread_create(&idle[i], NULL, idle_thread, NULL);
+  for (int i = 0; i <= WORKERS; i++) pthread_join(idle[i], NULL);
+  /* Threads still race for the next mapping's address now and then: the
+   * sweep goes up to the most requests of three runs. */
+  long total = 0, fewest = LONG_MAX;
+  for (int i = 0; i < 3; i++) {
+    result_t base;
+    if (fork_run(0, true, &base) != 0) { say("faults: the workload fails with no fault injected"); return 1; }
+    if (base.requests > total) total = base.requests;
+    if (base.requests < fewest) fewest = base.requests;
+  }
   if (total <= 0) { say("faults: the workload made no requests to the OS (is injection wired?)"); return 1; }
-  long step = total <= SWEEP_MAX ? 1 : (total - SWEEP_DENSE) / (SWEEP_MAX - SWEEP_DENSE) + 1;
-  printf("faults: the workload makes %ld requests to the OS; %s\n", total,
-         step == 1 ? "every one is made to fail in turn" : "sampled");
+  long step = total <= sweep_max ? 1 : (total - sweep_dense) / (sweep_max - sweep_dense) + 1;
+  printf("faults: %s%s: the workload makes %ld-%ld requests to the OS; ", tsr_version(),
+         tsr_option_long(TSR_OPT_SECURE) ? " (secure)" : "", fewest, total);
+  if (step == 1) printf("each is made to fail in turn\n");
+  else printf("requests 1-%ld and every %ld-th after are made to fail in turn\n", sweep_dense, step);
   fflush(stdout);
   int failed = 0;
+  long all_nulls = 0;
   for (int mode = 0; mode < 2; mode++) {
     if (!(modes & (1 << mode))) continue;
     bool once = mode == 0;
     long runs = 0, reached = 0, nulls = 0, retried = 0, checks = 0, worker_nulls = 0;
-    for (long n = 1; n <= total; n += (n < SWEEP_DENSE ? 1 : step)) {
+    for (long n = 1; n <= total; n += (n < sweep_dense ? 1 : step)) {
       result_t res;
       if (fork_run(n, once, &res) != 0) { failed++; if (failed > 20) break; continue; }
       runs++;
@@ -438,9 +465,12 @@ int main(int argc, char **argv) {
            "%ld retried successfully, %ld invariant walks\n", once ? "once" : "sticky", runs, reached, nulls,
            worker_nulls, retried, checks);
     fflush(stdout);
-    if (reached * 10 < runs * 9) { say("faults: the failure was reached in only %ld of %ld runs", reached, runs); failed++; }
-    if (nulls == 0) { say("faults: no call ever returned NULL: injection did not reach the API"); failed++; }
+    if (reached * 4 < runs * 3) { say("faults: the failure was reached in only %ld of %ld runs", reached, runs); failed++; }
+    all_nulls += nulls;
   }
+  /* Once, a failure mostly does not reach the program (tessera trims and
+   * tries again); from then on, it must. */
+  if (all_nulls == 0) { say("faults: no call ever returned NULL: injection did not reach the API"); failed++; }
   printf("faults: %s\n", failed ? "FAILED" : "all runs clean");
   return failed ? 1 : 0;
 }
