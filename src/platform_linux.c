@@ -98,8 +98,14 @@ void *tsr_platform_remap(void *addr, size_t old_size, size_t new_size, void *fix
 }
 
 void tsr_platform_name(void *addr, size_t size, const char *name) {
-  int saved = errno;   /* older kernels say EINVAL; naming is only a courtesy */
-  prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)addr, size, (unsigned long)name);
+  /* Naming is only a courtesy: a kernel without CONFIG_ANON_VMA_NAME says
+   * EINVAL every time, so after one refusal we stop asking (a syscall per
+   * huge block otherwise). */
+  static _Atomic bool unsupported;
+  if (atomic_load_explicit(&unsupported, memory_order_relaxed)) return;
+  int saved = errno;
+  if (prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)addr, size, (unsigned long)name) != 0 && errno == EINVAL)
+    atomic_store_explicit(&unsupported, true, memory_order_relaxed);
   errno = saved;
 }
 
