@@ -155,6 +155,16 @@ static void page_check_small(tsr_heap_t *heap, tsr_page_t *page) {
   if (n_free == UINT32_MAX || n_spill == UINT32_MAX || n_thread == UINT32_MAX || broken) return;
   if (n_thread != tf_said)
     fail("page %p: thread-free list holds %u blocks, its head says %u", (void *)page, n_thread, tf_said);
+  /* A block on no list is live: it must not carry the free mark, or its
+   * free would be reported as a double free (malloc clears the mark). */
+  for (uint32_t i = 0; i < page->capacity; i++) {
+    if (inv.seen[i / 8] & (1u << (i % 8))) continue;
+    tsr_block_t *b = (tsr_block_t *)(page->area + (size_t)i * size);
+    if (tsr_block_is_marked_free(b, tsr_secret)) {
+      fail("page %p: live block %p carries the free mark", (void *)page, (void *)b);
+      break;
+    }
+  }
   tsr_page_queue_t *q = &heap->queue[c];
   uint32_t bias = page->is_queued && q->first == page && class_is_biased(c) ? 1 : 0;
   /* used counts blocks not on the local lists: live ones, remote ones not

@@ -19,11 +19,13 @@
  * after every NULL (worker threads: after they are joined) and at the end.
  * A child that crashes, or hangs past its alarm, fails the test with its N.
  *
- * The allocator is compiled in (unity build), with the purge delay at -1 so
- * the request sequence does not depend on the clock (purges then happen in
- * trim, which the workload calls). Usage: faults [-n N] [-m once|sticky] [-r RUNS]
+ * The allocator is compiled in (unity build), with the purge and huge-cache
+ * delays at -1 so the request sequence does not depend on the clock (purges
+ * then happen in trim, which the workload calls).
+ * Usage: faults [-n N] [-m once|sticky] [-r RUNS] [-d MS]
  * (-n: run only that N in the foreground, for a debugger; -r: at most about
- * RUNS runs per mode, the first quarter of them dense).
+ * RUNS runs per mode, the first quarter of them dense; -d: both delays, so
+ * housekeeping purges and releases as it goes, at times that vary).
  */
 #include "../../src/unity.c"
 
@@ -408,18 +410,20 @@ int main(int argc, char **argv) {
   long only = -1;
   int modes = 3;   /* bit 0: once, bit 1: sticky */
   long sweep_max = SWEEP_MAX, sweep_dense = SWEEP_DENSE;
+  long delay_ms = -1;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) only = atol(argv[++i]);
     else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) { i++; modes = strcmp(argv[i], "once") == 0 ? 1 : 2; }
+    else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) delay_ms = atol(argv[++i]);
     else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc && atol(argv[i + 1]) >= 4) {
       sweep_max = atol(argv[++i]);
       sweep_dense = sweep_max / 4;
-    } else { fprintf(stderr, "usage: faults [-n N] [-m once|sticky] [-r RUNS]\n"); return 2; }
+    } else { fprintf(stderr, "usage: faults [-n N] [-m once|sticky] [-r RUNS] [-d MS]\n"); return 2; }
   }
   /* Purges and huge-cache releases only in trim: the sequence of requests
    * does not depend on time. */
-  tsr_option_values[TSR_OPT_PURGE_DELAY].number = -1;
-  tsr_option_values[TSR_OPT_HUGE_CACHE_DELAY].number = -1;
+  tsr_option_values[TSR_OPT_PURGE_DELAY].number = delay_ms;
+  tsr_option_values[TSR_OPT_HUGE_CACHE_DELAY].number = delay_ms;
   if (only >= 0) child_run(only, modes & 1, -1);
 
   /* Threads that touch no heap, so glibc caches their stacks: the children's

@@ -77,6 +77,11 @@ static void break_link_misaligned(void) {
 
 static void break_capacity(void) { small_page()->capacity--; }
 
+static void break_live_mark(void) {
+  /* A live block that looks free: its free() would be reported as a double free. */
+  ((tsr_block_t *)small[1])->free_mark = (uintptr_t)small[1] ^ tsr_secret;
+}
+
 static void break_bin(void) {
   /* Unlink the first free span of the first non-empty bin, as a lost update would. */
   tsr_heap_t *heap = tsr_heap_get();
@@ -161,7 +166,7 @@ static void break_batch(void) {
 static const struct { const char *name; void (*damage)(void); } cases[] = {
   { "used count", break_used_count },       { "block twice", break_free_twice },
   { "link outside", break_link_outside },   { "link misaligned", break_link_misaligned },
-  { "capacity", break_capacity },           { "span not binned", break_bin },
+  { "capacity", break_capacity },           { "live block marked free", break_live_mark },           { "span not binned", break_bin },
   { "bin mask", break_bin_mask },           { "boundary tag", break_boundary_tag },
   { "segment count", break_segment_count }, { "stray map slot", break_segmap_stray },
   { "direct table", break_direct },         { "queue last", break_queue_last },

@@ -2,9 +2,10 @@
 # compiles the allocator in (unity build, UBSan) so it can inject OS failures
 # and call tsr_invariant_check().
 #   make test-faults        what `make test` runs: the checker's self-test, the
-#                           full sweep of the release build, a sample of it in
-#                           secure mode and of the check build, RLIMIT_AS, and
-#                           python3 under `ulimit -v`
+#                           full sweep of the release build, samples of it in
+#                           secure mode, with purges as they fall due (-d 0)
+#                           and of the check build, RLIMIT_AS, and python3
+#                           under `ulimit -v`
 #   make faults-full        the check build's sweep too, every N (minutes)
 FAULTS_CFLAGS = $(CSTD) -O1 -g $(WARN) -Wno-unused-function -fno-builtin -pthread -Iinclude -Isrc \
                 -fsanitize=undefined -fno-sanitize-recover=undefined -fno-sanitize=alignment
@@ -27,6 +28,7 @@ test-faults: $(FAULTS_BINS) $(LIB_SO)
 	@timeout 60 build/tests/faults_checker
 	@timeout 300 build/tests/faults
 	@TESSERA_SECURE=1 timeout 300 build/tests/faults -r 60
+	@timeout 300 build/tests/faults -d 0 -r 30
 	@timeout 120 build/tests/faults_rlimit
 	@timeout 120 build/tests/faults-check -r 16
 	@ulimit -v $(FAULTS_ULIMIT_KB) && LD_PRELOAD=$(abspath $(LIB_SO)) timeout 120 /usr/bin/python3 -c \
@@ -40,6 +42,7 @@ test-faults: $(FAULTS_BINS) $(LIB_SO)
 faults-full: $(FAULTS_BINS)
 	timeout 600 build/tests/faults
 	TESSERA_SECURE=1 timeout 600 build/tests/faults
+	timeout 600 build/tests/faults -d 0
 	timeout 3600 build/tests/faults-check -r 100000
 
 TEST_EXTRA += test-faults
