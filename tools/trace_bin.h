@@ -8,14 +8,15 @@
  * time), and a field equal to the previous one is a flag bit instead of a
  * byte, so a malloc/free pair in a loop is 2 bytes; the decoder carries each
  * thread's delta state from one of its chunks to the next.
- * Time is the TSC, read every TBIN_TIME_EVERY-th record of a thread only: a
- * clock read (rdtsc ~28 ns, clock_gettime more on this kind of virtual
- * machine) costs more than a whole malloc/free pair, and version 1, which
- * read it per record, slowed malloc loops 3x. The records between two samples
- * get times interpolated between them, and each event keeps how far off that
- * can be (tbin_event_t.early_us, late_us). The header and every chunk carry a
- * (tsc, CLOCK_MONOTONIC ns) pair to convert ticks to ns; a chunk's pair is
- * read when it is written, after all its records, so it bounds them.
+ * Time is the TSC, sampled after every TBIN_TIME_EVERY-th call of a thread
+ * only (a TBIN_TIME record): a clock read (rdtsc ~28 ns, clock_gettime more
+ * on this kind of virtual machine) costs more than a whole malloc/free pair,
+ * and version 1, which read it per call, slowed malloc loops 3x. The calls
+ * between two samples get times spread evenly between them, and each event
+ * keeps how far off that can be (tbin_event_t.early_us, late_us). The header
+ * and every chunk carry a (tsc, CLOCK_MONOTONIC ns) pair to convert ticks to
+ * ns; a chunk's pair is read when it is written, after all its records, so
+ * it bounds them.
  * Order across threads comes from time, repaired by meaning: a free is logged
  * before it is forwarded, an allocation or realloc after it returns, so an
  * address is never seen reused before it was freed; where time stamps say
@@ -36,17 +37,17 @@
  *     uint32   thread        1, 2, ... in order of each thread's first call
  *                            (TSRE: number of threads seen)
  *     uint32   payload_size  bytes of records that follow (TSRE: 0)
- *     uint32   record_count  records in the payload (TSRE: records written
- *                            before it; write-through chunks may follow)
+ *     uint32   record_count  calls in the payload, time samples not counted
+ *                            (TSRE: calls written before it; write-through
+ *                            chunks may follow)
  *     uint64   tsc, mono_ns  a clock pair taken when the chunk was written
  *   TSRE is written once at normal process exit; a file without it comes
  *   from a program that crashed or called _exit (buffered records are lost).
  *   The chunk headers alone give the number of calls and threads, so
  *   `tessera record` summarizes a trace without decoding its records.
  *
- * Record: byte op | flags (op = low 4 bits, TBIN_OP_*; bit 7 must be 0), then
- * with TBIN_F_TIME a V zigzag(TSC - the thread's previous sample; the first
- * sample of a thread is absolute), then per op:
+ * Record: a byte op | flags (op = low 4 bits, TBIN_OP_*; flags TBIN_F_*, any
+ * other bit set is an unknown op), then per op:
  *   MALLOC VALLOC PVALLOC          V size, A result
  *   CALLOC                         V count, V size, A result
  *   REALLOC                        A ptr, V size, A result
@@ -55,6 +56,8 @@
  *   FREE                           A ptr
  *   FREE_SIZED                     A ptr, V size
  *   FREE_ALIGNED_SIZED             A ptr, byte log2(alignment), V size
+ *   or the byte TBIN_TIME, then V zigzag(TSC - the thread's previous sample;
+ *   the first sample of a thread is absolute): a clock sample, not a call.
  * V is a prefix varint (tbin_put_varint: the count of trailing zero bits of
  * the first byte says how many bytes follow, so it is written without a
  * loop). A is V zigzag(address - the thread's previous address); every A
@@ -81,15 +84,15 @@
 #define TBIN_CHUNK_HEADER_SIZE 32u
 #define TBIN_RECORD_MAX  64u          /* op byte + time + 4 varints of <= 9 bytes + a byte, and the
                                          encoder's word stores past the last field */
-#define TBIN_TIME_EVERY  128u         /* the recorder reads the TSC on every 128th record of a thread
-                                         (and the first of each chunk); readers accept any spacing */
+#define TBIN_TIME_EVERY  128u         /* the recorder samples the clock after every 128th call of a
+                                         thread (and at its first call and after each flush);
+                                         readers accept any spacing */
 
-/* Flags in a record's first byte, above the op. */
+/* A record's first byte: op | flags, or TBIN_TIME alone. */
 #define TBIN_OP_MASK     0x0fu
-#define TBIN_F_TIME      0x10u        /* a time sample follows the op byte */
 #define TBIN_F_SAME_SIZE 0x20u        /* no size field: the thread's previous size */
 #define TBIN_F_SAME_ADDR 0x40u        /* no first address field: the thread's previous address */
-#define TBIN_F_RESERVED  0x80u
+#define TBIN_TIME        0x0fu        /* a clock sample, not a call */
 
 enum tbin_op_e {
   TBIN_OP_MALLOC = 1,
@@ -127,15 +130,18 @@ typedef struct tbin_chunk_s {
  * One 8-byte store, no loop: a LEB128 loop mispredicts on random addresses.
  * Writes 8 bytes at p (9 for v >= 2^56) whatever n is: the caller keeps
  * TBIN_RECORD_MAX bytes of room. Little-endian hosts only (x86-64). */
+/* Length of the prefix varint by the index of the highest set bit. */
+static const uint8_t tbin_varint_len[64] = {
+    1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5,
+    5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9};
 static inline uint8_t *tbin_put_varint(uint8_t *p, uint64_t v) {
-  if (__builtin_expect(v >= (1ull << 56), 0)) {
+  unsigned n = tbin_varint_len[63 ^ __builtin_clzll(v | 1)];
+  if (__builtin_expect(n == 9, 0)) {
     *p = 0;
     __builtin_memcpy(p + 1, &v, 8);
     return p + 9;
   }
-  unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
-  unsigned n = (bits * 37u + 6u * 37u) >> 8;  /* (bits + 6) / 7 for bits <= 56 */
-  uint64_t w = (v << n) | (1ull << (n - 1));
+  uint64_t w = ((v << 1) | 1) << (n - 1);
   __builtin_memcpy(p, &w, 8);
   return p + n;
 }

@@ -4,8 +4,8 @@ version 2) for the CLI tests, encoded independently of the recorder.
 SPEC: records separated by ';', each 'THREAD TSC OP ARGS...' with OP one of
 malloc SIZE RESULT | calloc COUNT SIZE RESULT | free PTR |
 realloc PTR SIZE RESULT | memalign LOG2 SIZE RESULT, and TSC either a number
-(the record carries a time sample) or '-' (no sample: the reader
-interpolates). Fields equal to the thread's previous size or address are
+(clock samples right before and after the call pin it there) or '-' (no
+sample: the reader spreads the call between the samples around it). Fields equal to the thread's previous size or address are
 written as flags, as the recorder does. Records of one thread go into one
 chunk, chunks in thread order, so a test can put a free's time stamp before
 the malloc it depends on (clock skew between cores) and check the merge.
@@ -13,7 +13,7 @@ A thread's chunk is stamped 1e9 (the same clock as the header's 0: 1 tick = 1 ns
 import struct, sys
 
 OPS = {"malloc": 1, "calloc": 2, "realloc": 3, "free": 5, "memalign": 8}
-F_TIME, F_SAME_SIZE, F_SAME_ADDR = 0x10, 0x20, 0x40
+F_SAME_SIZE, F_SAME_ADDR, TIME = 0x20, 0x40, 0x0f
 
 def varint(v):
     """Prefix varint: n bytes hold 7n bits, the first byte's low bits 1 << (n-1)."""
@@ -23,7 +23,9 @@ def varint(v):
     return ((v << n) | (1 << (n - 1))).to_bytes(n, "little")
 
 def zz(v):
-    return (v << 1) ^ (v >> 63) if v >= 0 else ((-v) << 1) - 1
+    """Zigzag of v taken as a 64-bit two's complement difference, as in C."""
+    v = ((v + (1 << 63)) % (1 << 64)) - (1 << 63)
+    return (v << 1) if v >= 0 else ((-v) << 1) - 1
 
 def encode(recs):
     st = {"tsc": 0, "addr": 0, "size": 0}
@@ -54,12 +56,12 @@ def encode(recs):
             addr(a[0], True)
         else:
             addr(a[0], True); size(a[1]); addr(a[2], False)
-        head = bytearray([OPS[op] | flags])
+        sample = b""
         if tsc is not None:
-            head[0] |= F_TIME
-            head += varint(zz(tsc - st["tsc"]))
+            out += bytes([TIME]) + varint(zz(tsc - st["tsc"]))
             st["tsc"] = tsc
-        out += head + body
+            sample = bytes([TIME]) + varint(0)
+        out += bytes([OPS[op] | flags]) + body + sample
     return out
 
 if __name__ == "__main__":

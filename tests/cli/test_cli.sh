@@ -120,6 +120,25 @@ expect "convert: skewed threads merged by meaning" 0 $T convert $W/skew.bin -o $
 has "convert: the one truly unknown free counted" "1 frees of unknown addresses skipped"
 if [ "$(tail -n +5 $W/skew.rep | tr '\n' ' ')" = "a 0 100 f 0 a 1 50 r 1 80 " ]; then ok "convert: skew order repaired"
 else bad "convert: skew order" $W/skew.rep; fi
+# Format round trip: 16 threads' calls (blocks freed by other threads, reused
+# addresses, repeated sizes, 9-byte varints, calls between clock samples),
+# encoded by an encoder apart from the recorder, must convert to the history.
+if python3 tests/cli/roundtrip.py $W/rt.bin $W/rt.exp 16 20000 7; then
+  expect "convert: 16-thread round trip" 0 $T convert $W/rt.bin -o $W/rt.rep
+  if tail -n +2 $W/rt.rep | cmp -s - $W/rt.exp; then ok "convert: round trip gives the history back"
+  else tail -n +2 $W/rt.rep | diff - $W/rt.exp >$W/out; bad "convert: round trip differs" $W/out; fi
+else bad "roundtrip.py failed"; fi
+# The summary comes from chunk headers; it must agree with a full decode.
+expect "record 8 threads" 0 $T record -o $W/ap8.bin -- $D/alloc_prog 8 3000
+sum=$(sed -n 's/.*: \([0-9]*\) calls in 9 threads recorded to.*/\1/p' $W/out)
+expect "record 8 threads: counts" 0 $T convert --counts $W/ap8.bin
+full=$(sed -n 's/.*: \([0-9]*\) calls, 9 threads.*/\1/p' $W/out)
+if [ -n "$sum" ] && [ "$sum" = "$full" ]; then ok "record: summary ($sum calls) = full decode"
+else bad "record: summary '$sum' calls, full decode '$full'" $W/out; fi
+# Blocks main allocated and the threads freed: no free may be left unmatched
+# by the merge of sampled time stamps.
+expect "convert 8 threads" 0 $T convert $W/ap8.bin -o $W/ap8.rep
+if grep -q "unknown" $W/out; then bad "convert 8 threads: frees unmatched" $W/out; else ok "convert 8 threads: every free matched"; fi
 # Installed layout: bin/tessera finds its libraries in ../lib.
 mkdir -p $W/inst/bin $W/inst/lib && cp $T $W/inst/bin/ && cp build/libtessera-record.so $W/inst/lib/
 expect "installed layout: record finds ../lib" 0 $W/inst/bin/tessera record -o $W/inst.bin -- true
@@ -151,6 +170,19 @@ open(sys.argv[2], "wb").write(b[:64] + chunk + b"\xff")
 PY
 expect "convert: unknown op code" 1 $T convert $W/badop.bin -o $W/a.rep
 has "convert: unknown op code message" "badop.bin: record 1 \\(thread 1, byte offset 96\\): unknown operation code"
+# A malloc with a flag bit no version defines, and a clock sample cut short.
+python3 - $W/ls.bin $W/badflag.bin $W/cuttime.bin <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+def chunk(payload, records):
+    return struct.pack("<IIIIQQ", 0x43525354, 1, len(payload), records, 0, 0) + payload
+open(sys.argv[2], "wb").write(b[:64] + chunk(b"\x91\x03\x05", 1))
+open(sys.argv[3], "wb").write(b[:64] + chunk(b"\x0f\x02", 0))
+PY
+expect "convert: reserved flag bit" 1 $T convert $W/badflag.bin -o $W/a.rep
+has "convert: reserved flag bit message" "badflag.bin: record 1 .*: unknown operation code"
+expect "convert: truncated clock sample" 1 $T convert $W/cuttime.bin -o $W/a.rep
+has "convert: truncated clock sample message" "cuttime.bin: record 1 .*: truncated record \\(time\\)"
 
 # ---- replay -------------------------------------------------------------------------
 expect "replay .rep against peers" 0 $T replay --alloc glibc,jemalloc,tcmalloc,mimalloc \

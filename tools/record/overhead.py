@@ -55,6 +55,8 @@ def main():
     ap.add_argument("--keep", default="", help="folder for the traces (default: a temporary one)")
     ap.add_argument("--tessera", default="build/tessera", help="the CLI to measure (its recorder next to it)")
     ap.add_argument("--preload", action="store_true", help="also time W with the recorder preloaded directly")
+    ap.add_argument("--preload-only", action="store_true",
+                    help="time W preloaded instead of `tessera record -- W` (an old CLI's summary can need GiBs)")
     args = ap.parse_args()
     lib = os.path.join(os.path.dirname(os.path.abspath(args.tessera)), "libtessera-record.so")
     tmp = args.keep or tempfile.mkdtemp(prefix="tsr-overhead-")
@@ -70,9 +72,12 @@ def main():
         plain, recorded, preloaded = [], [], []
         for _ in range(args.runs):
             plain.append(run(w))
-            recorded.append(run(rec))
-            if args.preload:
+            if not args.preload_only:
+                recorded.append(run(rec))
+            if args.preload or args.preload_only:
                 preloaded.append(run(w, env))
+        if not recorded:
+            recorded = preloaded
         pw = statistics.median(x[0] for x in plain)
         pc = statistics.median(x[1] for x in plain)
         rw = statistics.median(x[0] for x in recorded)
@@ -96,7 +101,8 @@ def main():
     for r in rows:
         print("| %s | `%s` | %.2f s | %.2f s | %.2fx | %.2f s | %.2f s | %.2fx | %.0f MiB |"
               % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] / 2**20))
-    print("\nmedians of %d interleaved runs each; both sides on glibc malloc" % args.runs)
+    print("\nmedians of %d interleaved runs each; both sides on glibc malloc%s"
+          % (args.runs, "; recorded = W preloaded, no summary" if args.preload_only else ""))
 
 
 if __name__ == "__main__":

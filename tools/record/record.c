@@ -36,7 +36,7 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-#define BUF_SIZE (128u << 10) /* per thread; a flush is one write of this much */
+#define BUF_SIZE (128u << 10) /* per thread; a flush is one write of about this much */
 
 /* ---- real functions and the bootstrap pool ----------------------------- */
 
@@ -184,29 +184,37 @@ static void resolve(void) {
 
 typedef struct tstate_s {
   /* The owner's per-call fields first: one cache line. */
-  _Atomic uint64_t pos_count;  /* (records << 32) | bytes, published by the owner (release) */
-  _Atomic uint32_t limit;      /* flush when bytes exceed this; 0: write through */
-  uint32_t thread;
-  uint64_t last_tsc, last_addr, last_size;  /* delta bases (trace_bin.h), owner only */
+  _Atomic uint64_t pos_count;  /* (calls << 32) | bytes, published by the owner (release) */
+  _Atomic uint32_t left;       /* calls until rec_slow (a clock sample, a flush when past limit);
+                                  the exit flusher sets it to 1 (relaxed: it may lose a race with
+                                  the owner, who then flushes at most TBIN_TIME_EVERY calls later) */
+  uint32_t busy;               /* inside a wrapped call: nested calls are not recorded */
+  uint64_t last_addr, last_size;   /* delta bases (trace_bin.h), owner only */
   uint8_t *buf;
+  _Atomic uint32_t limit;      /* at rec_slow, flush when bytes exceed this; 0: write through */
+  uint32_t thread;
+  uint64_t last_tsc;           /* delta base of time samples, owner only */
   atomic_flag lock;            /* serializes flushes: owner vs. the exit flusher */
   uint32_t flushed, flushed_count; /* written to the file so far (under lock) */
   struct tstate_s *next;           /* all states, under rec.list_lock */
 } tstate_t;
+
+/* Room for TBIN_TIME_EVERY records and a time sample after the last check. */
+#define BUF_LIMIT (BUF_SIZE - (TBIN_TIME_EVERY + 1) * TBIN_RECORD_MAX)
 
 static struct {
   _Atomic int active;          /* this process records */
   _Atomic int exiting;         /* process exit flush done: new states write through */
   int fd;
   _Atomic uint32_t threads;
-  _Atomic uint64_t written;    /* records written, for the end marker */
+  _Atomic uint64_t written;    /* calls written, for the end marker */
   pthread_key_t key;
   pthread_mutex_t list_lock;
   tstate_t *list;
 } rec = {0, 0, -1, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
 
-static __thread tstate_t *tls_state TLS_IE;
-static __thread int tls_busy TLS_IE;  /* inside a wrapped call: don't record */
+static __thread tstate_t *tls_state TLS_IE;   /* NULL until the thread's first recorded call */
+static __thread int tls_creating TLS_IE;      /* in state_create: its own allocations pass through */
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -242,7 +250,7 @@ static void flush_locked(tstate_t *s) {
 }
 
 /* Owner: write the buffer out and start it again. */
-static __attribute__((noinline)) void flush_owner(tstate_t *s) {
+static void flush_owner(tstate_t *s) {
   lock(s);
   flush_locked(s);
   s->flushed = s->flushed_count = 0;
@@ -250,25 +258,54 @@ static __attribute__((noinline)) void flush_owner(tstate_t *s) {
   unlock(s);
 }
 
-/* First recorded call of a thread: a state from mmap (never from malloc).
- * NULL while this process does not record (before the constructor, after
- * a fork, without TESSERA_RECORD_FILE): such calls come here every time. */
+/* Owner: append a time sample (TBIN_TIME record; not a call, so the count
+ * in pos_count stays). */
+static void rec_time(tstate_t *s) {
+  uint64_t pc = atomic_load_explicit(&s->pos_count, memory_order_relaxed);
+  uint8_t *start = s->buf + (uint32_t)pc, *p = start;
+  uint64_t t = __rdtsc();
+  *p++ = TBIN_TIME;
+  p = tbin_put_varint(p, tbin_zigzag((int64_t)(t - s->last_tsc)));
+  s->last_tsc = t;
+  atomic_store_explicit(&s->pos_count, pc + (uint64_t)(p - start), memory_order_release);
+}
+
+/* Owner, every TBIN_TIME_EVERY calls (every call when writing through):
+ * flush if the buffer is past its limit, then sample the clock. One check
+ * per call covers both, and a chunk always starts with a time sample. */
+static __attribute__((noinline)) void rec_slow(tstate_t *s) {
+  uint32_t limit = atomic_load_explicit(&s->limit, memory_order_relaxed);
+  if ((uint32_t)atomic_load_explicit(&s->pos_count, memory_order_relaxed) > limit) flush_owner(s);
+  rec_time(s);
+  atomic_store_explicit(&s->left, limit ? TBIN_TIME_EVERY : 1, memory_order_relaxed);
+}
+
+/* A thread's first call: a state from mmap (never from malloc). NULL while
+ * this process does not record (before the constructor, after a fork,
+ * without TESSERA_RECORD_FILE), so such calls come here every time, and for
+ * the allocations pthread_setspecific makes while we are here. */
 static __attribute__((noinline)) tstate_t *state_create(void) {
-  if (!atomic_load_explicit(&rec.active, memory_order_relaxed)) return NULL;
-  size_t sz = BUF_SIZE + 4096;
-  void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) return NULL;
-  tstate_t *s = m;
-  s->buf = (uint8_t *)m + 4096;
-  atomic_flag_clear(&s->lock);
-  s->thread = atomic_fetch_add(&rec.threads, 1) + 1;
-  atomic_store(&s->limit, atomic_load(&rec.exiting) ? 0 : BUF_SIZE - TBIN_RECORD_MAX);
-  pthread_mutex_lock(&rec.list_lock);
-  s->next = rec.list;
-  rec.list = s;
-  pthread_mutex_unlock(&rec.list_lock);
-  tls_state = s;
-  pthread_setspecific(rec.key, s);
+  if (!atomic_load_explicit(&rec.active, memory_order_relaxed) || tls_creating) return NULL;
+  tls_creating = 1;
+  tstate_t *s = NULL;
+  void *m = mmap(NULL, BUF_SIZE + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m != MAP_FAILED) {
+    s = m;
+    s->buf = (uint8_t *)m + 4096;
+    atomic_flag_clear(&s->lock);
+    s->thread = atomic_fetch_add(&rec.threads, 1) + 1;
+    uint32_t limit = atomic_load(&rec.exiting) ? 0 : BUF_LIMIT;
+    atomic_store(&s->limit, limit);
+    rec_time(s);
+    atomic_store(&s->left, limit ? TBIN_TIME_EVERY : 1);
+    pthread_mutex_lock(&rec.list_lock);
+    s->next = rec.list;
+    rec.list = s;
+    pthread_mutex_unlock(&rec.list_lock);
+    pthread_setspecific(rec.key, s);
+    tls_state = s;
+  }
+  tls_creating = 0;
   return s;
 }
 
@@ -279,37 +316,37 @@ static void state_thread_exit(void *arg) {
   tstate_t *s = arg;
   atomic_store(&s->limit, 0);
   flush_owner(s);
+  atomic_store(&s->left, 1);
+}
+
+/* The calling thread's state if this call is to be recorded; NULL if it is
+ * nested in a wrapped call or this process does not record. */
+static inline tstate_t *rec_enter(void) {
+  tstate_t *s = tls_state;
+  if (UNLIKELY(!s)) return state_create();
+  return UNLIKELY(s->busy) ? NULL : s;
 }
 
 /* ---- encoding ----------------------------------------------------------- */
-
 /* A record is built behind its op byte, whose flags are known only at the
- * end. Per call: no clock read but on every TBIN_TIME_EVERY-th record (the
- * record count is in pos_count anyway, so the test is free), and a field equal
- * to the thread's previous one costs a flag bit, not a byte. */
+ * end. Per call: a few loads and stores, no loop, no clock read (rec_slow
+ * reads it every TBIN_TIME_EVERY calls), and a field equal to the thread's
+ * previous one costs a flag bit, not a byte. */
+
 typedef struct cursor_s {
   tstate_t *s;
   uint8_t *start, *p;          /* the record's op byte, the next free byte */
-  uint64_t pc;                 /* pos_count before the record */
+  uint64_t end_base;           /* pos_count after the record, less the address p will have */
   unsigned op;
 } cursor_t;
 
-static inline int rec_begin(cursor_t *c, unsigned op) {
-  tstate_t *s = tls_state;
-  if (UNLIKELY(!s) && !(s = state_create())) return 0;
+static inline void rec_begin(cursor_t *c, tstate_t *s, unsigned op) {
+  uint64_t pc = atomic_load_explicit(&s->pos_count, memory_order_relaxed);
   c->s = s;
-  c->pc = atomic_load_explicit(&s->pos_count, memory_order_relaxed);
-  c->start = s->buf + (uint32_t)c->pc;
+  c->start = s->buf + (uint32_t)pc;
   c->p = c->start + 1;
+  c->end_base = pc + (1ull << 32) - (uint64_t)(uintptr_t)c->start;
   c->op = op;
-  /* The first record of a buffer is always timed: a chunk decodes on its own. */
-  if (UNLIKELY(((uint32_t)(c->pc >> 32) & (TBIN_TIME_EVERY - 1)) == 0)) {
-    uint64_t t = __rdtsc();
-    c->op |= TBIN_F_TIME;
-    c->p = tbin_put_varint(c->p, tbin_zigzag((int64_t)(t - s->last_tsc)));
-    s->last_tsc = t;
-  }
-  return 1;
 }
 /* Any address field but a record's first (realloc's result). */
 static inline void rec_addr(cursor_t *c, const void *a) {
@@ -318,8 +355,7 @@ static inline void rec_addr(cursor_t *c, const void *a) {
   c->s->last_addr = v;
 }
 static inline void rec_addr1(cursor_t *c, const void *a) {
-  uint64_t v = (uint64_t)(uintptr_t)a;
-  if (v == c->s->last_addr) c->op |= TBIN_F_SAME_ADDR;
+  if ((uint64_t)(uintptr_t)a == c->s->last_addr) c->op |= TBIN_F_SAME_ADDR;
   else rec_addr(c, a);
 }
 static inline void rec_size(cursor_t *c, uint64_t v) {
@@ -337,47 +373,48 @@ static inline unsigned log2_of(size_t a) { return a ? 63u - (unsigned)__builtin_
 static inline void rec_end(cursor_t *c) {
   tstate_t *s = c->s;
   *c->start = (uint8_t)c->op;
-  uint64_t pc = c->pc + (1ull << 32) + (uint64_t)(c->p - c->start);
-  atomic_store_explicit(&s->pos_count, pc, memory_order_release);
-  if (UNLIKELY((uint32_t)pc > atomic_load_explicit(&s->limit, memory_order_relaxed))) flush_owner(s);
+  atomic_store_explicit(&s->pos_count, c->end_base + (uint64_t)(uintptr_t)c->p, memory_order_release);
+  uint32_t left = atomic_load_explicit(&s->left, memory_order_relaxed) - 1;
+  atomic_store_explicit(&s->left, left, memory_order_relaxed);
+  if (UNLIKELY(left == 0)) rec_slow(s);
 }
 
 /* ---- the wrapped API ---------------------------------------------------- */
-/* Pattern: a nested call (tls_busy: the real allocator calling itself, or
- * our own bookkeeping) goes straight through; otherwise the real function
- * runs with tls_busy set, and the call is logged unless this process does
- * not record. Frees are logged before they are forwarded (the address may
- * be reused by another thread the moment it is freed), allocations after
- * they return. Pool blocks (served while dlsym ran) are never freed. */
-
-#define NESTED() UNLIKELY(tls_busy)
+/* Pattern: a call nested in a wrapped call (the real allocator calling
+ * itself) or made while this process does not record goes straight
+ * through; otherwise the real function runs with s->busy set and the call
+ * is logged. Frees are logged before they are forwarded (the address may be
+ * reused by another thread the moment it is freed), allocations after they
+ * return. The free family forwards with a tail call, not under busy: no
+ * malloc we know allocates in free, and half of all calls are frees. Pool
+ * blocks (served while dlsym ran) are never freed. */
 
 EXPORT void *malloc(size_t n) {
-  if (NESTED()) return real.malloc(n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.malloc(n);
+  s->busy = 1;
   void *r = real.malloc(n);
   cursor_t c;
-  if (rec_begin(&c, TBIN_OP_MALLOC)) {
-    rec_size(&c, n);
-    rec_addr1(&c, r);
-    rec_end(&c);
-  }
-  tls_busy = 0;
+  rec_begin(&c, s, TBIN_OP_MALLOC);
+  rec_size(&c, n);
+  rec_addr1(&c, r);
+  rec_end(&c);
+  s->busy = 0;
   return r;
 }
 
 EXPORT void *calloc(size_t k, size_t n) {
-  if (NESTED()) return real.calloc(k, n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.calloc(k, n);
+  s->busy = 1;
   void *r = real.calloc(k, n);
   cursor_t c;
-  if (rec_begin(&c, TBIN_OP_CALLOC)) {
-    rec_num(&c, k);
-    rec_size(&c, n);
-    rec_addr1(&c, r);
-    rec_end(&c);
-  }
-  tls_busy = 0;
+  rec_begin(&c, s, TBIN_OP_CALLOC);
+  rec_num(&c, k);
+  rec_size(&c, n);
+  rec_addr1(&c, r);
+  rec_end(&c);
+  s->busy = 0;
   return r;
 }
 
@@ -392,149 +429,130 @@ static __attribute__((noinline)) void *pool_realloc(void *p, size_t n) {
 
 EXPORT void *realloc(void *p, size_t n) {
   if (UNLIKELY(in_pool(p))) return pool_realloc(p, n);
-  if (NESTED()) return real.realloc(p, n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.realloc(p, n);
+  s->busy = 1;
   void *r = real.realloc(p, n);
   cursor_t c;
-  if (rec_begin(&c, TBIN_OP_REALLOC)) {
-    rec_addr1(&c, p);
-    rec_size(&c, n);
-    rec_addr(&c, r);
-    rec_end(&c);
-  }
-  tls_busy = 0;
+  rec_begin(&c, s, TBIN_OP_REALLOC);
+  rec_addr1(&c, p);
+  rec_size(&c, n);
+  rec_addr(&c, r);
+  rec_end(&c);
+  s->busy = 0;
   return r;
 }
 
 EXPORT void *reallocarray(void *p, size_t k, size_t n) {
   if (UNLIKELY(in_pool(p))) return (n && k > SIZE_MAX / n) ? NULL : pool_realloc(p, k * n);
-  if (NESTED()) return real.reallocarray(p, k, n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.reallocarray(p, k, n);
+  s->busy = 1;
   void *r = real.reallocarray(p, k, n);
   cursor_t c;
-  if (rec_begin(&c, TBIN_OP_REALLOCARRAY)) {
-    rec_addr1(&c, p);
-    rec_num(&c, k);
-    rec_size(&c, n);
-    rec_addr(&c, r);
-    rec_end(&c);
-  }
-  tls_busy = 0;
+  rec_begin(&c, s, TBIN_OP_REALLOCARRAY);
+  rec_addr1(&c, p);
+  rec_num(&c, k);
+  rec_size(&c, n);
+  rec_addr(&c, r);
+  rec_end(&c);
+  s->busy = 0;
   return r;
 }
 
 EXPORT void free(void *p) {
   if (UNLIKELY(in_pool(p))) return;
-  if (NESTED()) {
-    real.free(p);
-    return;
-  }
-  tls_busy = 1;
-  cursor_t c;
-  if (rec_begin(&c, TBIN_OP_FREE)) {
+  tstate_t *s = rec_enter();
+  if (s) {
+    cursor_t c;
+    rec_begin(&c, s, TBIN_OP_FREE);
     rec_addr1(&c, p);
     rec_end(&c);
   }
   real.free(p);
-  tls_busy = 0;
 }
 
 EXPORT void free_sized(void *p, size_t n) {
   if (UNLIKELY(in_pool(p))) return;
-  if (NESTED()) {
-    real.free_sized(p, n);
-    return;
-  }
-  tls_busy = 1;
-  cursor_t c;
-  if (rec_begin(&c, TBIN_OP_FREE_SIZED)) {
+  tstate_t *s = rec_enter();
+  if (s) {
+    cursor_t c;
+    rec_begin(&c, s, TBIN_OP_FREE_SIZED);
     rec_addr1(&c, p);
     rec_size(&c, n);
     rec_end(&c);
   }
   real.free_sized(p, n);
-  tls_busy = 0;
 }
 
 EXPORT void free_aligned_sized(void *p, size_t a, size_t n) {
   if (UNLIKELY(in_pool(p))) return;
-  if (NESTED()) {
-    real.free_aligned_sized(p, a, n);
-    return;
-  }
-  tls_busy = 1;
-  cursor_t c;
-  if (rec_begin(&c, TBIN_OP_FREE_ALIGNED_SIZED)) {
+  tstate_t *s = rec_enter();
+  if (s) {
+    cursor_t c;
+    rec_begin(&c, s, TBIN_OP_FREE_ALIGNED_SIZED);
     rec_addr1(&c, p);
     rec_byte(&c, log2_of(a));
     rec_size(&c, n);
     rec_end(&c);
   }
   real.free_aligned_sized(p, a, n);
-  tls_busy = 0;
 }
 
-static inline void rec_aligned(unsigned op, size_t a, size_t n, void *r) {
+/* The aligned and page-aligned allocations: op, then the fields of
+ * trace_bin.h (log2 of the alignment first for the aligned ones). */
+static inline void rec_aligned(tstate_t *s, unsigned op, size_t a, size_t n, void *r) {
   cursor_t c;
-  if (rec_begin(&c, op)) {
-    rec_byte(&c, log2_of(a));
-    rec_size(&c, n);
-    rec_addr1(&c, r);
-    rec_end(&c);
-  }
+  rec_begin(&c, s, op);
+  if (op != TBIN_OP_VALLOC && op != TBIN_OP_PVALLOC) rec_byte(&c, log2_of(a));
+  rec_size(&c, n);
+  rec_addr1(&c, r);
+  rec_end(&c);
+  s->busy = 0;
 }
 
 EXPORT int posix_memalign(void **out, size_t a, size_t n) {
-  if (NESTED()) return real.posix_memalign(out, a, n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.posix_memalign(out, a, n);
+  s->busy = 1;
   int e = real.posix_memalign(out, a, n);
-  rec_aligned(TBIN_OP_POSIX_MEMALIGN, a, n, e ? NULL : *out);
-  tls_busy = 0;
+  rec_aligned(s, TBIN_OP_POSIX_MEMALIGN, a, n, e ? NULL : *out);
   return e;
 }
 
 EXPORT void *aligned_alloc(size_t a, size_t n) {
-  if (NESTED()) return real.aligned_alloc(a, n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.aligned_alloc(a, n);
+  s->busy = 1;
   void *r = real.aligned_alloc(a, n);
-  rec_aligned(TBIN_OP_ALIGNED_ALLOC, a, n, r);
-  tls_busy = 0;
+  rec_aligned(s, TBIN_OP_ALIGNED_ALLOC, a, n, r);
   return r;
 }
 
 EXPORT void *memalign(size_t a, size_t n) {
-  if (NESTED()) return real.memalign(a, n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.memalign(a, n);
+  s->busy = 1;
   void *r = real.memalign(a, n);
-  rec_aligned(TBIN_OP_MEMALIGN, a, n, r);
-  tls_busy = 0;
+  rec_aligned(s, TBIN_OP_MEMALIGN, a, n, r);
   return r;
 }
 
-static inline void rec_page(unsigned op, size_t n, void *r) {
-  cursor_t c;
-  if (rec_begin(&c, op)) {
-    rec_size(&c, n);
-    rec_addr1(&c, r);
-    rec_end(&c);
-  }
-}
-
 EXPORT void *valloc(size_t n) {
-  if (NESTED()) return real.valloc(n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.valloc(n);
+  s->busy = 1;
   void *r = real.valloc(n);
-  rec_page(TBIN_OP_VALLOC, n, r);
-  tls_busy = 0;
+  rec_aligned(s, TBIN_OP_VALLOC, 0, n, r);
   return r;
 }
 
 EXPORT void *pvalloc(size_t n) {
-  if (NESTED()) return real.pvalloc(n);
-  tls_busy = 1;
+  tstate_t *s = rec_enter();
+  if (!s) return real.pvalloc(n);
+  s->busy = 1;
   void *r = real.pvalloc(n);
-  rec_page(TBIN_OP_PVALLOC, n, r);
-  tls_busy = 0;
+  rec_aligned(s, TBIN_OP_PVALLOC, 0, n, r);
   return r;
 }
 
@@ -570,9 +588,7 @@ __attribute__((constructor)) static void recorder_init(void) {
   if (!want || !want[0]) {
     char buf[24];
     snprintf(buf, sizeof buf, "%ld", (long)pid);
-    tls_busy = 1;
-    setenv("TESSERA_RECORD_PID", buf, 1);
-    tls_busy = 0;
+    setenv("TESSERA_RECORD_PID", buf, 1);  /* not recorded: rec.active is still 0 */
   }
   rec.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   if (rec.fd < 0) {
@@ -612,6 +628,7 @@ __attribute__((destructor)) static void recorder_fini(void) {
     atomic_store(&s->limit, 0);
     flush_locked(s);
     unlock(s);
+    atomic_store_explicit(&s->left, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&rec.list_lock);
   tbin_chunk_t h = {TBIN_END, atomic_load(&rec.threads), 0, (uint32_t)atomic_load(&rec.written), __rdtsc(),
