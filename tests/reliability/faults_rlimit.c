@@ -45,7 +45,7 @@ static void limit_address_space(size_t headroom) {
 typedef struct chain_s { struct chain_s *next; } chain_t;
 
 /* Allocate blocks of `size` until NULL (or max); returns how many. */
-static size_t fill(chain_t **head, size_t size, size_t max, int *err) {
+static size_t chain_fill(chain_t **head, size_t size, size_t max, int *err) {
   size_t n = 0;
   *err = 0;
   while (n < max) {
@@ -60,7 +60,7 @@ static size_t fill(chain_t **head, size_t size, size_t max, int *err) {
   return n;
 }
 
-static void drain(chain_t **head) {
+static void chain_free(chain_t **head) {
   while (*head != NULL) { chain_t *c = *head; *head = c->next; free(c); }
 }
 
@@ -76,21 +76,21 @@ static void child_every_kind(void) {
     size_t size = sizes[k], max = HEADROOM / size * 2;
     chain_t *head = NULL;
     int err;
-    first[k] = fill(&head, size, max, &err);
+    first[k] = chain_fill(&head, size, max, &err);
     if (first[k] == max) CHILD_FAIL("%zu-byte blocks: %zu allocated, no NULL under the limit", size, first[k]);
     if (err != ENOMEM) CHILD_FAIL("%zu-byte blocks: NULL with errno %d, not ENOMEM", size, err);
     if ((uint64_t)first[k] * size < HEADROOM / 4)
       CHILD_FAIL("%zu-byte blocks: NULL after only %zu bytes", size, first[k] * size);
     if (tsr_invariant_check() != 0) CHILD_FAIL("%zu-byte blocks: invariants broken at the limit", size);
-    drain(&head);
+    chain_free(&head);
     malloc_trim(0);
     if (tsr_invariant_check() != 0) CHILD_FAIL("%zu-byte blocks: invariants broken after freeing", size);
-    size_t again = fill(&head, size, first[k], &err);
+    size_t again = chain_fill(&head, size, first[k], &err);
     if (again < first[k])
       CHILD_FAIL("%zu-byte blocks: %zu before the limit, only %zu after freeing them", size, first[k], again);
     printf("%7zu-byte blocks: %zu (%zu MiB) until ENOMEM, as many again after free and trim\n", size, first[k],
            first[k] * size >> 20);
-    drain(&head);
+    chain_free(&head);
     malloc_trim(0);
   }
   /* Freed memory of one kind must serve another kind at the limit without
@@ -101,10 +101,10 @@ static void child_every_kind(void) {
     size_t a = sizes[pairs[k][0]], b = sizes[pairs[k][1]];
     chain_t *head = NULL;
     int err;
-    fill(&head, a, SIZE_MAX, &err);
-    drain(&head);
-    size_t got = fill(&head, b, SIZE_MAX, &err);
-    drain(&head);
+    chain_fill(&head, a, SIZE_MAX, &err);
+    chain_free(&head);
+    size_t got = chain_fill(&head, b, SIZE_MAX, &err);
+    chain_free(&head);
     malloc_trim(0);
     if (got < first[pairs[k][1]] * 3 / 4)
       CHILD_FAIL("%zu-byte blocks after %zu-byte ones were freed: %zu (%zu MiB) until ENOMEM, %zu (%zu MiB) on their "
@@ -170,7 +170,7 @@ static void *hog(void *arg) {
     chain_t *head = NULL;
     int err;
     size_t size = sizes[round % 4];
-    fill(&head, size, SIZE_MAX, &err);
+    chain_fill(&head, size, SIZE_MAX, &err);
     atomic_fetch_add(&storm.hog_nulls, 1);
     if (err != ENOMEM) atomic_store(&storm.hog_bad_errno, err);
     /* Hold it all while the workers run a while: they must not notice. */
@@ -178,7 +178,7 @@ static void *hog(void *arg) {
     atomic_store(&storm.at_limit, true);
     for (int spin = 0; spin < 200000 && atomic_load(&storm.ops) < before + 20000; spin++) sched_yield();
     atomic_store(&storm.at_limit, false);
-    drain(&head);
+    chain_free(&head);
     malloc_trim(0);
   }
   return NULL;
