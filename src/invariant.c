@@ -7,8 +7,9 @@
  * the counters that must agree with the structures.
  *
  * It reads every heap's owner-only fields, so the caller must make sure no
- * other thread is inside tessera (tests join or park their threads first);
- * the locks it takes only keep segments and heaps from coming and going.
+ * other thread is inside tessera (tests join or park their threads first),
+ * and it runs one walk at a time (its scratch state is static); the locks
+ * it takes only keep segments and heaps from coming and going.
  * It changes nothing, allocates nothing and survives broken structures: a
  * pointer is checked before it is followed. Tests (tests/reliability/faults*.c)
  * call it after every injected failure; it costs a pass over all metadata
@@ -62,6 +63,7 @@ static bool is_span_head_of(tsr_heap_t *heap, const tsr_page_t *page) {
   uintptr_t a = (uintptr_t)page;
   if (page == NULL || (a & (sizeof(tsr_page_t) - 1)) != 0) return false;
   if (tsr_segmap_kind(a) != TSR_SEGMAP_SEGMENT) return false;
+  if ((a & TSR_SEGMENT_MASK) >= ((uintptr_t)TSR_SLICE_COUNT << TSR_PAGE_DESC_SHIFT)) return false;   /* not a descriptor */
   size_t index = tsr_slice_index(page);
   if (index == 0) return false;
   tsr_segment_t *segment = tsr_segment_of(page);
@@ -547,8 +549,13 @@ size_t tsr_invariant_check(void) {
   memset(&inv, 0, offsetof(__typeof__(inv), seen));
   heap_check_empty();
   size_t heaps = 0;
-  for (tsr_heap_t *h = tsr_heap_all; h != NULL; h = h->all_next, heaps++)
+  for (tsr_heap_t *h = tsr_heap_all; h != NULL && heaps <= WALK_MAX; h = h->all_next, heaps++)
     for (unsigned i = 0; i < TSR_REMOTE_BATCH_SLOTS; i++) inv.remote_batched_count += h->remote[i].page != NULL;
+  if (heaps > WALK_MAX) {   /* every walk below follows the registry */
+    fail("the heap registry has a cycle");
+    tsr_unlock(TSR_LOCK_HEAPS);
+    return inv.errors;
+  }
   size_t abandoned = 0;
   for (tsr_heap_t *h = tsr_heap_all; h != NULL && heaps-- > 0; h = h->all_next) {
     heap_check(h);
