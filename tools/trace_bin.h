@@ -8,7 +8,7 @@
  * time), and a field equal to the previous one is a flag bit instead of a
  * byte, so a malloc/free pair in a loop is 2 bytes; the decoder carries each
  * thread's delta state from one of its chunks to the next.
- * Time is the TSC, sampled after every TBIN_TIME_EVERY-th call of a thread
+ * Time is the TSC, sampled once per TBIN_TIME_BYTES of a thread's records
  * only (a TBIN_TIME record): a clock read (rdtsc ~28 ns, clock_gettime more
  * on this kind of virtual machine) costs more than a whole malloc/free pair,
  * and version 1, which read it per call, slowed malloc loops 3x. The calls
@@ -84,9 +84,9 @@
 #define TBIN_CHUNK_HEADER_SIZE 32u
 #define TBIN_RECORD_MAX  64u          /* op byte + time + 4 varints of <= 9 bytes + a byte, and the
                                          encoder's word stores past the last field */
-#define TBIN_TIME_EVERY  128u         /* the recorder samples the clock after every 128th call of a
-                                         thread (and at its first call and after each flush);
-                                         readers accept any spacing */
+#define TBIN_TIME_BYTES  1024u        /* the recorder samples the clock each time a thread's records
+                                         cross a KiB boundary (150 to 1000 calls), at its first call
+                                         and after each flush; readers accept any spacing */
 
 /* A record's first byte: op | flags, or TBIN_TIME alone. */
 #define TBIN_OP_MASK     0x0fu

@@ -3,7 +3,7 @@
  *
  * Per call: one TLS load, the forwarded call, and a few stores into the
  * thread's own buffer (format in ../trace_bin.h): no lock, no shared write,
- * no clock read but every TBIN_TIME_EVERY-th call, no loop. A full buffer
+ * no clock read but once per TBIN_TIME_BYTES of records, no loop. A full buffer
  * is appended to the file as one chunk. Buffers are flushed at thread exit
  * (pthread key destructor) and at process exit (a destructor walks every
  * thread's buffer under that buffer's flush lock). After either, a thread
@@ -57,8 +57,11 @@ static void *pool_alloc(size_t n) {
   pool_used += need + 16;
   return p;
 }
-/* One compare: NULL and every address below the pool wrap to large values. */
-static inline int in_pool(const void *p) { return (uintptr_t)p - (uintptr_t)pool < sizeof pool; }
+/* Usually the pool is never used (dlsym did not allocate): one load and a
+ * branch. NULL and every address below the pool wrap to large values. */
+static inline int in_pool(const void *p) {
+  return UNLIKELY(pool_used != 0) && (uintptr_t)p - (uintptr_t)pool < sizeof pool;
+}
 
 static void resolve(void);
 
@@ -184,10 +187,12 @@ static void resolve(void) {
 
 typedef struct tstate_s {
   /* The owner's per-call fields first: one cache line. */
-  _Atomic uint64_t pos_count;  /* (calls << 32) | bytes, published by the owner (release) */
-  _Atomic uint32_t left;       /* calls until rec_slow (a clock sample, a flush when past limit);
-                                  the exit flusher sets it to 1 (relaxed: it may lose a race with
-                                  the owner, who then flushes at most TBIN_TIME_EVERY calls later) */
+  _Atomic(uint8_t *) cur;      /* the next free byte of buf; the owner publishes each record by
+                                  storing it (release), so the exit flusher sees whole records */
+  _Atomic(uint8_t *) slow_at;  /* rec_slow (a clock sample, a flush when past limit) runs when a
+                                  record ends at or past this: the next TBIN_TIME_BYTES boundary,
+                                  or buf (every record) when writing through */
+  uint32_t count;              /* calls recorded since the owner's last flush, owner only */
   uint32_t busy;               /* inside a wrapped call: nested calls are not recorded */
   uint64_t last_addr, last_size;   /* delta bases (trace_bin.h), owner only */
   uint8_t *buf;
@@ -195,12 +200,13 @@ typedef struct tstate_s {
   uint32_t thread;
   uint64_t last_tsc;           /* delta base of time samples, owner only */
   atomic_flag lock;            /* serializes flushes: owner vs. the exit flusher */
-  uint32_t flushed, flushed_count; /* written to the file so far (under lock) */
+  uint32_t flushed, flushed_count; /* written to the file so far: bytes, calls (under lock) */
   struct tstate_s *next;           /* all states, under rec.list_lock */
 } tstate_t;
 
-/* Room for TBIN_TIME_EVERY records and a time sample after the last check. */
-#define BUF_LIMIT (BUF_SIZE - (TBIN_TIME_EVERY + 1) * TBIN_RECORD_MAX)
+/* Room, past the limit, for the records up to the next KiB boundary and a
+ * time sample. */
+#define BUF_LIMIT (BUF_SIZE - TBIN_TIME_BYTES - 2 * TBIN_RECORD_MAX)
 
 static struct {
   _Atomic int active;          /* this process records */
@@ -236,48 +242,75 @@ static void lock(tstate_t *s) {
 }
 static void unlock(tstate_t *s) { atomic_flag_clear_explicit(&s->lock, memory_order_release); }
 
-/* Append s's unwritten records as one chunk. Caller holds s->lock. */
-static void flush_locked(tstate_t *s) {
-  uint64_t pc = atomic_load_explicit(&s->pos_count, memory_order_acquire);
-  uint32_t pos = (uint32_t)pc, count = (uint32_t)(pc >> 32);
+/* Append s's unwritten records up to end as one chunk of `calls` calls.
+ * Caller holds s->lock. */
+static void flush_locked(tstate_t *s, uint8_t *end, uint32_t calls) {
+  uint32_t pos = (uint32_t)(end - s->buf);
   if (pos == s->flushed || rec.fd < 0 || !atomic_load_explicit(&rec.active, memory_order_relaxed)) return;
-  tbin_chunk_t h = {TBIN_CHUNK, s->thread, pos - s->flushed, count - s->flushed_count, __rdtsc(), mono_ns()};
+  tbin_chunk_t h = {TBIN_CHUNK, s->thread, pos - s->flushed, calls, __rdtsc(), mono_ns()};
   struct iovec iov[2] = {{&h, sizeof h}, {s->buf + s->flushed, pos - s->flushed}};
   write_all(iov, 2);
   s->flushed = pos;
-  s->flushed_count = count;
-  atomic_fetch_add_explicit(&rec.written, h.record_count, memory_order_relaxed);
+  s->flushed_count += calls;
+  atomic_fetch_add_explicit(&rec.written, calls, memory_order_relaxed);
 }
 
 /* Owner: write the buffer out and start it again. */
 static void flush_owner(tstate_t *s) {
   lock(s);
-  flush_locked(s);
+  flush_locked(s, atomic_load_explicit(&s->cur, memory_order_relaxed), s->count - s->flushed_count);
   s->flushed = s->flushed_count = 0;
-  atomic_store_explicit(&s->pos_count, 0, memory_order_release);
+  s->count = 0;
+  atomic_store_explicit(&s->cur, s->buf, memory_order_release);
   unlock(s);
 }
 
-/* Owner: append a time sample (TBIN_TIME record; not a call, so the count
- * in pos_count stays). */
+/* Calls among the whole records in [p, end): the exit flusher's count for a
+ * thread that may still be recording (its `count` is the owner's alone).
+ * Field lists per op, as in trace_bin.h: S size, A first address, V other
+ * varint, B byte. */
+static uint32_t count_calls(const uint8_t *p, const uint8_t *end) {
+  static const char *const fields[TBIN_OP_COUNT] = {
+      [TBIN_OP_MALLOC] = "SA", [TBIN_OP_CALLOC] = "VSA", [TBIN_OP_REALLOC] = "ASV",
+      [TBIN_OP_REALLOCARRAY] = "AVSV", [TBIN_OP_FREE] = "A", [TBIN_OP_POSIX_MEMALIGN] = "BSA",
+      [TBIN_OP_ALIGNED_ALLOC] = "BSA", [TBIN_OP_MEMALIGN] = "BSA", [TBIN_OP_VALLOC] = "SA",
+      [TBIN_OP_PVALLOC] = "SA", [TBIN_OP_FREE_SIZED] = "AS", [TBIN_OP_FREE_ALIGNED_SIZED] = "ABS"};
+  uint32_t calls = 0;
+  while (p < end) {
+    unsigned b = *p++;
+    const char *f = b == TBIN_TIME ? "V" : fields[b & TBIN_OP_MASK];
+    if (b != TBIN_TIME) calls++;
+    for (; *f; f++) {
+      if ((*f == 'S' && (b & TBIN_F_SAME_SIZE)) || (*f == 'A' && (b & TBIN_F_SAME_ADDR))) continue;
+      p += *f == 'B' ? 1 : (*p ? (unsigned)__builtin_ctz(*p) + 1 : 9);
+    }
+  }
+  return calls;
+}
+
+/* Owner: append a time sample (TBIN_TIME record; not a call). */
 static void rec_time(tstate_t *s) {
-  uint64_t pc = atomic_load_explicit(&s->pos_count, memory_order_relaxed);
-  uint8_t *start = s->buf + (uint32_t)pc, *p = start;
+  uint8_t *p = atomic_load_explicit(&s->cur, memory_order_relaxed);
   uint64_t t = __rdtsc();
   *p++ = TBIN_TIME;
   p = tbin_put_varint(p, tbin_zigzag((int64_t)(t - s->last_tsc)));
   s->last_tsc = t;
-  atomic_store_explicit(&s->pos_count, pc + (uint64_t)(p - start), memory_order_release);
+  atomic_store_explicit(&s->cur, p, memory_order_release);
 }
 
-/* Owner, every TBIN_TIME_EVERY calls (every call when writing through):
- * flush if the buffer is past its limit, then sample the clock. One check
- * per call covers both, and a chunk always starts with a time sample. */
-static __attribute__((noinline)) void rec_slow(tstate_t *s) {
+/* Owner, each time its records reach a TBIN_TIME_BYTES boundary (every
+ * call when writing through): flush if the buffer is past its limit, then
+ * sample the clock. One compare per call covers both, and a chunk always
+ * starts with a time sample. Returns ret, so that the caller's result need
+ * not live in a callee-saved register. */
+static __attribute__((noinline)) void *rec_slow(tstate_t *s, void *ret) {
   uint32_t limit = atomic_load_explicit(&s->limit, memory_order_relaxed);
-  if ((uint32_t)atomic_load_explicit(&s->pos_count, memory_order_relaxed) > limit) flush_owner(s);
+  if (atomic_load_explicit(&s->cur, memory_order_relaxed) - s->buf > (ptrdiff_t)limit) flush_owner(s);
   rec_time(s);
-  atomic_store_explicit(&s->left, limit ? TBIN_TIME_EVERY : 1, memory_order_relaxed);
+  uintptr_t pos = (uintptr_t)(atomic_load_explicit(&s->cur, memory_order_relaxed) - s->buf);
+  atomic_store_explicit(&s->slow_at, limit ? s->buf + ((pos | (TBIN_TIME_BYTES - 1)) + 1) : s->buf,
+                        memory_order_relaxed);
+  return ret;
 }
 
 /* A thread's first call: a state from mmap (never from malloc). NULL while
@@ -294,10 +327,11 @@ static __attribute__((noinline)) tstate_t *state_create(void) {
     s->buf = (uint8_t *)m + 4096;
     atomic_flag_clear(&s->lock);
     s->thread = atomic_fetch_add(&rec.threads, 1) + 1;
-    uint32_t limit = atomic_load(&rec.exiting) ? 0 : BUF_LIMIT;
-    atomic_store(&s->limit, limit);
+    int through = atomic_load(&rec.exiting);
+    atomic_store(&s->cur, s->buf);
+    atomic_store(&s->limit, through ? 0 : BUF_LIMIT);
+    atomic_store(&s->slow_at, through ? s->buf : s->buf + TBIN_TIME_BYTES);
     rec_time(s);
-    atomic_store(&s->left, limit ? TBIN_TIME_EVERY : 1);
     pthread_mutex_lock(&rec.list_lock);
     s->next = rec.list;
     rec.list = s;
@@ -315,8 +349,8 @@ static __attribute__((noinline)) tstate_t *state_create(void) {
 static void state_thread_exit(void *arg) {
   tstate_t *s = arg;
   atomic_store(&s->limit, 0);
+  atomic_store(&s->slow_at, s->buf);
   flush_owner(s);
-  atomic_store(&s->left, 1);
 }
 
 /* The calling thread's state if this call is to be recorded; NULL if it is
@@ -330,22 +364,19 @@ static inline tstate_t *rec_enter(void) {
 /* ---- encoding ----------------------------------------------------------- */
 /* A record is built behind its op byte, whose flags are known only at the
  * end. Per call: a few loads and stores, no loop, no clock read (rec_slow
- * reads it every TBIN_TIME_EVERY calls), and a field equal to the thread's
+ * reads it once per TBIN_TIME_BYTES of records), and a field equal to the thread's
  * previous one costs a flag bit, not a byte. */
 
 typedef struct cursor_s {
   tstate_t *s;
   uint8_t *start, *p;          /* the record's op byte, the next free byte */
-  uint64_t end_base;           /* pos_count after the record, less the address p will have */
   unsigned op;
 } cursor_t;
 
 static inline void rec_begin(cursor_t *c, tstate_t *s, unsigned op) {
-  uint64_t pc = atomic_load_explicit(&s->pos_count, memory_order_relaxed);
   c->s = s;
-  c->start = s->buf + (uint32_t)pc;
+  c->start = atomic_load_explicit(&s->cur, memory_order_relaxed);
   c->p = c->start + 1;
-  c->end_base = pc + (1ull << 32) - (uint64_t)(uintptr_t)c->start;
   c->op = op;
 }
 /* Any address field but a record's first (realloc's result). */
@@ -370,13 +401,15 @@ static inline void rec_num(cursor_t *c, uint64_t v) { c->p = tbin_put_varint(c->
 static inline void rec_byte(cursor_t *c, unsigned v) { *c->p++ = (uint8_t)v; }
 static inline unsigned log2_of(size_t a) { return a ? 63u - (unsigned)__builtin_clzll(a) : 0; }
 
-static inline void rec_end(cursor_t *c) {
+/* Returns ret: the wrapper's result passes through the rare slow call, so
+ * it need not be kept in a callee-saved register (one push less). */
+static inline void *rec_end(cursor_t *c, void *ret) {
   tstate_t *s = c->s;
   *c->start = (uint8_t)c->op;
-  atomic_store_explicit(&s->pos_count, c->end_base + (uint64_t)(uintptr_t)c->p, memory_order_release);
-  uint32_t left = atomic_load_explicit(&s->left, memory_order_relaxed) - 1;
-  atomic_store_explicit(&s->left, left, memory_order_relaxed);
-  if (UNLIKELY(left == 0)) rec_slow(s);
+  atomic_store_explicit(&s->cur, c->p, memory_order_release);
+  s->count++;
+  if (UNLIKELY(c->p >= atomic_load_explicit(&s->slow_at, memory_order_relaxed))) return rec_slow(s, ret);
+  return ret;
 }
 
 /* ---- the wrapped API ---------------------------------------------------- */
@@ -394,13 +427,13 @@ EXPORT void *malloc(size_t n) {
   if (!s) return real.malloc(n);
   s->busy = 1;
   void *r = real.malloc(n);
+  s = tls_state;  /* reloaded, not kept across the call (one push less) */
+  s->busy = 0;
   cursor_t c;
   rec_begin(&c, s, TBIN_OP_MALLOC);
   rec_size(&c, n);
   rec_addr1(&c, r);
-  rec_end(&c);
-  s->busy = 0;
-  return r;
+  return rec_end(&c, r);
 }
 
 EXPORT void *calloc(size_t k, size_t n) {
@@ -413,7 +446,7 @@ EXPORT void *calloc(size_t k, size_t n) {
   rec_num(&c, k);
   rec_size(&c, n);
   rec_addr1(&c, r);
-  rec_end(&c);
+  rec_end(&c, NULL);
   s->busy = 0;
   return r;
 }
@@ -438,7 +471,7 @@ EXPORT void *realloc(void *p, size_t n) {
   rec_addr1(&c, p);
   rec_size(&c, n);
   rec_addr(&c, r);
-  rec_end(&c);
+  rec_end(&c, NULL);
   s->busy = 0;
   return r;
 }
@@ -455,7 +488,7 @@ EXPORT void *reallocarray(void *p, size_t k, size_t n) {
   rec_num(&c, k);
   rec_size(&c, n);
   rec_addr(&c, r);
-  rec_end(&c);
+  rec_end(&c, NULL);
   s->busy = 0;
   return r;
 }
@@ -467,7 +500,7 @@ EXPORT void free(void *p) {
     cursor_t c;
     rec_begin(&c, s, TBIN_OP_FREE);
     rec_addr1(&c, p);
-    rec_end(&c);
+    rec_end(&c, NULL);
   }
   real.free(p);
 }
@@ -480,7 +513,7 @@ EXPORT void free_sized(void *p, size_t n) {
     rec_begin(&c, s, TBIN_OP_FREE_SIZED);
     rec_addr1(&c, p);
     rec_size(&c, n);
-    rec_end(&c);
+    rec_end(&c, NULL);
   }
   real.free_sized(p, n);
 }
@@ -494,7 +527,7 @@ EXPORT void free_aligned_sized(void *p, size_t a, size_t n) {
     rec_addr1(&c, p);
     rec_byte(&c, log2_of(a));
     rec_size(&c, n);
-    rec_end(&c);
+    rec_end(&c, NULL);
   }
   real.free_aligned_sized(p, a, n);
 }
@@ -507,7 +540,7 @@ static inline void rec_aligned(tstate_t *s, unsigned op, size_t a, size_t n, voi
   if (op != TBIN_OP_VALLOC && op != TBIN_OP_PVALLOC) rec_byte(&c, log2_of(a));
   rec_size(&c, n);
   rec_addr1(&c, r);
-  rec_end(&c);
+  rec_end(&c, NULL);
   s->busy = 0;
 }
 
@@ -626,9 +659,10 @@ __attribute__((destructor)) static void recorder_fini(void) {
   for (tstate_t *s = rec.list; s; s = s->next) {
     lock(s);
     atomic_store(&s->limit, 0);
-    flush_locked(s);
+    atomic_store_explicit(&s->slow_at, s->buf, memory_order_relaxed);
+    uint8_t *end = atomic_load_explicit(&s->cur, memory_order_acquire);
+    flush_locked(s, end, count_calls(s->buf + s->flushed, end));
     unlock(s);
-    atomic_store_explicit(&s->left, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&rec.list_lock);
   tbin_chunk_t h = {TBIN_END, atomic_load(&rec.threads), 0, (uint32_t)atomic_load(&rec.written), __rdtsc(),
