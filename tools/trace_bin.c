@@ -78,7 +78,9 @@ static int read_file(const char *path, uint8_t **out, size_t *len, char *err, si
 typedef struct tdec_s {
   uint64_t tsc, addr, size;   /* delta bases: previous sample, address, size */
   uint64_t last_tsc;          /* time of the thread's previous event (kept monotonic) */
-  bool seen, has_sample;
+  uint64_t lo;                /* no call from here on happened earlier: the latest own sample
+                                 or TBIN_SEEN */
+  bool seen;
 } tdec_t;
 
 typedef struct reader_s {
@@ -138,15 +140,18 @@ static uint64_t mul_sat(uint64_t a, uint64_t b) {
 }
 
 /* Decode one record into ev; NULL on success, else what is wrong. *timed
- * says it was a clock sample (TBIN_TIME, not a call; d->tsc is its time). */
-static const char *decode_record(reader_t *r, tdec_t *d, tbin_event_t *ev, bool *timed) {
+ * says it was a clock record, not a call: 1 TBIN_TIME (an own sample,
+ * d->tsc is its time), 2 TBIN_SEEN; both raise d->lo. */
+static const char *decode_record(reader_t *r, tdec_t *d, tbin_event_t *ev, int *timed) {
   uint8_t b, op, al = 0;
   uint64_t dt, a = 0, res = 0, n = 0, k = 0;
   if (!get_byte(r, &b)) return "truncated record";
-  *timed = b == TBIN_TIME;
+  *timed = b == TBIN_TIME ? 1 : b == TBIN_SEEN ? 2 : 0;
   if (*timed) {
     if (!get_varint(r, &dt)) return "truncated record (time)";
-    d->tsc += (uint64_t)tbin_unzigzag(dt);
+    uint64_t t = d->tsc + (uint64_t)tbin_unzigzag(dt);
+    if (b == TBIN_TIME) d->tsc = t;
+    if (t > d->lo) d->lo = t;
     return NULL;
   }
   op = b & TBIN_OP_MASK;
@@ -193,24 +198,18 @@ static const char *decode_record(reader_t *r, tdec_t *d, tbin_event_t *ev, bool 
   return NULL;
 }
 
-/* Events [from, to) of one thread lie between two clock reads lo and hi
- * (ticks): spread them evenly, and keep how far each may be off, in units of
- * 1024 ticks until pass 2 converts them (tick_slack). */
+/* Slack in units of 1024 ticks until pass 2 converts it to us (slack_us). */
 #define SLACK_SHIFT 10
 static uint32_t tick_slack(uint64_t ticks) {
   uint64_t k = (ticks + (1u << SLACK_SHIFT) - 1) >> SLACK_SHIFT;
   return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
 }
 
-static void spread(tbin_event_t *ev, size_t from, size_t to, uint64_t lo, uint64_t hi) {
-  if (hi < lo) hi = lo;  /* the chunk was written on another core, its TSC a little behind */
-  size_t m = to - from;
-  for (size_t k = 0; k < m; k++) {
-    uint64_t t = lo + (uint64_t)((long double)(hi - lo) * (long double)(k + 1) / (long double)(m + 1));
-    ev[from + k].ns = t;
-    ev[from + k].early_us = tick_slack(t - lo);
-    ev[from + k].late_us = tick_slack(hi - t);
-  }
+/* Events [from, to) of one thread, each stamped with the lower bound of its
+ * time (ns, in ticks), end before the clock read hi: keep how much later
+ * each may be. */
+static void close_span(tbin_event_t *ev, size_t from, size_t to, uint64_t hi) {
+  for (size_t i = from; i < to; i++) ev[i].late_us = tick_slack(hi > ev[i].ns ? hi - ev[i].ns : 0);
 }
 
 typedef struct calib_s {
@@ -310,13 +309,12 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
     tdec_t *d = &dec[c.thread - 1];
     if (!d->seen) {
       d->seen = true;
-      d->last_tsc = h.tsc0;
+      d->last_tsc = d->lo = h.tsc0;
       if (c.thread > out->thread_count) out->thread_count = c.thread;
     }
     reader_t r = {buf + off + TBIN_CHUNK_HEADER_SIZE, buf + off + TBIN_CHUNK_HEADER_SIZE + c.payload_size};
     uint32_t got = 0;
-    size_t first = n, pend = n;  /* pend: first event since the thread's last sample */
-    uint64_t lo = d->has_sample ? d->tsc : h.tsc0;
+    size_t first = n, pend = n;  /* pend: first event since the thread's last own sample */
     while (r.p < r.end) {
       size_t at = (size_t)(r.p - buf);
       if (n == cap) {
@@ -325,7 +323,7 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
         ev = ne;
         cap *= 2;
       }
-      bool timed;
+      int timed;
       const char *bad = decode_record(&r, d, &ev[n], &timed);
       recno++;
       if (bad) {
@@ -333,19 +331,20 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
             c.thread, at, bad);
         goto fail_ev;
       }
-      if (timed) {  /* the calls since the previous sample lie between it and this one */
-        d->has_sample = true;
-        spread(ev, pend, n, lo, d->tsc);
-        lo = d->tsc;
-        pend = n;
+      if (timed) {  /* an own sample ends the spans of the calls before it */
+        if (timed == 1) {
+          close_span(ev, pend, n, d->tsc);
+          pend = n;
+        }
         continue;
       }
+      ev[n].ns = d->lo;  /* raw tsc until calibrated below */
       ev[n].thread = c.thread;
       n++;
       got++;
     }
     /* The chunk's clock pair was read after its last record. */
-    spread(ev, pend, n, lo, c.tsc);
+    close_span(ev, pend, n, c.tsc);
     /* A thread's calls happened in file order, whatever the TSC of the core
      * it migrated to says: keep its times monotonic so the sort keeps it. */
     for (size_t i = first; i < n; i++) {
@@ -568,25 +567,21 @@ static void amap_del(amap_t *m, size_t j) {
 }
 
 /* ---- merging the threads ------------------------------------------------- */
-/* Most time stamps are estimates: a call lies somewhere between two clock
- * samples of its thread, [ns - early_us, ns + late_us] (ev_lo, ev_hi). So
- * threads are merged by the *end* of that span, and repaired by meaning.
- * Taking the latest time first is what can be repaired: when the next event
+/* A call's time is known as a span [ns, ns + late_us]: ns is the latest
+ * clock sample its thread had seen (its own, every TBIN_TIME_BYTES of its
+ * records, or TBIN_SEEN: another thread's), the end its own next sample.
+ * Threads are merged by ns, and repaired by meaning: when the next event
  * cannot have happened yet (it frees an address that is not live, or gets
  * an address that is still live), an event of another thread that can
  * happen, and whose span starts before the next one's ends (plus
- * MERGE_WINDOW_NS of TSC skew between cores), goes first. Merging by the
- * estimate instead took a free whose span covered a whole pthread_cond_wait
- * at the first moment its address was live, a reuse too early (larson: 50
- * frees skipped of 400,000). Only when no event can go is the next taken as
+ * MERGE_WINDOW_NS of TSC skew between cores), goes first. Without
+ * TBIN_SEEN, a thread that slept or was preempted had spans of milliseconds
+ * and their events were taken at the wrong moment (larson: 50 frees of
+ * 400,000 left unmatched). Only when no event can go is the next taken as
  * it is (an unknown free: skipped and counted). */
 #define MERGE_WINDOW_NS 1000000ull
 
 static uint64_t ev_hi(const tbin_event_t *e) { return e->ns + e->late_us * 1000ull; }
-static uint64_t ev_lo(const tbin_event_t *e) {
-  uint64_t d = e->early_us * 1000ull;
-  return e->ns > d ? e->ns - d : 0;
-}
 
 typedef struct merger_s {
   const tbin_event_t *ev;
@@ -594,13 +589,12 @@ typedef struct merger_s {
   size_t *next, *end;        /* per thread: cursor and end in order[] */
   uint32_t *heap, *popped;   /* threads with events left, min-heap by head time */
   size_t heap_count;
-  uint64_t max_span_ns;      /* the largest ev_hi - ev_lo of any event */
 } merger_t;
 
 static const tbin_event_t *mg_head(const merger_t *g, uint32_t t) { return &g->ev[g->order[g->next[t]]]; }
 
 static bool mg_less(const merger_t *g, uint32_t a, uint32_t b) {
-  uint64_t x = ev_hi(mg_head(g, a)), y = ev_hi(mg_head(g, b));
+  uint64_t x = mg_head(g, a)->ns, y = mg_head(g, b)->ns;
   return x != y ? x < y : a < b;
 }
 
@@ -643,8 +637,6 @@ static int mg_init(merger_t *g, const tbin_t *t) {
   if (!g->order || !g->next || !g->end || !g->heap || !g->popped) return -1;
   for (size_t i = 0; i < t->event_count; i++) {
     g->end[t->events[i].thread - 1]++;  /* counts */
-    uint64_t span = ev_hi(&t->events[i]) - ev_lo(&t->events[i]);
-    if (span > g->max_span_ns) g->max_span_ns = span;
   }
   size_t at = 0;
   for (uint32_t k = 0; k < nt; k++) {
@@ -688,13 +680,10 @@ static const tbin_event_t *mg_next(merger_t *g, const amap_t *m) {
   size_t np = 0;
   if (!mg_valid(m, e0)) {
     uint64_t bound = ev_hi(e0) + MERGE_WINDOW_NS;
-    /* Heads come in order of ev_hi; one may start early enough while its
-     * span ends up to max_span_ns past the bound. */
-    while (g->heap_count && ev_hi(mg_head(g, g->heap[0])) <= bound + g->max_span_ns) {
+    while (g->heap_count && mg_head(g, g->heap[0])->ns <= bound) {
       uint32_t t = mg_pop(g);
-      const tbin_event_t *h = mg_head(g, t);
       g->popped[np++] = t;
-      if (ev_lo(h) <= bound && mg_valid(m, h)) {
+      if (mg_valid(m, mg_head(g, t))) {
         pick = t;
         break;
       }

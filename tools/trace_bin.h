@@ -11,17 +11,18 @@
  * Time is the TSC, sampled once per TBIN_TIME_BYTES of a thread's records
  * only (a TBIN_TIME record): a clock read (rdtsc ~28 ns, clock_gettime more
  * on this kind of virtual machine) costs more than a whole malloc/free pair,
- * and version 1, which read it per call, slowed malloc loops 3x. The calls
- * between two samples get times spread evenly between them, and each event
- * keeps how far off that can be (tbin_event_t.early_us, late_us). The header
- * and every chunk carry a (tsc, CLOCK_MONOTONIC ns) pair to convert ticks to
- * ns; a chunk's pair is read when it is written, after all its records, so
- * it bounds them.
+ * and version 1, which read it per call, slowed malloc loops 3x. So a call's
+ * time is a span: from the latest sample its thread had seen (its own, or
+ * another thread's, which it writes down as TBIN_SEEN when that changed
+ * since its last call) to its own next sample (tbin_event_t.ns, late_us).
+ * The header and every chunk carry a (tsc, CLOCK_MONOTONIC ns) pair to
+ * convert ticks to ns; a chunk's pair is read when it is written, after all
+ * its records, so it ends their spans.
  * Order across threads comes from time, repaired by meaning: a free is logged
  * before it is forwarded, an allocation or realloc after it returns, so an
- * address is never seen reused before it was freed; where time stamps say
- * otherwise (interpolation, TSC skew between cores) the merge in trace_bin.c
- * reorders within the events' uncertainty.
+ * address is never seen reused before it was freed; where the spans leave
+ * the order open, the merge in trace_bin.c looks for one in which every
+ * free finds its block.
  *
  * File layout (all integers little-endian):
  *   file header, 64 bytes:
@@ -57,7 +58,10 @@
  *   FREE_SIZED                     A ptr, V size
  *   FREE_ALIGNED_SIZED             A ptr, byte log2(alignment), V size
  *   or the byte TBIN_TIME, then V zigzag(TSC - the thread's previous sample;
- *   the first sample of a thread is absolute): a clock sample, not a call.
+ *   the first sample of a thread is absolute): a clock sample, not a call;
+ *   or the byte TBIN_SEEN, then V zigzag(TSC - the thread's previous
+ *   sample): the latest sample any thread had taken when this thread went
+ *   on, so the calls after it happened no earlier (not a call).
  * V is a prefix varint (tbin_put_varint: the count of trailing zero bits of
  * the first byte says how many bytes follow, so it is written without a
  * loop). A is V zigzag(address - the thread's previous address); every A
@@ -93,6 +97,7 @@
 #define TBIN_F_SAME_SIZE 0x20u        /* no size field: the thread's previous size */
 #define TBIN_F_SAME_ADDR 0x40u        /* no first address field: the thread's previous address */
 #define TBIN_TIME        0x0fu        /* a clock sample, not a call */
+#define TBIN_SEEN        0x0eu        /* another thread's latest sample, not a call */
 
 enum tbin_op_e {
   TBIN_OP_MALLOC = 1,
@@ -157,8 +162,8 @@ typedef struct tbin_event_s {
   uint64_t result;    /* returned address, 0 for failure and frees */
   uint64_t size;      /* bytes requested (count*size for calloc, saturated) */
   uint32_t thread;    /* recorder's thread number, 1-based */
-  uint32_t early_us, late_us;  /* the call happened in [ns - early, ns + late] (rounded up;
-                                  0 for a record that carries its own time) */
+  uint32_t early_us, late_us;  /* the call happened in [ns - early, ns + late] (us, rounded
+                                  up); the recorder's ns is a lower bound, so early is 0 */
   uint8_t  op;        /* TBIN_OP_* */
   uint8_t  align_log2;
 } tbin_event_t;

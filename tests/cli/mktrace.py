@@ -5,7 +5,7 @@ SPEC: records separated by ';', each 'THREAD TSC OP ARGS...' with OP one of
 malloc SIZE RESULT | calloc COUNT SIZE RESULT | free PTR |
 realloc PTR SIZE RESULT | memalign LOG2 SIZE RESULT, and TSC either a number
 (clock samples right before and after the call pin it there) or '-' (no
-sample: the reader spreads the call between the samples around it). Fields equal to the thread's previous size or address are
+sample: the reader dates the call by the sample before it). Fields equal to the thread's previous size or address are
 written as flags, as the recorder does. Records of one thread go into one
 chunk, chunks in thread order, so a test can put a free's time stamp before
 the malloc it depends on (clock skew between cores) and check the merge.

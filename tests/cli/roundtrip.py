@@ -4,9 +4,9 @@ round trip for `tessera convert`: a random, valid history of many threads
 (blocks handed across threads, reused addresses, repeated sizes, sizes and
 addresses that need the 9-byte varint), encoded by mktrace.py (independent of
 the recorder), and the .rep it must convert to. Every call is pinned by clock
-samples at a distinct time, so the merged order is the history's order; calls
-between pins are left unpinned too (each thread's calls on its own blocks
-between two pins of that thread), to check the spreading keeps a thread's order.
+samples at a distinct time, so the merged order is the history's order; some
+calls are left unpinned (inside a burst of one thread's calls between two pins
+of that thread), to check that a thread's order survives the dating.
 """
 import random, struct, sys
 sys.path.insert(0, __import__("os").path.dirname(__file__))

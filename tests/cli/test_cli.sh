@@ -171,18 +171,21 @@ PY
 expect "convert: unknown op code" 1 $T convert $W/badop.bin -o $W/a.rep
 has "convert: unknown op code message" "badop.bin: record 1 \\(thread 1, byte offset 96\\): unknown operation code"
 # A malloc with a flag bit no version defines, and a clock sample cut short.
-python3 - $W/ls.bin $W/badflag.bin $W/cuttime.bin <<'PY'
+python3 - $W/ls.bin $W/badflag.bin $W/cuttime.bin $W/cutseen.bin <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
 def chunk(payload, records):
     return struct.pack("<IIIIQQ", 0x43525354, 1, len(payload), records, 0, 0) + payload
 open(sys.argv[2], "wb").write(b[:64] + chunk(b"\x91\x03\x05", 1))
 open(sys.argv[3], "wb").write(b[:64] + chunk(b"\x0f\x02", 0))
+open(sys.argv[4], "wb").write(b[:64] + chunk(b"\x0f\x01\x0e\x04\x00", 0))
 PY
 expect "convert: reserved flag bit" 1 $T convert $W/badflag.bin -o $W/a.rep
 has "convert: reserved flag bit message" "badflag.bin: record 1 .*: unknown operation code"
 expect "convert: truncated clock sample" 1 $T convert $W/cuttime.bin -o $W/a.rep
 has "convert: truncated clock sample message" "cuttime.bin: record 1 .*: truncated record \\(time\\)"
+expect "convert: truncated seen clock" 1 $T convert $W/cutseen.bin -o $W/a.rep
+has "convert: truncated seen clock message" "cutseen.bin: record 2 .*: truncated record \\(time\\)"
 
 # ---- replay -------------------------------------------------------------------------
 expect "replay .rep against peers" 0 $T replay --alloc glibc,jemalloc,tcmalloc,mimalloc \

@@ -199,14 +199,15 @@ typedef struct tstate_s {
   _Atomic uint32_t limit;      /* at rec_slow, flush when bytes exceed this; 0: write through */
   uint32_t thread;
   uint64_t last_tsc;           /* delta base of time samples, owner only */
+  uint64_t seen;               /* the last clock_seen written (or sampled) by this thread */
   atomic_flag lock;            /* serializes flushes: owner vs. the exit flusher */
   uint32_t flushed, flushed_count; /* written to the file so far: bytes, calls (under lock) */
   struct tstate_s *next;           /* all states, under rec.list_lock */
 } tstate_t;
 
-/* Room, past the limit, for the records up to the next KiB boundary and a
- * time sample. */
-#define BUF_LIMIT (BUF_SIZE - TBIN_TIME_BYTES - 2 * TBIN_RECORD_MAX)
+/* Room, past the limit, for the records up to the next KiB boundary (a
+ * call's record and the TBIN_SEEN before it count as one) and a time sample. */
+#define BUF_LIMIT (BUF_SIZE - TBIN_TIME_BYTES - 3 * TBIN_RECORD_MAX)
 
 static struct {
   _Atomic int active;          /* this process records */
@@ -218,6 +219,14 @@ static struct {
   pthread_mutex_t list_lock;
   tstate_t *list;
 } rec = {0, 0, -1, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
+
+/* The latest clock sample of any thread. A thread that finds it changed
+ * since its last call writes it down (TBIN_SEEN): a lower bound on the time
+ * of its next calls, as tight as the other threads sample, which a thread
+ * of its own cannot give after it slept or was preempted. Written every
+ * TBIN_TIME_BYTES of some thread's records, read per call (one shared line
+ * that rarely changes). */
+static _Alignas(64) _Atomic uint64_t clock_seen;
 
 static __thread tstate_t *tls_state TLS_IE;   /* NULL until the thread's first recorded call */
 static __thread int tls_creating TLS_IE;      /* in state_create: its own allocations pass through */
@@ -278,8 +287,8 @@ static uint32_t count_calls(const uint8_t *p, const uint8_t *end) {
   uint32_t calls = 0;
   while (p < end) {
     unsigned b = *p++;
-    const char *f = b == TBIN_TIME ? "V" : fields[b & TBIN_OP_MASK];
-    if (b != TBIN_TIME) calls++;
+    const char *f = b == TBIN_TIME || b == TBIN_SEEN ? "V" : fields[b & TBIN_OP_MASK];
+    if (b != TBIN_TIME && b != TBIN_SEEN) calls++;
     for (; *f; f++) {
       if ((*f == 'S' && (b & TBIN_F_SAME_SIZE)) || (*f == 'A' && (b & TBIN_F_SAME_ADDR))) continue;
       p += *f == 'B' ? 1 : (*p ? (unsigned)__builtin_ctz(*p) + 1 : 9);
@@ -294,7 +303,17 @@ static void rec_time(tstate_t *s) {
   uint64_t t = __rdtsc();
   *p++ = TBIN_TIME;
   p = tbin_put_varint(p, tbin_zigzag((int64_t)(t - s->last_tsc)));
-  s->last_tsc = t;
+  s->last_tsc = s->seen = t;
+  atomic_store_explicit(&s->cur, p, memory_order_release);
+  atomic_store_explicit(&clock_seen, t, memory_order_relaxed);
+}
+
+/* Owner: another thread sampled the clock since this one's last record. */
+static __attribute__((noinline)) void rec_seen(tstate_t *s, uint64_t g) {
+  uint8_t *p = atomic_load_explicit(&s->cur, memory_order_relaxed);
+  *p++ = TBIN_SEEN;
+  p = tbin_put_varint(p, tbin_zigzag((int64_t)(g - s->last_tsc)));
+  s->seen = g;
   atomic_store_explicit(&s->cur, p, memory_order_release);
 }
 
@@ -374,6 +393,8 @@ typedef struct cursor_s {
 } cursor_t;
 
 static inline void rec_begin(cursor_t *c, tstate_t *s, unsigned op) {
+  uint64_t g = atomic_load_explicit(&clock_seen, memory_order_relaxed);
+  if (UNLIKELY(g != s->seen)) rec_seen(s, g);
   c->s = s;
   c->start = atomic_load_explicit(&s->cur, memory_order_relaxed);
   c->p = c->start + 1;
