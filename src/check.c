@@ -175,9 +175,7 @@ static inline void check_ready(void) {
 
 /* ---- the block table (TSR_LOCK_CHECK held) ------------------------------------------ */
 
-static inline size_t slot_of(uintptr_t user, size_t capacity) {
-  return (size_t)(((user >> 4) * 0x9e3779b97f4a7c15ULL) >> 20) & (capacity - 1);
-}
+static inline size_t slot_of(uintptr_t user, size_t capacity) { return tsr_check_slot_of(user, capacity); }
 
 static tsr_check_block_t *table_find(uintptr_t user) {
   size_t mask = check.capacity - 1;
@@ -887,12 +885,19 @@ static inline void poison_fill(uint8_t *p, size_t n) {
 
 /* Freed blocks enter the quarantine in per-thread batches: one pass under
  * TSR_LOCK_CHECK per FREE_BATCH frees instead of one per free (the lock is
- * taken once per allocation and about once per free). A batched block is
- * FREEING in the table: already freed for double-free checks, not yet
- * verified by tsr_check_heap. Flushed when full and at thread exit. */
+ * taken once per allocation and about once per free), and the pass needs no
+ * table lookup, since a batched block is FREED in the table already (double
+ * frees are found) and carries its cost. Until its batch is flushed its
+ * poison is not verified (heap_verify walks the ring). Flushed when full,
+ * at FREE_BATCH_BYTES, at thread exit, at exit and by tsr_check_heap. */
 #define FREE_BATCH 32
 #define FREE_BATCH_BYTES ((size_t)256 << 10)   /* big blocks go at once (bigblock: 31 blocks of up to 64 MiB held) */
-static __thread struct { uintptr_t user[FREE_BATCH]; size_t count, bytes; bool keyed; } pending;
+static __thread struct {
+  uintptr_t user[FREE_BATCH];
+  size_t cost[FREE_BATCH];
+  size_t count, bytes;
+  bool keyed;
+} pending;
 static pthread_key_t pending_key;
 static bool pending_has_key;
 
@@ -905,10 +910,7 @@ static void pending_flush(void) {
   size_t n = 0;
   tsr_lock(TSR_LOCK_CHECK);
   for (size_t i = 0; i < pending.count; i++) {
-    tsr_check_block_t *b = table_find(pending.user[i]);
-    if (b == NULL || b->state != TSR_BLOCK_FREEING) continue;
-    b->state = TSR_BLOCK_FREED;
-    size_t cost = block_cost(b);
+    size_t cost = pending.cost[i];
     check.live_bytes -= cost < check.live_bytes ? cost : check.live_bytes;
     n += quarantine_push(pending.user[i], cost, out + n);
     if (n == 64) { tsr_unlock(TSR_LOCK_CHECK); quarantine_leave(out, n); n = 0; tsr_lock(TSR_LOCK_CHECK); }
@@ -930,7 +932,7 @@ static void pending_thread_exit(void *arg) {
   if (pending.count != 0) pending_flush();
 }
 
-/* The free of a live block b (copied, already FREEING in the table). */
+/* The free of a live block b (copied, already FREED in the table). */
 static void free_live(tsr_check_block_t *b, uint32_t stack) {
   damage_t d = block_verify(b, false);
   if (d.kind != DAMAGE_NONE) { damage_report(b, d, "at free", stack); block_repair(b, d); }
@@ -940,7 +942,8 @@ static void free_live(tsr_check_block_t *b, uint32_t stack) {
     pending.keyed = true;   /* first free of this thread: flush its batch when it exits */
     if (pending_has_key) pthread_setspecific(pending_key, &pending);
   }
-  pending.user[pending.count++] = b->user;
+  pending.user[pending.count] = b->user;
+  pending.cost[pending.count++] = block_cost(b);
   pending.bytes += b->size;
   if (pending.count == FREE_BATCH || pending.bytes >= FREE_BATCH_BYTES) pending_flush();
 }
@@ -956,7 +959,7 @@ void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_
   if (slot != NULL) {
     b = *slot;
     if (slot->state == TSR_BLOCK_LIVE) {
-      slot->state = TSR_BLOCK_FREEING;
+      slot->state = TSR_BLOCK_FREED;
       slot->free_stack = stack;
       slot->free_thread = self->number;
     }
@@ -1099,19 +1102,24 @@ tsr_public size_t tsr_usable_size(const void *p) {
 
 /* ---- whole-heap checks ------------------------------------------------------------------------------- */
 
+/* Live blocks' redzones (the table), then quarantined blocks' poison (the
+ * ring: a freed block still in its thread's batch may be being poisoned).
+ * Damage is repaired as it is found, so a pass that stops after 32 finds
+ * the rest on the next; reports are written without the lock. */
 static size_t heap_verify(const char *when) {
   check_ready();
   size_t errors = 0;
   tsr_check_block_t bad[32];
   damage_t damage[32];
   size_t next = 0;
-  for (;;) {
+  for (int phase = 0; phase < 2;) {
     size_t n = 0;
     tsr_lock(TSR_LOCK_CHECK);
-    for (; next < check.capacity && n < 32; next++) {
-      tsr_check_block_t *b = &check.table[next];
-      if (b->user == 0) continue;
-      if (b->state == TSR_BLOCK_FREEING) continue;   /* its poison may not be written yet */
+    size_t end = phase == 0 ? check.capacity : check.ring_count;
+    for (; next < end && n < 32; next++) {
+      tsr_check_block_t *b = phase == 0 ? &check.table[next]
+                                        : table_find(check.ring[(check.ring_head + next) & (check.ring_capacity - 1)]);
+      if (b == NULL || b->user == 0 || b->state != (phase == 0 ? TSR_BLOCK_LIVE : TSR_BLOCK_FREED)) continue;
       if ((b->flags & TSR_BLOCK_GUARDED) && b->state == TSR_BLOCK_FREED) continue;   /* protected */
       damage_t d = block_verify(b, b->state == TSR_BLOCK_FREED);
       if (d.kind != DAMAGE_NONE) {
@@ -1119,11 +1127,10 @@ static size_t heap_verify(const char *when) {
         block_repair(b, d);
       }
     }
-    bool done = next >= check.capacity;
+    if (next >= end) { phase++; next = 0; }
     tsr_unlock(TSR_LOCK_CHECK);
     for (size_t i = 0; i < n; i++) damage_report(&bad[i], damage[i], when, 0);
     errors += n;
-    if (done) break;
   }
   return errors;
 }

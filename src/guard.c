@@ -383,7 +383,7 @@ static void segv_handler(int sig, siginfo_t *info, void *ctx) {
     if (tsr_guard_lookup(addr, &user)) {
       size_t capacity;
       tsr_check_block_t *table = tsr_check_table(&capacity);
-      for (size_t i = (size_t)(((user >> 4) * 0x9e3779b97f4a7c15ULL) >> 20) & (capacity - 1);; i = (i + 1) & (capacity - 1)) {
+      for (size_t i = tsr_check_slot_of(user, capacity);; i = (i + 1) & (capacity - 1)) {
         if (table[i].user == user) { b = table[i]; found = true; table[i].flags |= TSR_BLOCK_UNPROTECTED; break; }
         if (table[i].user == 0) break;
       }
