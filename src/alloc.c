@@ -77,8 +77,9 @@ static inline void *alloc_block(tsr_heap_t *heap, size_t size) {
 }
 
 /* Counted slow path of malloc: a tail call from the fast path, so the fast
- * path saves no registers and sets up no frame. */
-static tsr_noinline void *malloc_slow(tsr_heap_t *heap, size_t size) {
+ * path saves no registers and sets up no frame. The size comes first, where
+ * malloc received it: no register move before the jump. */
+static tsr_noinline void *malloc_slow(size_t size, tsr_heap_t *heap) {
   /* Sizes above the direct table: the class's first page, if it has a free
    * block, is one class computation away (no queue walk, no housekeeping). */
   if (size > TSR_DIRECT_MAX && size <= TSR_CLASS_MAX_SIZE) {
@@ -108,7 +109,7 @@ tsr_public void *tsr_malloc(size_t size) {
       return tsr_page_pop(heap, page, block);
     }
   }
-  return malloc_slow(heap, size);
+  return malloc_slow(size, heap);
 }
 
 tsr_public void *tsr_calloc(size_t count, size_t size) {

@@ -139,7 +139,7 @@ static tsr_cold void free_special(void *p) {
 }
 
 /* Free of a block in a normal segment that the fast path declined. */
-tsr_noinline void tsr_free_generic(tsr_heap_t *heap, void *p) {
+tsr_noinline void tsr_free_generic(void *p, tsr_heap_t *heap) {
   tsr_page_t *page = tsr_page_of(p);
   tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
   bool is_owner = owner == heap;
@@ -174,7 +174,7 @@ tsr_public void tsr_free(void *p) {
   uint64_t offset = a & (TSR_SLICE_SIZE - 1);   /* a one-slice page's area is its slice */
   if (tsr_unlikely(tsr_page_owner(page) != (uintptr_t)heap || offset * page->block_magic >= page->block_magic ||
                    tsr_block_is_marked_free(block, secret))) {
-    tsr_free_generic(heap, p);
+    tsr_free_generic(p, heap);
     return;
   }
   block->next_encoded = tsr_encode(secret, page->free);

@@ -205,7 +205,7 @@ static inline bool tsr_block_is_marked_free(const tsr_block_t *block, uintptr_t 
 void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
 void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
 void *tsr_realloc_internal(void *p, size_t size) tsr_hidden;
-void  tsr_free_generic(tsr_heap_t *heap, void *p) tsr_hidden;
+void  tsr_free_generic(void *p, tsr_heap_t *heap) tsr_hidden;   /* p first: free's own argument register */
 void  tsr_free_flush_remote(tsr_heap_t *heap) tsr_hidden;
 size_t tsr_usable_size_internal(const void *p) tsr_hidden;
 _Noreturn void tsr_free_invalid(const void *p, const char *what, size_t block_size) tsr_hidden;
