@@ -627,13 +627,15 @@ CHECK_C = [("micro-hot", "micro", "hot", 1), ("micro-batch", "micro", "batch", 1
            ("cache-scratch", "cache", "scratch", 1), ("prodcons", "prodcons", None, 2),
            ("bigblock", "bigblock", None, 1)]
 CHECK_SCALE = 0.3
+CHECK_QUICK_SCALE = 0.01
 CHECK_VALGRIND_DIV = 10
+CHECK_VALGRIND_QUICK = ("micro-batch", "larson", "churn")  # QUICK: Valgrind's start-up alone is ~0.5 s a run
 CHECK_MODES = ["glibc", "check", "asan", "valgrind"]
 
 
 def check_workloads(quick):
     """(workload, asan argv or None, valgrind workload or None, its glibc twin)."""
-    scale = 0.02 if quick else CHECK_SCALE
+    scale = CHECK_QUICK_SCALE if quick else CHECK_SCALE
     vscale = scale / CHECK_VALGRIND_DIV
     out = []
     for label, binary, mode, t in CHECK_C:
@@ -642,6 +644,8 @@ def check_workloads(quick):
         w = Workload(label, argv("build/bench/", scale), threads=t, group="check")
         asan = argv("build/bench/asan/", scale) if os.path.exists(os.path.join(ROOT, "build/bench/asan", binary)) else None
         vg = Workload(label, argv("build/bench/", vscale), threads=t, group="check")
+        if quick and label not in CHECK_VALGRIND_QUICK:
+            vg = None
         out.append((w, asan, vg))
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
     pyargs = ["1", "2000"] if quick else ["2", "20000"]
@@ -713,7 +717,7 @@ def check_section(args):
                 for r in by.get(m, []):
                     if want and r["status"] == "ok" and r.get("signature") != want[0]:
                         r["status"] = "wrong output"
-    return {"rounds": rounds, "scale": 0.02 if args.quick else CHECK_SCALE, "valgrind_div": CHECK_VALGRIND_DIV,
+    return {"rounds": rounds, "scale": CHECK_QUICK_SCALE if args.quick else CHECK_SCALE, "valgrind_div": CHECK_VALGRIND_DIV,
             "seconds": round(time.time() - started), "has_valgrind": has_vg,
             "workloads": [{"label": w.label, "cmd": w.cmdline(), "check": shown_with(w, "build/tessera check --"),
                            "asan": "ASAN_OPTIONS=detect_leaks=1 " + " ".join(asan) if asan else None,
