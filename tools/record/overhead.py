@@ -85,22 +85,25 @@ def main():
         size = os.path.getsize(trace)
         if not args.keep:
             os.unlink(trace)
-        rows.append((name, " ".join(w), pw, rw, rw / pw, pc, rc, rc / pc, size))
+        lw = statistics.median(x[0] for x in preloaded) if preloaded else 0
+        lc = statistics.median(x[1] for x in preloaded) if preloaded else 0
+        rows.append((name, " ".join(w), pw, rw, rw / pw, pc, rc, rc / pc, size, lc / pc if lc else 0))
         print("%-12s wall %.3f -> %.3f s (%.2fx)  cpu %.3f -> %.3f s (%.2fx)  trace %.1f MiB"
               % (name, pw, rw, rw / pw, pc, rc, rc / pc, size / 2**20), flush=True)
         if preloaded:
-            lw = statistics.median(x[0] for x in preloaded)
-            lc = statistics.median(x[1] for x in preloaded)
             print("%-12s   preloaded, no summary: wall %.3f s (%.2fx)  cpu %.3f s (%.2fx)"
                   % ("", lw, lw / pw, lc, lc / pc), flush=True)
     if not args.keep:
         os.rmdir(tmp)
     print()
-    print("| workload | command | wall plain | wall recorded | ratio | CPU plain | CPU recorded | ratio | trace |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    extra = args.preload and not args.preload_only
+    print("| workload | command | wall plain | wall recorded | ratio | CPU plain | CPU recorded | ratio |"
+          + (" CPU ratio, preloaded |" if extra else "") + " trace |")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if extra else "") + "---|")
     for r in rows:
-        print("| %s | `%s` | %.2f s | %.2f s | %.2fx | %.2f s | %.2f s | %.2fx | %.0f MiB |"
-              % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] / 2**20))
+        print("| %s | `%s` | %.2f s | %.2f s | %.2fx | %.2f s | %.2f s | %.2fx |"
+              % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+              + (" %.2fx |" % r[9] if extra else "") + " %.0f MiB |" % (r[8] / 2**20))
     print("\nmedians of %d interleaved runs each; both sides on glibc malloc%s"
           % (args.runs, "; recorded = W preloaded, no summary" if args.preload_only else ""))
 
