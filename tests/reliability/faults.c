@@ -6,11 +6,13 @@
  * and adoption, trim.
  *
  * First children run the workload with nothing failing and count the
- * requests (N_total: the most of three runs; threads make it vary a little). Then one forked child per N (every N up to N_total, or
- * all of the first SWEEP_DENSE and an even sample of the rest when N_total
- * is bigger than SWEEP_MAX) runs it with request N failing, in two modes:
- *   once    only request N fails. At most one call may return NULL; the same
- *           call made again must succeed.
+ * requests (N_total: the most of three runs; threads make it vary a little).
+ * Then one forked child per N (every N up to N_total, or all of the first
+ * SWEEP_DENSE and an even sample of the rest when N_total is bigger than
+ * SWEEP_MAX) runs it with request N failing, in two modes:
+ *   once    only request N fails. At most one call may return NULL (tessera
+ *           mostly trims and tries again itself); the same call made again
+ *           must succeed.
  *   sticky  request N and every later one fail (the OS is out of memory);
  *           then injection stops and a second workload must run clean.
  * Every call that returns NULL must leave errno ENOMEM (posix_memalign:
