@@ -195,11 +195,11 @@ typedef struct tstate_s {
   uint32_t count;              /* calls recorded since the owner's last flush, owner only */
   uint32_t busy;               /* inside a wrapped call: nested calls are not recorded */
   uint64_t last_addr, last_size;   /* delta bases (trace_bin.h), owner only */
+  uint64_t seen;               /* the last clock_seen written (or sampled) by this thread */
   uint8_t *buf;
   _Atomic uint32_t limit;      /* at rec_slow, flush when bytes exceed this; 0: write through */
   uint32_t thread;
   uint64_t last_tsc;           /* delta base of time samples, owner only */
-  uint64_t seen;               /* the last clock_seen written (or sampled) by this thread */
   atomic_flag lock;            /* serializes flushes: owner vs. the exit flusher */
   uint32_t flushed, flushed_count; /* written to the file so far: bytes, calls (under lock) */
   struct tstate_s *next;           /* all states, under rec.list_lock */
