@@ -32,7 +32,10 @@ FUZZ_LIBFLAGS   := -fPIC -ftls-model=initial-exec -fno-builtin-malloc -fno-built
 # limit well above the harness's own cap (so a leak in tessera shows).
 FUZZ_OPTS       := -artifact_prefix=build/fuzz/$(FUZZ_BUILD)/ -rss_limit_mb=2048 -print_final_stats=1
 # The checking build reports blocks still live at exit: libFuzzer's own.
-FUZZ_ENV        := TESSERA_CHECK_LEAKS=no
+# tessera's own stop (double free, ...) resets SIGABRT, so libFuzzer saves no
+# crash file: the harness keeps the running input in last-input instead.
+FUZZ_LAST       := build/fuzz/$(FUZZ_BUILD)/last-input
+FUZZ_ENV        := TESSERA_CHECK_LEAKS=no FUZZ_LAST_INPUT=$(FUZZ_LAST)
 
 .PHONY: fuzz test-fuzz-smoke fuzz-corpus
 
@@ -56,7 +59,8 @@ build/fuzz/%/fuzz_api: build/fuzz/%/fuzz_api.o build/fuzz/%/unity.o
 
 fuzz: $(FUZZ_BIN)
 	@mkdir -p build/fuzz/corpus
-	$(FUZZ_ENV) $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_TIME) build/fuzz/corpus fuzz/corpus
+	@$(FUZZ_ENV) $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_TIME) build/fuzz/corpus fuzz/corpus || \
+	  { echo "fuzz: stopped; the input that was running: $(FUZZ_LAST)"; exit 1; }
 
 # Every seed runs once while the corpus loads, then the smoke fuzzes from
 # an empty scratch corpus, so its run does not depend on earlier runs.
@@ -67,7 +71,8 @@ test-fuzz-smoke: $(FUZZ_BIN)
 	if timeout $$(($(FUZZ_SMOKE_TIME) + 120)) env $(FUZZ_ENV) $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_TIME) \
 	     build/fuzz/smoke fuzz/corpus > build/fuzz/smoke.log 2>&1; then \
 	  echo "PASS fuzz-smoke: $$seeds seeds, $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/smoke.log) executions in $(FUZZ_SMOKE_TIME) s"; \
-	else echo "FAIL fuzz-smoke (log: build/fuzz/smoke.log)"; tail -40 build/fuzz/smoke.log; exit 1; fi
+	else echo "FAIL fuzz-smoke (log: build/fuzz/smoke.log; the input that was running: $(FUZZ_LAST))"; \
+	  tail -40 build/fuzz/smoke.log; exit 1; fi
 
 fuzz-corpus:
 	/usr/bin/env python3 fuzz/gen_corpus.py fuzz/corpus

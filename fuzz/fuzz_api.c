@@ -21,6 +21,7 @@
 #include "tessera.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -580,13 +581,26 @@ static void run_op(input_t *in, int depth) {
   }
 }
 
+/* FUZZ_LAST_INPUT=path: each input is written there before it runs. tessera
+ * stops a corrupted process with a SIGABRT libFuzzer cannot catch (the
+ * handler is reset first, on purpose), so libFuzzer saves no crash file;
+ * this one is left holding the input that was running. */
+static int last_input_fd = -1;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc; (void)argv;
   model.is_check_build = strstr(tsr_version(), "check") != NULL;
+  const char *path = getenv("FUZZ_LAST_INPUT");
+  if (path != NULL && *path != '\0') {
+    last_input_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (last_input_fd < 0) fail("cannot open FUZZ_LAST_INPUT %s", path);
+  }
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (last_input_fd >= 0 && (ftruncate(last_input_fd, 0) != 0 || pwrite(last_input_fd, data, size, 0) != (ssize_t)size))
+    fail("cannot write FUZZ_LAST_INPUT");
   input_t in = { data, size };
   while (in.left > 0) run_op(&in, 0);
   model_verify_all("end of input");
