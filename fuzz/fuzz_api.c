@@ -142,6 +142,7 @@ static struct {
   uint64_t next_id;
   bool     may_fail;         /* OS failure injected: any allocation may return NULL */
   bool     is_check_build;   /* libtessera-check's sources: usable size is the request */
+  uintptr_t input_start, input_end;  /* libFuzzer's copy of the input: live, from tessera too */
 } model;
 
 static uint64_t mix64(uint64_t x) {
@@ -224,6 +225,9 @@ static size_t model_add(void *p, size_t size, size_t align, bool zeroed, const c
   size_t usable = tsr_usable_size(p);
   if (usable < size) fail("%s(%zu) returned %p with usable size %zu", call, size, p, usable);
   if (usable > LIVE_CAP * 2) fail("%s(%zu) returned %p with absurd usable size %zu", call, size, p, usable);
+  if (a < model.input_end && model.input_start < a + usable)
+    fail("%s(%zu) returned %p..+%zu overlapping libFuzzer's live input buffer %#lx..%#lx", call, size, p, usable,
+         (unsigned long)model.input_start, (unsigned long)model.input_end);
   size_t i = model_lower_bound(a);
   if (i < model.count && model.live[i].addr < a + usable)
     fail("%s(%zu) returned %p..+%zu overlapping live block %#lx (id %lu)", call, size, p, usable,
@@ -602,6 +606,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (last_input_fd >= 0 && (ftruncate(last_input_fd, 0) != 0 || pwrite(last_input_fd, data, size, 0) != (ssize_t)size))
     fail("cannot write FUZZ_LAST_INPUT");
   input_t in = { data, size };
+  model.input_start = (uintptr_t)data;
+  model.input_end = (uintptr_t)data + (size ? size : 1);
   while (in.left > 0) run_op(&in, 0);
   model_verify_all("end of input");
   while (model.count > 0) do_free(model.count - 1, 0);
