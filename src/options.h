@@ -23,9 +23,9 @@
   X(SECURE,         "SECURE",         BOOL, "off",  "hardened mode: blocks handed out in random order within a page, freed blocks zeroed, freed huge blocks unmapped at once") \
   X(HUGE_CACHE_DELAY, "HUGE_CACHE_DELAY", LONG, "250", "milliseconds freed huge blocks (over 1 MiB) stay mapped for reuse once the program stops reusing them (-1: never released, 0: at once)") \
   X(VERBOSE,        "VERBOSE",        BOOL, "off",  "print a warning when the OS refuses memory (the call still returns NULL)") \
-  X(CHECK_QUARANTINE, "CHECK_QUARANTINE", SIZE, "64M", "check build: most bytes of freed blocks held back to catch use after free (also at most the live heap, at least 256K)") \
-  X(CHECK_REDZONE,  "CHECK_REDZONE",  SIZE, "16",   "check build: canary bytes on each side of a block") \
-  X(CHECK_GUARD,    "CHECK_GUARD",    TEXT, "auto", "check build: guard-page mode: off, all, auto (all while cheap, then sampled), or a sample rate 1/N") \
+  X(CHECK_QUARANTINE, "CHECK_QUARANTINE", SIZE, "64M", "check build: most bytes of freed blocks held back to catch use after free (also at most a quarter of the live blocks' cost, at least 256K)") \
+  X(CHECK_REDZONE,  "CHECK_REDZONE",  SIZE, "16",   "check build: canary bytes after a block (before it, the 16-byte block header is the redzone)") \
+  X(CHECK_GUARD,    "CHECK_GUARD",    TEXT, "auto", "check build: guard-page mode: off, all, auto (the first 1024 blocks, then sampled), or a sample rate 1/N; then ,overflow ,underflow or ,both (default: sampled blocks alternate)") \
   X(CHECK_LEAKS,    "CHECK_LEAKS",    TEXT, "definite", "check build: leak report at exit: no, definite or all") \
   X(CHECK_LOG_FILE, "CHECK_LOG_FILE", TEXT, "",     "check build: write reports to this file instead of stderr") \
   X(CHECK_JSON,     "CHECK_JSON",     BOOL, "off",  "check build: write reports as JSON lines") \
