@@ -52,8 +52,15 @@ FUZZ_ENV        := TESSERA_CHECK_LEAKS=no FUZZ_LAST_INPUT=$(FUZZ_LAST)
 build/fuzz/release build/fuzz/check:
 	mkdir -p $@
 
+# No comparison tracing in tessera: libFuzzer copies the operands of traced
+# comparisons into its inputs, and free()'s double-free test compares a
+# block's second word with its address XOR the process secret. The fuzzer
+# learned that value and planted it at bytes 8..15 of an input; its own copy
+# of the input, allocated at the same address, then read as a freed block,
+# and free() reported a double free of a live block (2026-11-26, the "open
+# double free" of docs/reliability.md). Edge coverage stays.
 build/fuzz/%/unity.o: src/unity.c $(SRC) $(HDR) | build/fuzz/%
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBFLAGS) $(if $(filter check,$*),-DTSR_CHECK=1) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBFLAGS) $(if $(filter check,$*),-DTSR_CHECK=1) -fsanitize=fuzzer-no-link -fno-sanitize-coverage=trace-cmp -c $< -o $@
 
 # The harness itself gets no coverage instrumentation: libFuzzer should chase
 # new paths in tessera, not in the model, and the model's byte checks run
