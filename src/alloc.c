@@ -159,6 +159,12 @@ tsr_public void *tsr_aligned_alloc(size_t alignment, size_t size) {
  * tail costs no memory, instead of stepping through every size class. */
 #define REALLOC_SPAN_MIN_SIZE ((size_t)16 * 1024)
 
+/* A small block stays put while the new size fits and does not waste more
+ * than half the block. */
+static inline bool fits_in_place(size_t size, size_t usable) {
+  return size <= usable && (size >= usable / 2 || usable <= 64);
+}
+
 static void *realloc_move(void *p, size_t old_size, size_t size) {
   void *q;
   if (size > old_size && size > REALLOC_SPAN_MIN_SIZE && size <= TSR_LARGE_MAX_SIZE) {
@@ -194,8 +200,7 @@ void *tsr_realloc_internal(void *p, size_t size) {
     size_t usable = tsr_usable_size_internal(p);    /* diagnoses an invalid or freed p */
     tsr_heap_t *heap = tsr_heap_get();
     if (page->kind == TSR_PAGE_SMALL) {
-      /* In place while it fits and does not waste more than half the block. */
-      if (size <= usable && (size >= usable / 2 || usable <= 64)) { COUNT_INPLACE(); return p; }
+      if (fits_in_place(size, usable)) { COUNT_INPLACE(); return p; }
     } else if (page->kind == TSR_PAGE_LARGE && (tsr_page_owner(page) & ~TSR_OWNER_SLOW) == (uintptr_t)heap &&
                size > REALLOC_SPAN_MIN_SIZE && size <= TSR_LARGE_MAX_SIZE) {
       if (tsr_large_realloc_inplace(heap, page, size) != NULL) { COUNT_INPLACE(); return p; }
@@ -234,7 +239,7 @@ tsr_public void *tsr_realloc(void *p, size_t size) {
     uint32_t usable = page->block_size;
     if ((tsr_page_owner(page) & ~TSR_OWNER_SLOW) == (uintptr_t)heap &&   /* full pages too */
         offset * page->block_magic < page->block_magic &&
-        !tsr_block_is_marked_free(p, heap->secret) && size <= usable && (size >= usable / 2 || usable <= 64)) {
+        !tsr_block_is_marked_free(p, heap->secret) && fits_in_place(size, usable)) {
       heap->count.realloc_inplace_count++;
       return p;
     }

@@ -110,10 +110,11 @@ static void huge_unlink(tsr_segment_t *segment) {
 }
 
 /* A cached mapping for a huge segment of map_size bytes, or NULL. The
- * smallest that fits is used; if none fits, the largest, which the caller
- * grows with mremap (only the new tail is faulted in); when it is much larger, only its last map_size bytes are moved
- * (mremap moves page-table entries, not bytes) to a fresh aligned address,
- * and the rest stays cached. Either way the pages arrive resident: no fault,
+ * smallest that fits is used; when it is much larger, only its last
+ * map_size bytes are moved (mremap moves page-table entries, not bytes) to
+ * a fresh aligned address, and the rest stays cached. If none fits (and
+ * !fit_only), the largest, which the caller grows with mremap (only the new
+ * tail is faulted in). Either way the pages arrive resident: no fault,
  * no zeroing, which a program that frees and allocates big buffers in turn
  * pays for otherwise, once per OS page. One piece per block: every huge
  * mapping stays a single kernel mapping, so mremap can grow or move it. */
@@ -284,8 +285,7 @@ void tsr_huge_free(tsr_segment_t *segment) {
     tsr_unlock(TSR_LOCK_HUGE);
     huge_unmap_all(evicted, n_evicted);
   }
-  tsr_os_segmap_set((uintptr_t)segment, segment->map_size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
-  tsr_os_unmap(segment, segment->map_size);
+  huge_unmap_all(&segment, 1);
 }
 
 /* Was p a huge block that was unmapped recently? (For the double-free message.) */
