@@ -237,6 +237,21 @@ static int cmp_key(const void *x, const void *y) {
   return a->i < b->i ? -1 : a->i > b->i;
 }
 
+/* The magic and the version of a header both readers have read: 0, or -1
+ * with the reason in err. */
+static int header_check(const tbin_header_t *h, const char *path, char *err, size_t errlen) {
+  if (memcmp(h->magic, TBIN_MAGIC, 8) != 0) {
+    msg(err, errlen, "%s: not a tessera binary trace (no TSRTRACE magic)", path);
+    return -1;
+  }
+  if (h->version != TBIN_VERSION || h->header_size != TBIN_HEADER_SIZE) {
+    msg(err, errlen, "%s: binary trace version %u (header %u bytes); this tessera reads version %u", path, h->version,
+        h->header_size, TBIN_VERSION);
+    return -1;
+  }
+  return 0;
+}
+
 int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *warn, size_t warnlen) {
   memset(out, 0, sizeof *out);
   if (warn && warnlen) warn[0] = '\0';
@@ -249,15 +264,7 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
     goto fail;
   }
   memcpy(&h, buf, sizeof h);
-  if (memcmp(h.magic, TBIN_MAGIC, 8) != 0) {
-    msg(err, errlen, "%s: not a tessera binary trace (no TSRTRACE magic)", path);
-    goto fail;
-  }
-  if (h.version != TBIN_VERSION || h.header_size != TBIN_HEADER_SIZE) {
-    msg(err, errlen, "%s: binary trace version %u (header %u bytes); this tessera reads version %u", path, h.version,
-        h.header_size, TBIN_VERSION);
-    goto fail;
-  }
+  if (header_check(&h, path, err, errlen) != 0) goto fail;
 
   /* Pass 1: walk the chunks, decode records into events (tsc for now). */
   size_t cap = 1024, n = 0;
@@ -435,15 +442,7 @@ int tbin_summarize(const char *path, tbin_summary_t *out, char *err, size_t errl
         TBIN_HEADER_SIZE);
     goto done;
   }
-  if (memcmp(h.magic, TBIN_MAGIC, 8) != 0) {
-    msg(err, errlen, "%s: not a tessera binary trace (no TSRTRACE magic)", path);
-    goto done;
-  }
-  if (h.version != TBIN_VERSION || h.header_size != TBIN_HEADER_SIZE) {
-    msg(err, errlen, "%s: binary trace version %u (header %u bytes); this tessera reads version %u", path, h.version,
-        h.header_size, TBIN_VERSION);
-    goto done;
-  }
+  if (header_check(&h, path, err, errlen) != 0) goto done;
   uint64_t off = TBIN_HEADER_SIZE, last_ns = h.mono_ns0;
   while (off < (uint64_t)len) {
     tbin_chunk_t c;
