@@ -48,6 +48,7 @@ tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t align
    * span allocator for 0 slices (ENOMEM, and a fresh segment mapped each
    * time), and a huge block of 0 bytes pointed past its own mapping (fuzz). */
   if (size == 0) size = 1;
+  tsr_heap_t *entered = tsr_heap_enter(heap);
   void *p = alloc_dispatch(heap, size, alignment, zero);
   if (tsr_unlikely(p == NULL)) {
     /* The OS refused. Before saying so, give back what is held free (empty
@@ -61,6 +62,7 @@ tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t align
     if (tsr_option_long(TSR_OPT_VERBOSE)) tsr_message("warning: out of memory: a request of %zu bytes returns NULL", size);
     errno = ENOMEM;
   }
+  tsr_heap_leave(entered);
   return p;
 }
 
@@ -83,12 +85,15 @@ static tsr_noinline void *malloc_slow(size_t size, tsr_heap_t *heap) {
   /* Sizes above the direct table: the class's first page, if it has a free
    * block, is one class computation away (no queue walk, no housekeeping). */
   if (size > TSR_DIRECT_MAX && size <= TSR_CLASS_MAX_SIZE) {
+    tsr_heap_t *entered = tsr_heap_enter(heap);   /* a peer may be retiring queue heads */
     tsr_page_t *page = heap->queue[tsr_size_class(size)].first;
     tsr_block_t *block = page != NULL ? page->free : NULL;
-    if (block != NULL) {
+    void *p = block != NULL ? tsr_page_pop(heap, page, block) : NULL;
+    tsr_heap_leave(entered);
+    if (p != NULL) {
       heap->count.malloc_count++;
       heap->count.requested_bytes += size;
-      return tsr_page_pop(heap, page, block);
+      return p;
     }
   }
   void *p = tsr_alloc_generic(heap, size, 0, false);
@@ -192,7 +197,7 @@ static void *realloc_move(void *p, size_t old_size, size_t size) {
 }
 
 /* realloc(p, size) for p != NULL and size != 0. */
-void *tsr_realloc_internal(void *p, size_t size) {
+static void *realloc_slow(void *p, size_t size) {
   if (tsr_unlikely(size > PTRDIFF_MAX)) { errno = ENOMEM; return NULL; }
   uint8_t kind = tsr_segmap_kind((uintptr_t)p);
   if (tsr_likely(kind == TSR_SEGMAP_SEGMENT)) {
@@ -223,6 +228,13 @@ void *tsr_realloc_internal(void *p, size_t size) {
   }
   if (tsr_huge_was_freed(p)) tsr_free_invalid(p, "realloc of a freed huge block", 0);
   tsr_free_invalid(p, "realloc of a pointer tessera never returned", 0);
+}
+
+void *tsr_realloc_internal(void *p, size_t size) {
+  tsr_heap_t *entered = tsr_heap_enter(tsr_heap_get());
+  void *q = realloc_slow(p, size);
+  tsr_heap_leave(entered);
+  return q;
 }
 
 tsr_public void *tsr_realloc(void *p, size_t size) {

@@ -143,6 +143,7 @@ tsr_noinline void tsr_free_generic(void *p, tsr_heap_t *heap) {
   tsr_page_t *page = tsr_page_of(p);
   tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
   bool is_owner = owner == heap;
+  tsr_heap_t *entered = tsr_heap_enter(heap);
   block_validate(page, p);
   /* Secure mode: a freed block keeps nothing of what it held (every free
    * comes here then; see tsr_owner_extra). */
@@ -156,6 +157,7 @@ tsr_noinline void tsr_free_generic(void *p, tsr_heap_t *heap) {
   } else {
     tsr_page_free_local_slow(heap, page, p);
   }
+  tsr_heap_leave(entered);
 }
 
 /* ---- free ------------------------------------------------------------------------ */
@@ -181,6 +183,10 @@ tsr_public void tsr_free(void *p) {
   block->free_mark = a ^ secret;
   page->free = block;
   heap->count.free_count++;
+  /* The count is stored last (no instruction: the compiler keeps the
+   * order, x86-64 stores stay in it): a peer that reads it equal to the
+   * page's remote frees knows this push is done (heap.c, peer collection). */
+  atomic_signal_fence(memory_order_release);
   if (tsr_unlikely(--page->used == 0)) tsr_page_retire(heap, page);
 }
 

@@ -71,18 +71,155 @@ void tsr_heap_collect_remote(tsr_heap_t *heap) {
   }
 }
 
+/* ---- peer collection: other threads' idle heaps ----------------------------------- */
+
+/* A thread that allocated a burst, freed it (or had it freed by others)
+ * and went idle would keep all of it: remote frees wait for their owner's
+ * next slow path, and so does the purge of its free spans. So a peer (any
+ * thread's housekeeping, and malloc_trim) may claim another live heap and
+ * do that work itself, restricted to what the owner's fast paths never
+ * reach: the heap's remote batches, its pending list, pages that are free
+ * in full (counted used == remotely freed, never the first page of a class
+ * of the direct table: malloc's fast path pops from those), and its free
+ * spans.
+ * Claiming is the peer's half of an asymmetric Dekker handshake with
+ * tsr_heap_enter: it sets `claimed`, makes every thread pass a barrier,
+ * and backs off if the owner is inside a slow path; an owner that enters
+ * meanwhile waits until the peer lets go. A page whose used count reached
+ * zero is never touched: the owner's free may be on its way to retire it. */
+_Atomic uint64_t tsr_heap_peer_retired;   /* pages retired by peers (tests) */
+
+static void peer_release(tsr_heap_t *h) { atomic_store_explicit(&h->claimed, 0, memory_order_release); }
+
+void tsr_heap_wait_unclaimed(tsr_heap_t *heap) {
+  while (atomic_load_explicit(&heap->claimed, memory_order_acquire) != 0) tsr_platform_yield();
+}
+
+/* Retire a page of a claimed heap if every block in it is free, the rest
+ * of them on its remote list. false: it stays (on the pending list). */
+static bool peer_retire_if_free(tsr_heap_t *h, tsr_page_t *page) {
+  uintptr_t list = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  if (page->kind == TSR_PAGE_LARGE) {
+    /* Its one block was freed remotely; the page is on no fast path. */
+    if (list != 0 && atomic_compare_exchange_strong(&page->thread_free, &list, 0)) {
+      tsr_large_free(h, page);
+      atomic_fetch_add_explicit(&tsr_heap_peer_retired, 1, memory_order_relaxed);
+    }
+    return true;
+  }
+  uint32_t count = (uint32_t)(list >> TSR_REMOTE_COUNT_SHIFT);
+  if (count == 0) return false;
+#if defined(__SANITIZE_THREAD__)
+  /* A queued page's count is written by the owner's fast free, which the
+   * barrier orders but ThreadSanitizer cannot see: full pages only there
+   * (their frees all take the bracketed slow path). */
+  if (page->is_queued) return false;
+#endif
+  /* The first page of a class of the direct table is where malloc's fast
+   * path pops; the other classes' first pages are reached by slow paths only. */
+  if (page->is_queued && h->queue[page->size_class].first == page && page->block_size <= TSR_DIRECT_MAX) return false;
+  /* The owner's fast free of a live block of this page stores the count
+   * after its push, so a count equal to the remote one means no block of
+   * the page is live, and none will be freed into it again. */
+  if (__atomic_load_n(&page->used, __ATOMIC_ACQUIRE) != count) return false;
+  if (!atomic_compare_exchange_strong(&page->thread_free, &list, 0)) return false;
+  page->used = 0;
+  tsr_page_retire_now(h, page);
+  atomic_fetch_add_explicit(&tsr_heap_peer_retired, 1, memory_order_relaxed);
+  return true;
+}
+
+static void peer_collect(tsr_heap_t *h, uint64_t now, bool force) {
+  tsr_page_t *page = atomic_exchange_explicit(&h->pending, NULL, memory_order_acq_rel);
+  tsr_page_t *keep = NULL, *keep_last = NULL;
+  while (page != NULL) {
+    tsr_page_t *next = page->pending_next;
+    if (!peer_retire_if_free(h, page)) {
+      /* Its remote list stays non-empty, so no freeing thread pushes it
+       * on the pending list meanwhile: the link is ours to rewrite. */
+      page->pending_next = keep;
+      keep = page;
+      if (keep_last == NULL) keep_last = page;
+    }
+    page = next;
+  }
+  if (keep != NULL) {
+    tsr_page_t *head = atomic_load_explicit(&h->pending, memory_order_acquire);
+    do {
+      keep_last->pending_next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&h->pending, &head, keep, memory_order_acq_rel,
+                                                    memory_order_acquire));
+  }
+  if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) tsr_span_purge_due(h, now, force);
+}
+
+/* Do the idle live heaps' work (caller holds the heaps lock). A heap is
+ * idle when its owner entered no slow path since the previous pass. The
+ * claims are set first and one barrier serves them all; then the batches
+ * of every claimed heap are flushed, so that the pages they free are
+ * complete when their own heaps are collected. */
+#define PEERS_PER_PASS 64
+/* trim_round (malloc_trim's pass, force): every heap not yet done in this
+ * round, idle or not; returns how many were left because their owner was
+ * inside a slow path (perhaps waiting for the heaps lock we hold). */
+static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim_round) {
+  bool force = trim_round != 0;
+  tsr_heap_t *claimed[PEERS_PER_PASS];
+  unsigned n = 0, busy = 0;
+  for (tsr_heap_t *h = tsr_heap_all; h != NULL && n < PEERS_PER_PASS; h = h->all_next) {
+    if (h == self || h->is_abandoned || !h->is_initialized) continue;
+    if (force && h->peer_trim_round == trim_round) continue;
+    uint64_t entries = atomic_load_explicit(&h->slow_entries, memory_order_relaxed);
+    bool was_idle = entries == h->peer_seen_entries;
+    h->peer_seen_entries = entries;
+    if (!was_idle && !force) continue;
+#if !defined(__SANITIZE_THREAD__)
+    /* A stale look at the owner's fields (a plain load of a word): at
+     * worst a heap is claimed for nothing or left for the next pass. The
+     * ThreadSanitizer build claims every idle heap instead. */
+    bool has_work = *(volatile uint32_t *)&h->remote_pending != 0 ||
+                    atomic_load_explicit(&h->pending, memory_order_relaxed) != NULL ||
+                    *(volatile uint64_t *)&h->purge_due_ms != 0;
+    if (!has_work) continue;
+#endif
+    uint8_t expected = 0;
+    if (atomic_compare_exchange_strong(&h->claimed, &expected, 1)) claimed[n++] = h;
+  }
+  if (n == 0) return 0;
+#if !defined(__SANITIZE_THREAD__)
+  if (tsr_platform_barrier_all_threads() != 0) {   /* no membarrier here: no peer collection */
+    for (unsigned i = 0; i < n; i++) peer_release(claimed[i]);
+    return 0;
+  }
+#endif
+  unsigned m = 0;
+  for (unsigned i = 0; i < n; i++) {
+    if (atomic_load_explicit(&claimed[i]->busy_depth, memory_order_seq_cst) == 0) claimed[m++] = claimed[i];
+    else { peer_release(claimed[i]); busy++; }
+  }
+  for (unsigned i = 0; i < m; i++) tsr_free_flush_remote(claimed[i]);
+  for (unsigned i = 0; i < m; i++) {
+    peer_collect(claimed[i], now, force);
+    claimed[i]->peer_trim_round = trim_round;
+    peer_release(claimed[i]);
+  }
+  return busy;
+}
+
 /* ---- housekeeping -------------------------------------------------------------- */
 
 /* Heaps of exited threads have no owner to give their memory back, and a
  * new thread adopts only the most recently abandoned one: so every live
  * thread's housekeeping also collects the frees other threads made to them
- * and purges what is due, at most every ABANDONED_GAP_MS in the process.
- * Caller holds the heaps lock, which keeps them from being adopted meanwhile. */
-#define ABANDONED_GAP_MS 20
-static void abandoned_housekeeping(uint64_t now) {
-  static uint64_t last_pass_ms;     /* under the heaps lock */
-  if (heaps.abandoned == NULL || now < last_pass_ms + ABANDONED_GAP_MS) return;
-  last_pass_ms = now;
+ * and purges what is due, at most every OTHERS_GAP_MS in the process, and
+ * does the same for idle live heaps (peers_housekeeping). Caller holds the
+ * heaps lock, which keeps abandoned heaps from being adopted meanwhile. */
+#define OTHERS_GAP_MS 20
+static _Atomic uint64_t others_last_ms;   /* written under the heaps lock */
+static void others_housekeeping(tsr_heap_t *self, uint64_t now) {
+  if (now < atomic_load_explicit(&others_last_ms, memory_order_relaxed) + OTHERS_GAP_MS) return;
+  atomic_store_explicit(&others_last_ms, now, memory_order_relaxed);
+  peers_housekeeping(self, now, 0);
   for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) {
     if (atomic_load_explicit(&h->pending, memory_order_acquire) != NULL) {
       tsr_heap_collect_remote(h);
@@ -92,15 +229,28 @@ static void abandoned_housekeeping(uint64_t now) {
   }
 }
 
+/* The others' part alone, from the slow path that makes pages: a thread
+ * with nothing of its own to purge still looks after the idle heaps. */
+void tsr_heap_housekeeping_others(tsr_heap_t *heap) {
+  uint64_t now = tsr_platform_clock_ms();
+  if (now < atomic_load_explicit(&others_last_ms, memory_order_relaxed) + OTHERS_GAP_MS) return;
+  tsr_lock(TSR_LOCK_HEAPS);
+  others_housekeeping(heap, now);
+  tsr_unlock(TSR_LOCK_HEAPS);
+}
+
 /* Purge what is due. Called from slow paths, at most every few milliseconds. */
 void tsr_heap_housekeeping(tsr_heap_t *heap) {
   uint64_t now = tsr_platform_clock_ms();
-  if (now < heap->purge_due_ms || now < heap->last_purge_ms + TSR_PURGE_MIN_GAP_MS) return;
+  if (now < heap->purge_due_ms || now < heap->last_purge_ms + TSR_PURGE_MIN_GAP_MS) {
+    tsr_heap_housekeeping_others(heap);
+    return;
+  }
   heap->last_purge_ms = now;
   tsr_page_retire_empty_heads(heap, false);
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);
-  abandoned_housekeeping(now);
+  others_housekeeping(heap, now);
   tsr_unlock(TSR_LOCK_HEAPS);
   uint64_t huge_due = tsr_huge_cache_purge(now, false);
   if (huge_due != 0 && (heap->purge_due_ms == 0 || huge_due < heap->purge_due_ms)) heap->purge_due_ms = huge_due;
@@ -128,11 +278,27 @@ static size_t heap_trim_one(tsr_heap_t *heap) {
 bool tsr_heap_trim(void) {
   size_t released = 0;
   tsr_heap_t *heap = tsr_heap_get();
+  tsr_heap_t *entered = tsr_heap_enter(heap);
   tsr_lock(TSR_LOCK_HEAPS);
   if (heap != &tsr_heap_empty) released += heap_trim_one(heap);
   /* Abandoned heaps have no thread: while we hold the lock none can adopt them. */
   for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) released += heap_trim_one(h);
+  /* Live heaps of other threads: what a peer may do (see above), forced.
+   * An owner inside a slow path may be waiting for the heaps lock: let go
+   * of it between rounds, a few times, so busy heaps are trimmed too. */
+  static uint64_t trim_rounds;   /* under the heaps lock */
+  uint64_t round = ++trim_rounds;
+  uint64_t mapped = atomic_load_explicit(&tsr_os_counters.mapped_bytes, memory_order_relaxed);
+  uint64_t purged = atomic_load_explicit(&tsr_os_counters.purged_bytes, memory_order_relaxed);
+  for (int tries = 0; peers_housekeeping(heap, tsr_platform_clock_ms(), round) != 0 && tries < 50; tries++) {
+    tsr_unlock(TSR_LOCK_HEAPS);
+    tsr_platform_yield();
+    tsr_lock(TSR_LOCK_HEAPS);
+  }
+  released += (size_t)(mapped - atomic_load_explicit(&tsr_os_counters.mapped_bytes, memory_order_relaxed)) +
+              (size_t)(atomic_load_explicit(&tsr_os_counters.purged_bytes, memory_order_relaxed) - purged);
   tsr_unlock(TSR_LOCK_HEAPS);
+  tsr_heap_leave(entered);
   tsr_huge_cache_purge(0, true);
   return released != 0;
 }
@@ -191,9 +357,11 @@ tsr_heap_t *tsr_heap_init_thread(void) {
 void tsr_heap_thread_exit(void *arg) {
   tsr_heap_t *heap = arg;
   if (heap == NULL || heap == &tsr_heap_empty || heap == &tsr_heap_main) return;
+  tsr_heap_t *entered = tsr_heap_enter(heap);
   tsr_free_flush_remote(heap);
   tsr_heap_collect_remote(heap);
   tsr_page_retire_empty_heads(heap, true);   /* empty pages become spans that others' housekeeping purges */
+  tsr_heap_leave(entered);                   /* before the heap can be adopted */
   tsr_heap_current = &tsr_heap_empty;
   tsr_lock(TSR_LOCK_HEAPS);
   heap->is_abandoned = true;

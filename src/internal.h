@@ -154,6 +154,7 @@ extern tsr_page_t tsr_page_empty tsr_hidden;  /* a page with no free blocks */
 void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 void  tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) tsr_hidden;
 void  tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
+void  tsr_page_retire_now(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) tsr_hidden;
 void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
@@ -178,10 +179,45 @@ static inline tsr_heap_t *tsr_heap_get(void) { return tsr_heap_current; }
 tsr_heap_t *tsr_heap_init_thread(void) tsr_hidden;     /* NULL if no memory */
 void  tsr_heap_collect_remote(tsr_heap_t *heap) tsr_hidden;
 void  tsr_heap_housekeeping(tsr_heap_t *heap) tsr_hidden;
+void  tsr_heap_housekeeping_others(tsr_heap_t *heap) tsr_hidden;
 bool  tsr_heap_trim(void) tsr_hidden;
 void  tsr_heap_thread_exit(void *heap) tsr_hidden;
 void  tsr_heap_process_ready(void) tsr_hidden;
 extern tsr_heap_t *tsr_heap_all tsr_hidden;
+
+/* The owner's side of peer collection (heap.c): every slow path that
+ * touches its heap's queues, spans, pending list or remote batches is
+ * bracketed by enter/leave; the fast paths are not, and a peer touches
+ * nothing they reach. A peer that claimed the heap makes every thread pass
+ * a barrier before it reads busy_depth, so the owner's side is a plain
+ * store and load (asymmetric Dekker); the ThreadSanitizer build, which
+ * cannot see that barrier, uses sequentially consistent accesses instead.
+ * Only the calling thread's own heap is bracketed: a thread working on an
+ * abandoned heap or as a peer holds the heaps lock or the claim instead. */
+#if defined(__SANITIZE_THREAD__)
+#define TSR_OWNER_ORDER memory_order_seq_cst
+#else
+#define TSR_OWNER_ORDER memory_order_relaxed
+#endif
+void tsr_heap_wait_unclaimed(tsr_heap_t *heap) tsr_hidden;
+extern _Atomic uint64_t tsr_heap_peer_retired tsr_hidden;   /* pages a peer retired */
+/* Returns the heap entered (NULL: none), to be given to tsr_heap_leave. */
+static inline tsr_heap_t *tsr_heap_enter(tsr_heap_t *heap) {
+  if (heap != tsr_heap_current || heap == &tsr_heap_empty) return NULL;
+  uint32_t depth = atomic_load_explicit(&heap->busy_depth, memory_order_relaxed);
+  atomic_store_explicit(&heap->busy_depth, depth + 1, TSR_OWNER_ORDER);
+  if (depth != 0) return heap;
+  atomic_store_explicit(&heap->slow_entries, atomic_load_explicit(&heap->slow_entries, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (tsr_unlikely(atomic_load_explicit(&heap->claimed, TSR_OWNER_ORDER) != 0)) tsr_heap_wait_unclaimed(heap);
+  return heap;
+}
+static inline void tsr_heap_leave(tsr_heap_t *entered) {
+  if (entered == NULL) return;
+  uint32_t depth = atomic_load_explicit(&entered->busy_depth, memory_order_relaxed);
+  atomic_store_explicit(&entered->busy_depth, depth - 1, memory_order_release);
+}
 
 static inline uintptr_t tsr_encode(uintptr_t secret, const void *p) { return (uintptr_t)p ^ secret; }
 static inline tsr_block_t *tsr_decode(uintptr_t secret, uintptr_t v) { return (tsr_block_t *)(v ^ secret); }

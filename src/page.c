@@ -166,6 +166,8 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
   if (heap->remote_pending != 0) tsr_free_flush_remote(heap);
   if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap);
   if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
+  else if ((atomic_load_explicit(&heap->slow_entries, memory_order_relaxed) & 31) == 0)
+    tsr_heap_housekeeping_others(heap);   /* idle heaps' work, with nothing of our own due */
   tsr_page_queue_t *q = &heap->queue[size_class];
   tsr_page_t *page = q->first;
   while (page != NULL) {
@@ -199,7 +201,7 @@ void tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) {
 
 /* A page's last block was freed: give its span back, unless it is the head
  * (the bias keeps the head's count above zero; see the file comment). */
-void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
+static void page_retire(tsr_heap_t *heap, tsr_page_t *page) {
   if (page->is_queued && heap->queue[page->size_class].first == page && !class_has_bias(page->size_class) &&
       page->block_size <= 8192) {
     /* An empty first page of a class of 1-8 KiB stays until the next
@@ -210,6 +212,20 @@ void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
   }
   if (page->is_queued) queue_remove(heap, page);
   if (page->used != 0) return;
+  tsr_span_free(heap, page);
+}
+
+/* Entered from free's fast path too: bracketed for peers (heap.c). */
+void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
+  tsr_heap_t *entered = tsr_heap_enter(heap);
+  page_retire(heap, page);
+  tsr_heap_leave(entered);
+}
+
+/* Retire an empty page whatever its place (a peer's collection, heap.c):
+ * not a first page of the direct table's classes, whose bias it would move. */
+void tsr_page_retire_now(tsr_heap_t *heap, tsr_page_t *page) {
+  if (page->is_queued) queue_remove(heap, page);
   tsr_span_free(heap, page);
 }
 

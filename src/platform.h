@@ -46,6 +46,10 @@ void     tsr_platform_close(int fd);
 size_t   tsr_platform_rss_bytes(void);     /* from /proc/self/statm; 0 if unknown */
 size_t   tsr_platform_rss_peak_bytes(void);/* getrusage ru_maxrss */
 void     tsr_platform_yield(void);
+/* Make every running thread of this process pass a full memory barrier
+ * (membarrier, private expedited; registered on first use). 0 on success;
+ * an errno value where the kernel lacks it or a sandbox forbids it. */
+int      tsr_platform_barrier_all_threads(void);
 int      tsr_platform_dup_high(int fd);    /* close-on-exec copy at a high number; -1 on failure */
 _Noreturn void tsr_platform_abort(void);   /* raise SIGABRT, with a core where enabled */
 

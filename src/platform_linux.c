@@ -192,6 +192,26 @@ size_t tsr_platform_rss_peak_bytes(void) {
 
 void tsr_platform_yield(void) { syscall(SYS_sched_yield); }
 
+/* Values of <linux/membarrier.h>, spelled here so the build needs no kernel
+ * headers. A registration belongs to the address space: a forked child
+ * starts unregistered and gets EPERM, so that is answered by registering. */
+#define MEMBARRIER_PRIVATE_EXPEDITED          (1 << 3)
+#define MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+int tsr_platform_barrier_all_threads(void) {
+  int saved = errno;
+  int result = 0;
+  if (syscall(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED, 0, 0) != 0) {
+    result = errno;
+    if (result == EPERM && syscall(SYS_membarrier, MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+        syscall(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED, 0, 0) == 0)
+      result = 0;
+    else if (result == EPERM)
+      result = errno;
+  }
+  errno = saved;
+  return result;
+}
+
 int tsr_platform_dup_high(int fd) {
   int saved = errno;
   int copy = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 200);

@@ -182,6 +182,13 @@ typedef struct tsr_heap_s {
   struct tsr_heap_s *abandoned_next;      /* abandoned list (thread exited) */
   bool        is_abandoned;
   bool        is_initialized;
+  /* -- peer collection (heap.c): another thread does an idle owner's
+   *    slow-path work; the owner writes the first two, peers the rest -- */
+  _Atomic uint32_t busy_depth;            /* owner inside a slow path (nesting depth) */
+  _Atomic uint64_t slow_entries;          /* owner's slow-path entries, to see it idle */
+  _Atomic uint8_t  claimed;               /* a peer is working on this heap */
+  uint64_t    peer_seen_entries;          /* slow_entries at the last peer pass */
+  uint64_t    peer_trim_round;            /* the malloc_trim that last did this heap */
 } tsr_heap_t;
 
 #endif /* TSR_TYPES_H */

@@ -32,3 +32,16 @@ test-tsan-programs: $(TSAN_PROGRAM_BINS)
 	@timeout 300 build/tests/tsan/threads10k 1000 32
 
 TEST_EXTRA += test-tsan-programs
+
+# Peer collection raced against the owners' fast paths (tests/reliability/peers.c).
+build/tests/peers: tests/reliability/peers.c $(SRC) $(HDR) | build/tests
+	$(CC) $(FAULTS_CFLAGS) $< -o $@
+.PHONY: test-peers
+build/tests/tsan/peers: tests/reliability/peers.c tests/reliability/tsan_names.h $$(TSR_TSAN_OBJS) | build/tests
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) -O1 -g $(WARN) -Iinclude -Isrc -pthread -fsanitize=thread -DPEERS_TSAN \
+	  -include tests/reliability/tsan_names.h -o $@ $< $(TSR_TSAN_OBJS)
+test-peers: build/tests/peers build/tests/tsan/peers
+	@timeout 60 build/tests/peers 4
+	@timeout 120 build/tests/tsan/peers 4
+TEST_EXTRA += test-peers
