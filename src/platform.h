@@ -26,6 +26,9 @@ int   tsr_platform_protect(void *addr, size_t size, bool accessible);
 /* mremap: grow or shrink in place (may_move false), or move to target (fixed).
  * Returns the block's new address or NULL. */
 void *tsr_platform_remap(void *addr, size_t old_size, size_t new_size, void *fixed_target);
+/* Ask for transparent huge pages over a range (best effort; no fault
+ * injection: it changes how memory is backed, not whether it is). */
+void  tsr_platform_advise_huge_pages(void *addr, size_t size);
 /* Name a mapping in /proc/self/maps ("[anon:tessera ...]"); best effort. */
 void  tsr_platform_name(void *addr, size_t size, const char *name);
 

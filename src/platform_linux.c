@@ -97,6 +97,12 @@ void *tsr_platform_remap(void *addr, size_t old_size, size_t new_size, void *fix
   return p == MAP_FAILED ? NULL : p;
 }
 
+void tsr_platform_advise_huge_pages(void *addr, size_t size) {
+  int saved = errno;
+  madvise(addr, size, MADV_HUGEPAGE);
+  errno = saved;
+}
+
 void tsr_platform_name(void *addr, size_t size, const char *name) {
   /* Naming is only a courtesy: a kernel without CONFIG_ANON_VMA_NAME says
    * EINVAL every time, so after one refusal we stop asking (a syscall per

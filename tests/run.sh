@@ -103,6 +103,12 @@ if [ -n "$TSR_LIB" ]; then
     t static-link 60 $T/static_malloc
     t dlopen 120 $T/dlopen_tsr "$TSR_LIB"
     t hardening 120 sh tests/programs/hardening.sh $T/hardening "$TSR_LIB" $T/contract
+    if [ -d /sys/kernel/mm/transparent_hugepage ]; then
+        # TESSERA_HUGE_PAGES: a huge block's mapping is advised for 2 MiB pages, and not when off.
+        t huge-pages 60 sh -c "LD_PRELOAD=$TSR_LIB $T/huge_pages | grep '^advised 1 ' && TESSERA_HUGE_PAGES=0 LD_PRELOAD=$TSR_LIB $T/huge_pages | grep '^advised 0 '"
+    else
+        s huge-pages "kernel without transparent huge pages"
+    fi
 else
     s static-link "needs libtessera.a"
     s dlopen "needs TSR_LIB"

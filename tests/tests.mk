@@ -21,7 +21,7 @@ ASAN_CFLAGS  = $(CSTD) -O1 -g $(WARN) -fno-builtin -Iinclude -pthread \
 # Programs that build without tessera (they find it at run time, if at all).
 TEST_GLIBC_BIN := $(TEST_DIR)/contract $(TEST_DIR)/stress $(TEST_DIR)/replay_rep \
                   $(TEST_DIR)/threads10k $(TEST_DIR)/fork_threads $(TEST_DIR)/thread_exit_free \
-                  $(TEST_DIR)/cxx_new $(TEST_DIR)/dlopen_tsr $(TEST_DIR)/hardening \
+                  $(TEST_DIR)/cxx_new $(TEST_DIR)/dlopen_tsr $(TEST_DIR)/hardening $(TEST_DIR)/huge_pages \
                   $(TEST_DIR)/asan/contract $(TEST_DIR)/asan/stress
 # Programs linked with the library itself.
 TEST_TSR_BIN   := $(TEST_DIR)/contract-tsr $(TEST_DIR)/static_malloc
@@ -77,7 +77,7 @@ $(TEST_DIR)/stress: tests/stress/stress.c | build/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $<
 $(TEST_DIR)/replay_rep: tests/programs/replay_rep.c tools/trace.c tools/trace.h | build/tests
 	$(CC) $(TEST_CFLAGS) -o $@ tests/programs/replay_rep.c tools/trace.c
-$(TEST_DIR)/threads10k $(TEST_DIR)/fork_threads $(TEST_DIR)/thread_exit_free $(TEST_DIR)/hardening: $(TEST_DIR)/%: tests/programs/%.c | build/tests
+$(TEST_DIR)/threads10k $(TEST_DIR)/fork_threads $(TEST_DIR)/thread_exit_free $(TEST_DIR)/hardening $(TEST_DIR)/huge_pages: $(TEST_DIR)/%: tests/programs/%.c | build/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $<
 $(TEST_DIR)/dlopen_tsr: tests/programs/dlopen_tsr.c | build/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
