@@ -4,7 +4,7 @@
  * Per call: one TLS load, the forwarded call, and a few stores into the
  * thread's own buffer (format in ../trace_bin.h): no lock, no shared write,
  * no clock read but once per TBIN_TIME_BYTES of records, no loop. malloc
- * and free, nearly all calls, are compact records: 57 and 37 instructions
+ * and free, nearly all calls, are compact records: 56 and 37 instructions
  * per call on larson, wrapper included (callgrind; 74 and 50 with version
  * 2's varints and subtracted addresses). A full buffer is appended to the
  * file as one chunk by its own thread: a writer thread took the kernel's
@@ -233,10 +233,13 @@ static struct {
  * that rarely changes). */
 static _Alignas(64) _Atomic uint64_t clock_seen;
 
-static __thread tstate_t *tls_state TLS_IE;   /* NULL until the thread's first recorded call, and
-                                                 while a wrapped call runs (rec_hold): one test
-                                                 on entry covers both */
-static __thread tstate_t *tls_home TLS_IE;    /* the thread's state once created */
+/* One thread-local struct, so a wrapper finds both pointers through one
+ * GOT entry. */
+static __thread struct {
+  tstate_t *state;   /* NULL until the thread's first recorded call, and while a wrapped call
+                        runs (rec_hold): one test on entry covers both */
+  tstate_t *home;    /* the thread's state once created */
+} tls TLS_IE;
 static __thread int tls_creating TLS_IE;      /* in state_create: its own allocations pass through */
 
 static uint64_t mono_ns(void) {
@@ -351,7 +354,7 @@ static __attribute__((noinline)) void *rec_slow(tstate_t *s, void *ret) {
  * without TESSERA_RECORD_FILE), so such calls come here every time, and for
  * the allocations pthread_setspecific makes while we are here. */
 static __attribute__((noinline)) tstate_t *state_create(void) {
-  if (!atomic_load_explicit(&rec.active, memory_order_relaxed) || tls_creating || tls_home) return NULL;
+  if (!atomic_load_explicit(&rec.active, memory_order_relaxed) || tls_creating || tls.home) return NULL;
   tls_creating = 1;
   tstate_t *s = NULL;
   void *m = mmap(NULL, BUF_SIZE + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -370,7 +373,7 @@ static __attribute__((noinline)) tstate_t *state_create(void) {
     rec.list = s;
     pthread_mutex_unlock(&rec.list_lock);
     pthread_setspecific(rec.key, s);
-    tls_state = tls_home = s;
+    tls.state = tls.home = s;
   }
   tls_creating = 0;
   return s;
@@ -389,14 +392,14 @@ static void state_thread_exit(void *arg) {
 /* The calling thread's state if this call is to be recorded; NULL if it is
  * nested in a wrapped call or this process does not record. */
 static inline tstate_t *rec_enter(void) {
-  tstate_t *s = tls_state;
+  tstate_t *s = tls.state;
   if (UNLIKELY(!s)) return state_create();
   return s;
 }
 /* Around the forwarded call: calls the real allocator makes of the API
  * while it runs find no state and pass through unrecorded. */
-static inline void rec_hold(void) { tls_state = NULL; }
-static inline void rec_release(tstate_t *s) { tls_state = s; }
+static inline void rec_hold(void) { tls.state = NULL; }
+static inline void rec_release(tstate_t *s) { tls.state = s; }
 
 /* ---- encoding ----------------------------------------------------------- */
 /* A record is built behind its first byte, whose codes or flags are known
@@ -489,7 +492,7 @@ EXPORT void *malloc(size_t n) {
   if (!s) return real.malloc(n);
   rec_hold();
   void *r = real.malloc(n);
-  s = tls_home;  /* reloaded, not kept across the call (one push less) */
+  s = tls.home;  /* reloaded, not kept across the call (one push less) */
   rec_release(s);
   cursor_t c;
   rec_begin(&c, s, 0);
@@ -656,7 +659,7 @@ EXPORT void *pvalloc(size_t n) {
 /* fork: the child is another process; it must not write into our file. */
 static void atfork_child(void) {
   atomic_store(&rec.active, 0);
-  tls_state = NULL;  /* the parent's buffer: state_create now says "not recording" */
+  tls.state = NULL;  /* the parent's buffer: state_create now says "not recording" */
   if (rec.fd >= 0) close(rec.fd);
   rec.fd = -1;
 }
