@@ -5,8 +5,8 @@
  * buffer to the file as one chunk (a single O_APPEND write), so threads never
  * share a cache line or a lock while recording. Records are delta-coded
  * against the previous record *of the same thread* (addresses, sizes and
- * time), and a field equal to the previous one is a flag bit instead of a
- * byte, so a malloc/free pair in a loop is 2 bytes; the decoder carries each
+ * time), and a field equal to the previous one costs no byte (a flag bit or
+ * a code 0), so a malloc/free pair in a loop is 2 bytes; the decoder carries each
  * thread's delta state from one of its chunks to the next.
  * Time is the TSC, sampled once per TBIN_TIME_BYTES of a thread's records
  * only (a TBIN_TIME record): a clock read (rdtsc ~28 ns, clock_gettime more
@@ -50,10 +50,10 @@
  * Record: a first byte, then fields (version 3). malloc and free, nearly
  * every call of real programs, have a compact form that says the length of
  * each field in the first byte, so a field costs its bytes and no length
- * bits of its own: version 2 spent 1 byte more per address (a prefix varint
- * holds 7 bits per byte) and larson missed the 1.5x bar by those bytes,
- * since the kernel's copy of the trace costs about as much per byte as the
- * encoding (tools/record/overhead.md).
+ * bits of its own: version 2's prefix varints hold 7 bits per byte, which
+ * cost larson about a byte per address (4.9 bytes per call then, 3.9 now),
+ * and every byte is copied again by the kernel into the page cache
+ * (tools/record/overhead.md).
  *   bit 0 clear: compact malloc or free
  *     bit 1      0 malloc, 1 free
  *     bits 2-4   malloc: size code; free: 0 (anything else is an error)
@@ -85,10 +85,10 @@
  * bit in which they differ) and it needs no sign, which saves the encoder
  * a third of its instructions per address (callgrind); the rotation drops
  * the 4 low bits, zero in both addresses when the allocator aligns blocks to
- * 16 bytes (an address that is not costs 8 bytes, or 9 as V). Every address
- * field updates the previous address. "size" is the field named so above
- * (not a count); every size
- * updates the thread's previous size. TBIN_F_SAME_SIZE drops the size field
+ * 16 bytes (two addresses whose low 4 bits differ cost 8 bytes, or 9 as V).
+ * Every address field updates the previous address. "size" is the field
+ * named so above (not a count); every size updates the thread's previous
+ * size. TBIN_F_SAME_SIZE drops the size field
  * (it equals the previous size), TBIN_F_SAME_ADDR drops the first A field
  * (the address equals the previous address); on a record without such a
  * field the flag is an error. A failed call has result 0.
