@@ -11,6 +11,14 @@
  *   - every slice of a used span has back_bytes to its head and its kind.
  * Free spans return to the OS (madvise) after the purge delay, fully empty
  * segments are unmapped; the heap's last segment is kept, purged.
+ * Dirty and purged memory: a free span can be part dirty, part purged (a
+ * freed span coalesces with a purged neighbour), so each slice of a free
+ * span says its own state in its free_time_ms: 0 if it holds no memory the
+ * OS must take back (purged, or never touched: zeroed descriptors read so),
+ * else when it was freed. The head's is_purged (and is_zero) stays the
+ * span's summary: set only when every slice is clean. One flag for the
+ * merged span used to count the purged part as dirty in free_span_bytes and
+ * purge it again (tests/unit/span_stats.c).
  */
 #include "internal.h"
 
@@ -48,9 +56,25 @@ static void bin_remove(tsr_heap_t *heap, tsr_page_t *span) {
   span->next = span->prev = NULL;
 }
 
-/* Make [head, head+slices) one free span and bin it; no coalescing here. */
+/* Bytes of the dirty slices of a free span of `slices` slices (the caller's
+ * count: the stats walk reads other heaps' spans and bounds it): 0 for a
+ * purged span, else a walk of its descriptors (stats only, never hot). */
+uint64_t tsr_span_dirty_bytes(const tsr_page_t *span, uint32_t slices) {
+  if (span->is_purged) return 0;
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < slices; i++) n += span[i].free_time_ms != 0;
+  return n << TSR_SLICE_SHIFT;
+}
+
+static void purge_schedule(tsr_heap_t *heap, uint64_t since_ms) {
+  uint64_t due = since_ms + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
+  if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+}
+
+/* Make [head, head+slices) one free span and bin it; no coalescing here.
+ * The slices keep their own states; is_zero/is_purged summarize them. */
 static void span_insert_free(tsr_heap_t *heap, tsr_page_t *head, uint32_t slices,
-                             bool is_zero, bool is_purged, uint64_t free_time_ms) {
+                             bool is_zero, bool is_purged) {
   head->kind = TSR_PAGE_FREE;
   tsr_page_set_owner(head, 0);
   head->back_bytes = 0;
@@ -58,16 +82,11 @@ static void span_insert_free(tsr_heap_t *heap, tsr_page_t *head, uint32_t slices
   head->is_zero = is_zero;
   head->is_purged = is_purged;
   head->is_queued = 0;
-  head->free_time_ms = free_time_ms;
   head->free = NULL;
   head->used = 0;
   tsr_page_t *tail = head + (slices - 1);
   tail->kind = TSR_PAGE_FREE;
   tail->slice_count = slices;
-  if (!is_purged && free_time_ms != 0) {
-    uint64_t due = free_time_ms + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
-    if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
-  }
   bin_insert(heap, head);
 }
 
@@ -107,7 +126,7 @@ static tsr_segment_t *segment_create(tsr_heap_t *heap) {
   heap->segments = segment;
   tsr_unlock(TSR_LOCK_HEAPS);
   span_insert_free(heap, slice_at(segment, SEGMENT_FIRST_SLICE), TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE,
-                   true, true, 0);
+                   true, true);
   tsr_os_segmap_set((uintptr_t)segment, TSR_SEGMENT_SIZE, TSR_SEGMAP_SEGMENT, TSR_SEGMAP_SEGMENT);
   return segment;
 }
@@ -167,13 +186,14 @@ tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_sli
   size_t span_index = tsr_slice_index(span);
   uint32_t span_slices = span->slice_count;
   bool is_zero = span->is_zero, is_purged = span->is_purged;
-  uint64_t free_time = span->free_time_ms;
   bin_remove(heap, span);
+  /* A part of a span with dirty slices may be clean: its summary stays
+   * "not purged" (purges and stats look at its slices). */
   if (index > span_index)
-    span_insert_free(heap, span, (uint32_t)(index - span_index), is_zero, is_purged, free_time);
+    span_insert_free(heap, span, (uint32_t)(index - span_index), is_zero, is_purged);
   size_t end = index + slices, span_end = span_index + span_slices;
   if (span_end > end)
-    span_insert_free(heap, slice_at(segment, end), (uint32_t)(span_end - end), is_zero, is_purged, free_time);
+    span_insert_free(heap, slice_at(segment, end), (uint32_t)(span_end - end), is_zero, is_purged);
   tsr_page_t *head = slice_at(segment, index);
   head->kind = TSR_PAGE_FREE;
   head->slice_count = slices;
@@ -195,13 +215,16 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
   uint32_t slices = span->slice_count;
   size_t index = tsr_slice_index(span);
   bool is_purged = span->is_purged;
+  uint64_t now = tsr_platform_clock_ms() | 1;   /* never 0: that means clean */
   tsr_os_account_pages(-((long)slices << TSR_SLICE_SHIFT));
   segment->free_slice_count += slices;
   for (uint32_t i = 0; i < slices; i++) {
     tsr_page_set_owner(&span[i], 0);
     span[i].back_bytes = 0;
     span[i].kind = TSR_PAGE_FREE;
+    span[i].free_time_ms = is_purged ? 0 : now;
   }
+  bool is_dirty = !is_purged;   /* the freed span's slices; the merge keeps each part's */
   if (index + slices < TSR_SLICE_COUNT) {
     tsr_page_t *next = slice_at(segment, index + slices);
     if (next->kind == TSR_PAGE_FREE) {
@@ -220,8 +243,8 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
       span = prev;
     }
   }
-  uint64_t now = tsr_platform_clock_ms();
-  span_insert_free(heap, span, slices, is_purged, is_purged, now);
+  span_insert_free(heap, span, slices, is_purged, is_purged);
+  if (is_dirty) purge_schedule(heap, now);
   if (segment->free_slice_count == TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE) {
     segment->empty_since_ms = now;
     uint64_t due = now + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
@@ -240,11 +263,10 @@ bool tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
   if (next->kind != TSR_PAGE_FREE || old + next->slice_count < slices) return false;
   uint32_t next_slices = next->slice_count;
   bool is_zero = next->is_zero, is_purged = next->is_purged;
-  uint64_t free_time = next->free_time_ms;
   bin_remove(heap, next);
   uint32_t extra = slices - old;
   if (next_slices > extra)
-    span_insert_free(heap, next + extra, next_slices - extra, is_zero, is_purged, free_time);
+    span_insert_free(heap, next + extra, next_slices - extra, is_zero, is_purged);
   for (uint32_t i = old; i < slices; i++) {
     span[i].back_bytes = i << TSR_PAGE_DESC_SHIFT;
     span[i].kind = span->kind;
@@ -272,6 +294,34 @@ void tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
 
 /* ---- purge ---------------------------------------------------------------------- */
 
+/* Purge each run of dirty slices of a free span whose slices have all been
+ * free for the delay (or all runs if force): only the dirty parts, so
+ * purged_bytes counts what really went back, and parts freed at different
+ * times go back when each is due. Marks the span purged if no dirty slice
+ * is left; lowers *next_due to the earliest run still waiting. */
+static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay, bool force, uint64_t *next_due) {
+  size_t released = 0;
+  bool is_clean = true;
+  for (uint32_t i = 0, n = span->slice_count; i < n;) {
+    if (span[i].free_time_ms == 0) { i++; continue; }
+    uint32_t k = i;
+    uint64_t newest = 0;
+    for (; k < n && span[k].free_time_ms != 0; k++)
+      if (span[k].free_time_ms > newest) newest = span[k].free_time_ms;
+    size_t bytes = (size_t)(k - i) << TSR_SLICE_SHIFT;
+    if ((force || now_ms >= newest + delay) && tsr_os_purge(tsr_slice_start(&span[i]), bytes)) {
+      for (uint32_t j = i; j < k; j++) span[j].free_time_ms = 0;
+      released += bytes;
+    } else {
+      is_clean = false;
+      if (*next_due == 0 || newest + delay < *next_due) *next_due = newest + delay;
+    }
+    i = k;
+  }
+  if (is_clean) span->is_purged = span->is_zero = 1;
+  return released;
+}
+
 /* Return free spans that have been free for the purge delay (all of them if
  * force) to the OS, and unmap segments that are wholly free (keeping the
  * heap's last one). Returns the bytes released. */
@@ -295,17 +345,7 @@ size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) {
   for (unsigned b = 0; b < TSR_SPAN_BIN_COUNT; b++) {
     for (tsr_page_t *span = heap->span_bin[b]; span != NULL; span = span->next) {
       if (span->is_purged) continue;
-      uint64_t due = span->free_time_ms + (uint64_t)(delay < 0 ? 0 : delay);
-      if (force || now_ms >= due) {
-        size_t bytes = (size_t)span->slice_count << TSR_SLICE_SHIFT;
-        if (tsr_os_purge(tsr_slice_start(span), bytes)) {
-          span->is_purged = 1;
-          span->is_zero = 1;
-          released += bytes;
-        }
-      } else if (next_due == 0 || due < next_due) {
-        next_due = due;
-      }
+      released += span_purge_runs(span, now_ms, delay < 0 ? 0 : (uint64_t)delay, force, &next_due);
     }
   }
   heap->purge_due_ms = next_due;
@@ -331,6 +371,8 @@ bool tsr_span_check(tsr_heap_t *heap) {
       }
       if (is_free) {
         if (span->owner != 0 || span[n - 1].slice_count != n) return false;
+        if (span->is_purged)
+          for (uint32_t k = 0; k < n; k++) if (span[k].free_time_ms != 0) return false;   /* summary lies */
         free_slices += n;
       } else if ((span->owner & ~TSR_OWNER_SLOW) != (uintptr_t)heap) {
         return false;

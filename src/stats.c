@@ -55,7 +55,7 @@ static void stats_walk(tsr_stats_t *s) {
         uint32_t n = page->slice_count;
         if (n == 0 || i + n > TSR_SLICE_COUNT) n = 1;    /* mid-update by its owner: step on */
         if (page->kind == TSR_PAGE_FREE) {
-          if (!page->is_purged) s->free_span_bytes += (uint64_t)n << TSR_SLICE_SHIFT;
+          s->free_span_bytes += tsr_span_dirty_bytes(page, n);   /* per slice: part may be purged */
         } else if (page->kind == TSR_PAGE_SMALL && page->size_class < TSR_CLASS_COUNT) {
           uint32_t live = tsr_page_live_count(heap, page);
           uint32_t size = page->block_size;

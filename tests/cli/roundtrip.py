@@ -2,7 +2,8 @@
 """roundtrip.py OUT.bin EXPECTED.rep [THREADS [EVENTS [SEED]]] -- a format
 round trip for `tessera convert`: a random, valid history of many threads
 (blocks handed across threads, reused addresses, repeated sizes, sizes and
-addresses that need the 9-byte varint), encoded by mktrace.py (independent of
+addresses that need the 9-byte varint or 8-byte compact field, addresses
+that are not multiples of 16, malloc and free in both forms), encoded by mktrace.py (independent of
 the recorder), and the .rep it must convert to. Every call is pinned by clock
 samples at a distinct time, so the merged order is the history's order; some
 calls are left unpinned (inside a burst of one thread's calls between two pins
@@ -19,6 +20,7 @@ rng = random.Random(int(sys.argv[5]) if len(sys.argv) > 5 else 1)
 
 HUGE = 1 << 40            # a 6-byte varint (addresses near 2^64 take the 9-byte one)
 free_addrs = [0x10000 + 16 * i for i in range(512)] + [0xfff0_0000_0000_0010 + 16 * i for i in range(8)]
+free_addrs += [0x30008 + 16 * i for i in range(8)] + [0x40003 + 32 * i for i in range(4)]  # not 16-aligned
 live = {}                 # address -> (id, size)
 next_id = 0
 rep = []
@@ -74,11 +76,11 @@ with open(expected, "w") as f:
     f.write("%d\n%d\n1\n" % (next_id, len(rep)))
     f.write("\n".join(rep) + "\n")
 
-data = bytearray(b"TSRTRACE" + struct.pack("<IIQQQII16s", 2, 64, 0, 0, 0, 1, 0, b"roundtrip"))
+data = bytearray(mktrace.header(b"roundtrip"))
 for t, recs in sorted(per_thread.items()):
     if not recs:
         continue
-    payload = mktrace.encode(recs)
+    payload = mktrace.encode(recs, general_every=5)
     data += struct.pack("<IIIIQQ", 0x43525354, t, len(payload), len(recs), tsc + 1, tsc + 1) + payload
 data += struct.pack("<IIIIQQ", 0x45525354, threads, 0, 0, tsc + 1, tsc + 1)
 open(out, "wb").write(data)

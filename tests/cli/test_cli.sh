@@ -171,14 +171,18 @@ PY
 expect "convert: unknown op code" 1 $T convert $W/badop.bin -o $W/a.rep
 has "convert: unknown op code message" "badop.bin: record 1 \\(thread 1, byte offset 96\\): unknown operation code"
 # A malloc with a flag bit no version defines, and a clock sample cut short.
-python3 - $W/ls.bin $W/badflag.bin $W/cuttime.bin $W/cutseen.bin <<'PY'
+python3 - $W/ls.bin $W/badflag.bin $W/cuttime.bin $W/cutseen.bin $W/badcfree.bin $W/cutcompact.bin $W/v2.bin <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
 def chunk(payload, records):
     return struct.pack("<IIIIQQ", 0x43525354, 1, len(payload), records, 0, 0) + payload
-open(sys.argv[2], "wb").write(b[:64] + chunk(b"\x91\x03\x05", 1))
-open(sys.argv[3], "wb").write(b[:64] + chunk(b"\x0f\x02", 0))
-open(sys.argv[4], "wb").write(b[:64] + chunk(b"\x0f\x01\x0e\x04\x00", 0))
+open(sys.argv[2], "wb").write(b[:64] + chunk(b"\x83\x03\x05", 1))
+open(sys.argv[3], "wb").write(b[:64] + chunk(b"\x1f\x02", 0))
+open(sys.argv[4], "wb").write(b[:64] + chunk(b"\x1f\x01\x1d\x04\x00", 0))
+open(sys.argv[5], "wb").write(b[:64] + chunk(b"\x06\x01", 1))
+open(sys.argv[6], "wb").write(b[:64] + chunk(b"\x04\x10", 1) + chunk(b"\xe0\x10\x00\x00", 1))
+v2 = bytearray(b); v2[8:12] = struct.pack("<I", 2)
+open(sys.argv[7], "wb").write(bytes(v2))
 PY
 expect "convert: reserved flag bit" 1 $T convert $W/badflag.bin -o $W/a.rep
 has "convert: reserved flag bit message" "badflag.bin: record 1 .*: unknown operation code"
@@ -186,6 +190,12 @@ expect "convert: truncated clock sample" 1 $T convert $W/cuttime.bin -o $W/a.rep
 has "convert: truncated clock sample message" "cuttime.bin: record 1 .*: truncated record \\(time\\)"
 expect "convert: truncated seen clock" 1 $T convert $W/cutseen.bin -o $W/a.rep
 has "convert: truncated seen clock message" "cutseen.bin: record 2 .*: truncated record \\(time\\)"
+expect "convert: size code on a compact free" 1 $T convert $W/badcfree.bin -o $W/a.rep
+has "convert: size code on a compact free message" "badcfree.bin: record 1 .*: size code on a compact free"
+expect "convert: compact address cut short" 1 $T convert $W/cutcompact.bin -o $W/a.rep
+has "convert: compact address cut short message" "cutcompact.bin: record 2 .*: truncated record"
+expect "convert: old format version" 1 $T convert $W/v2.bin -o $W/a.rep
+has "convert: old format version message" "v2.bin: binary trace version 2, written by an older recorder; this tessera reads version 3"
 
 # ---- replay -------------------------------------------------------------------------
 expect "replay .rep against peers" 0 $T replay --alloc glibc,jemalloc,tcmalloc,mimalloc \

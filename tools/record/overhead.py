@@ -58,6 +58,7 @@ def main():
     ap.add_argument("--preload-only", action="store_true",
                     help="time W preloaded instead of `tessera record -- W` (an old CLI's summary can need GiBs)")
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
     lib = os.path.join(os.path.dirname(os.path.abspath(args.tessera)), "libtessera-record.so")
     tmp = args.keep or tempfile.mkdtemp(prefix="tsr-overhead-")
     rows = []
@@ -106,6 +107,12 @@ def main():
               + (" %.2fx |" % r[9] if extra else "") + " %.0f MiB |" % (r[8] / 2**20))
     print("\nmedians of %d interleaved runs each; both sides on glibc malloc%s"
           % (args.runs, "; recorded = W preloaded, no summary" if args.preload_only else ""))
+    # What overhead.md records with a table: when, which commit, how loaded.
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print("%s, commit %s%s, load average %.1f at the start, %.1f at the end"
+          % (time.strftime("%Y-%m-%d %H:%M"), commit or "?",
+             "" if subprocess.run(["git", "diff", "--quiet", "HEAD"]).returncode == 0 else " (modified)",
+             load_start, os.getloadavg()[0]))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,14 @@
  *
  * Per call: one TLS load, the forwarded call, and a few stores into the
  * thread's own buffer (format in ../trace_bin.h): no lock, no shared write,
- * no clock read but once per TBIN_TIME_BYTES of records, no loop. A full buffer
- * is appended to the file as one chunk. Buffers are flushed at thread exit
+ * no clock read but once per TBIN_TIME_BYTES of records, no loop. malloc
+ * and free, nearly all calls, are compact records: 56 and 37 instructions
+ * per call on larson, wrapper included (callgrind; 74 and 50 with version
+ * 2's varints and subtracted addresses). A full buffer is appended to the
+ * file as one chunk by its own thread: a writer thread took the kernel's
+ * copy off the program's core, but cost 11-17% more CPU in all on this
+ * 2-core machine under load (cross-core buffer traffic, wake-ups), and
+ * 32 KiB to 1 MiB buffers measured alike (tools/record/overhead.md). Buffers are flushed at thread exit
  * (pthread key destructor) and at process exit (a destructor walks every
  * thread's buffer under that buffer's flush lock). After either, a thread
  * writes through (one chunk per call) so frees made by later destructors
@@ -193,7 +199,6 @@ typedef struct tstate_s {
                                   record ends at or past this: the next TBIN_TIME_BYTES boundary,
                                   or buf (every record) when writing through */
   uint32_t count;              /* calls recorded since the owner's last flush, owner only */
-  uint32_t busy;               /* inside a wrapped call: nested calls are not recorded */
   uint64_t last_addr, last_size;   /* delta bases (trace_bin.h), owner only */
   uint64_t seen;               /* the last clock_seen written (or sampled) by this thread */
   uint8_t *buf;
@@ -228,7 +233,13 @@ static struct {
  * that rarely changes). */
 static _Alignas(64) _Atomic uint64_t clock_seen;
 
-static __thread tstate_t *tls_state TLS_IE;   /* NULL until the thread's first recorded call */
+/* One thread-local struct, so a wrapper finds both pointers through one
+ * GOT entry. */
+static __thread struct {
+  tstate_t *state;   /* NULL until the thread's first recorded call, and while a wrapped call
+                        runs (rec_hold): one test on entry covers both */
+  tstate_t *home;    /* the thread's state once created */
+} tls TLS_IE;
 static __thread int tls_creating TLS_IE;      /* in state_create: its own allocations pass through */
 
 static uint64_t mono_ns(void) {
@@ -284,10 +295,16 @@ static uint32_t count_calls(const uint8_t *p, const uint8_t *end) {
       [TBIN_OP_REALLOCARRAY] = "AVSV", [TBIN_OP_FREE] = "A", [TBIN_OP_POSIX_MEMALIGN] = "BSA",
       [TBIN_OP_ALIGNED_ALLOC] = "BSA", [TBIN_OP_MEMALIGN] = "BSA", [TBIN_OP_VALLOC] = "SA",
       [TBIN_OP_PVALLOC] = "SA", [TBIN_OP_FREE_SIZED] = "AS", [TBIN_OP_FREE_ALIGNED_SIZED] = "ABS"};
+  static const uint8_t compact_bytes[8] = {0, 1, 2, 3, 4, 5, 6, 8};
   uint32_t calls = 0;
   while (p < end) {
     unsigned b = *p++;
-    const char *f = b == TBIN_TIME || b == TBIN_SEEN ? "V" : fields[b & TBIN_OP_MASK];
+    if (!(b & TBIN_GENERAL)) {
+      calls++;
+      p += compact_bytes[(b >> TBIN_C_SIZE_SHIFT) & 7] + compact_bytes[b >> TBIN_C_ADDR_SHIFT];
+      continue;
+    }
+    const char *f = b == TBIN_TIME || b == TBIN_SEEN ? "V" : fields[(b & TBIN_OP_MASK) >> TBIN_OP_SHIFT];
     if (b != TBIN_TIME && b != TBIN_SEEN) calls++;
     for (; *f; f++) {
       if ((*f == 'S' && (b & TBIN_F_SAME_SIZE)) || (*f == 'A' && (b & TBIN_F_SAME_ADDR))) continue;
@@ -337,7 +354,7 @@ static __attribute__((noinline)) void *rec_slow(tstate_t *s, void *ret) {
  * without TESSERA_RECORD_FILE), so such calls come here every time, and for
  * the allocations pthread_setspecific makes while we are here. */
 static __attribute__((noinline)) tstate_t *state_create(void) {
-  if (!atomic_load_explicit(&rec.active, memory_order_relaxed) || tls_creating) return NULL;
+  if (!atomic_load_explicit(&rec.active, memory_order_relaxed) || tls_creating || tls.home) return NULL;
   tls_creating = 1;
   tstate_t *s = NULL;
   void *m = mmap(NULL, BUF_SIZE + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -356,7 +373,7 @@ static __attribute__((noinline)) tstate_t *state_create(void) {
     rec.list = s;
     pthread_mutex_unlock(&rec.list_lock);
     pthread_setspecific(rec.key, s);
-    tls_state = s;
+    tls.state = tls.home = s;
   }
   tls_creating = 0;
   return s;
@@ -375,35 +392,41 @@ static void state_thread_exit(void *arg) {
 /* The calling thread's state if this call is to be recorded; NULL if it is
  * nested in a wrapped call or this process does not record. */
 static inline tstate_t *rec_enter(void) {
-  tstate_t *s = tls_state;
+  tstate_t *s = tls.state;
   if (UNLIKELY(!s)) return state_create();
-  return UNLIKELY(s->busy) ? NULL : s;
+  return s;
 }
+/* Around the forwarded call: calls the real allocator makes of the API
+ * while it runs find no state and pass through unrecorded. */
+static inline void rec_hold(void) { tls.state = NULL; }
+static inline void rec_release(tstate_t *s) { tls.state = s; }
 
 /* ---- encoding ----------------------------------------------------------- */
-/* A record is built behind its op byte, whose flags are known only at the
- * end. Per call: a few loads and stores, no loop, no clock read (rec_slow
- * reads it once per TBIN_TIME_BYTES of records), and a field equal to the thread's
- * previous one costs a flag bit, not a byte. */
+/* A record is built behind its first byte, whose codes or flags are known
+ * only at the end. Per call: a few loads and stores, no loop, no clock read
+ * (rec_slow reads it once per TBIN_TIME_BYTES of records), and a field equal
+ * to the thread's previous one costs no byte. malloc and free, nearly every
+ * call, take the compact form (rec_compact: one table load per field, the
+ * field's length in the first byte); the other calls the general one. */
 
 typedef struct cursor_s {
   tstate_t *s;
-  uint8_t *start, *p;          /* the record's op byte, the next free byte */
-  unsigned op;
+  uint8_t *start, *p;          /* the record's first byte, the next free byte */
+  unsigned op;                 /* the first byte so far */
 } cursor_t;
 
-static inline void rec_begin(cursor_t *c, tstate_t *s, unsigned op) {
+static inline void rec_begin(cursor_t *c, tstate_t *s, unsigned first) {
   uint64_t g = atomic_load_explicit(&clock_seen, memory_order_relaxed);
   if (UNLIKELY(g != s->seen)) rec_seen(s, g);
   c->s = s;
   c->start = atomic_load_explicit(&s->cur, memory_order_relaxed);
   c->p = c->start + 1;
-  c->op = op;
+  c->op = first;
 }
-/* Any address field but a record's first (realloc's result). */
+/* Any address field but a general record's first (realloc's result). */
 static inline void rec_addr(cursor_t *c, const void *a) {
   uint64_t v = (uint64_t)(uintptr_t)a;
-  c->p = tbin_put_varint(c->p, tbin_zigzag((int64_t)(v - c->s->last_addr)));
+  c->p = tbin_put_varint(c->p, tbin_addr_code(v, c->s->last_addr));
   c->s->last_addr = v;
 }
 static inline void rec_addr1(cursor_t *c, const void *a) {
@@ -422,6 +445,27 @@ static inline void rec_num(cursor_t *c, uint64_t v) { c->p = tbin_put_varint(c->
 static inline void rec_byte(cursor_t *c, unsigned v) { *c->p++ = (uint8_t)v; }
 static inline unsigned log2_of(size_t a) { return a ? 63u - (unsigned)__builtin_clzll(a) : 0; }
 
+/* Compact fields: code 0 (no byte) when equal to the thread's previous;
+ * else 8 bytes stored, the field's length kept (trace_bin.h). */
+static inline void rec_csize(cursor_t *c, uint64_t v) {
+  if (v == c->s->last_size) return;
+  uint64_t b = tbin_high_bit(v | 1);
+  memcpy(c->p, &v, 8);
+  c->p += tbin_compact[TBIN_CBYTES][b];
+  c->op |= tbin_compact[TBIN_CSIZE][b];
+  c->s->last_size = v;
+}
+static inline void rec_caddr(cursor_t *c, const void *a) {
+  uint64_t v = (uint64_t)(uintptr_t)a;
+  if (v == c->s->last_addr) return;
+  uint64_t u = tbin_addr_code(v, c->s->last_addr);  /* not 0: v differs */
+  uint64_t b = tbin_high_bit(u);
+  memcpy(c->p, &u, 8);
+  c->p += tbin_compact[TBIN_CBYTES][b];
+  c->op |= tbin_compact[TBIN_CADDR][b];
+  c->s->last_addr = v;
+}
+
 /* Returns ret: the wrapper's result passes through the rare slow call, so
  * it need not be kept in a callee-saved register (one push less). */
 static inline void *rec_end(cursor_t *c, void *ret) {
@@ -436,39 +480,39 @@ static inline void *rec_end(cursor_t *c, void *ret) {
 /* ---- the wrapped API ---------------------------------------------------- */
 /* Pattern: a call nested in a wrapped call (the real allocator calling
  * itself) or made while this process does not record goes straight
- * through; otherwise the real function runs with s->busy set and the call
+ * through; otherwise the real function runs under rec_hold and the call
  * is logged. Frees are logged before they are forwarded (the address may be
  * reused by another thread the moment it is freed), allocations after they
- * return. The free family forwards with a tail call, not under busy: no
+ * return. The free family forwards with a tail call, not under hold: no
  * malloc we know allocates in free, and half of all calls are frees. Pool
  * blocks (served while dlsym ran) are never freed. */
 
 EXPORT void *malloc(size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.malloc(n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.malloc(n);
-  s = tls_state;  /* reloaded, not kept across the call (one push less) */
-  s->busy = 0;
+  s = tls.home;  /* reloaded, not kept across the call (one push less) */
+  rec_release(s);
   cursor_t c;
-  rec_begin(&c, s, TBIN_OP_MALLOC);
-  rec_size(&c, n);
-  rec_addr1(&c, r);
+  rec_begin(&c, s, 0);
+  rec_csize(&c, n);
+  rec_caddr(&c, r);
   return rec_end(&c, r);
 }
 
 EXPORT void *calloc(size_t k, size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.calloc(k, n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.calloc(k, n);
   cursor_t c;
-  rec_begin(&c, s, TBIN_OP_CALLOC);
+  rec_begin(&c, s, TBIN_GENERAL_BYTE(TBIN_OP_CALLOC));
   rec_num(&c, k);
   rec_size(&c, n);
   rec_addr1(&c, r);
   rec_end(&c, NULL);
-  s->busy = 0;
+  rec_release(s);
   return r;
 }
 
@@ -485,15 +529,15 @@ EXPORT void *realloc(void *p, size_t n) {
   if (UNLIKELY(in_pool(p))) return pool_realloc(p, n);
   tstate_t *s = rec_enter();
   if (!s) return real.realloc(p, n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.realloc(p, n);
   cursor_t c;
-  rec_begin(&c, s, TBIN_OP_REALLOC);
+  rec_begin(&c, s, TBIN_GENERAL_BYTE(TBIN_OP_REALLOC));
   rec_addr1(&c, p);
   rec_size(&c, n);
   rec_addr(&c, r);
   rec_end(&c, NULL);
-  s->busy = 0;
+  rec_release(s);
   return r;
 }
 
@@ -501,16 +545,16 @@ EXPORT void *reallocarray(void *p, size_t k, size_t n) {
   if (UNLIKELY(in_pool(p))) return (n && k > SIZE_MAX / n) ? NULL : pool_realloc(p, k * n);
   tstate_t *s = rec_enter();
   if (!s) return real.reallocarray(p, k, n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.reallocarray(p, k, n);
   cursor_t c;
-  rec_begin(&c, s, TBIN_OP_REALLOCARRAY);
+  rec_begin(&c, s, TBIN_GENERAL_BYTE(TBIN_OP_REALLOCARRAY));
   rec_addr1(&c, p);
   rec_num(&c, k);
   rec_size(&c, n);
   rec_addr(&c, r);
   rec_end(&c, NULL);
-  s->busy = 0;
+  rec_release(s);
   return r;
 }
 
@@ -519,8 +563,8 @@ EXPORT void free(void *p) {
   tstate_t *s = rec_enter();
   if (s) {
     cursor_t c;
-    rec_begin(&c, s, TBIN_OP_FREE);
-    rec_addr1(&c, p);
+    rec_begin(&c, s, TBIN_C_FREE);
+    rec_caddr(&c, p);
     rec_end(&c, NULL);
   }
   real.free(p);
@@ -531,7 +575,7 @@ EXPORT void free_sized(void *p, size_t n) {
   tstate_t *s = rec_enter();
   if (s) {
     cursor_t c;
-    rec_begin(&c, s, TBIN_OP_FREE_SIZED);
+    rec_begin(&c, s, TBIN_GENERAL_BYTE(TBIN_OP_FREE_SIZED));
     rec_addr1(&c, p);
     rec_size(&c, n);
     rec_end(&c, NULL);
@@ -544,7 +588,7 @@ EXPORT void free_aligned_sized(void *p, size_t a, size_t n) {
   tstate_t *s = rec_enter();
   if (s) {
     cursor_t c;
-    rec_begin(&c, s, TBIN_OP_FREE_ALIGNED_SIZED);
+    rec_begin(&c, s, TBIN_GENERAL_BYTE(TBIN_OP_FREE_ALIGNED_SIZED));
     rec_addr1(&c, p);
     rec_byte(&c, log2_of(a));
     rec_size(&c, n);
@@ -557,18 +601,18 @@ EXPORT void free_aligned_sized(void *p, size_t a, size_t n) {
  * trace_bin.h (log2 of the alignment first for the aligned ones). */
 static inline void rec_aligned(tstate_t *s, unsigned op, size_t a, size_t n, void *r) {
   cursor_t c;
-  rec_begin(&c, s, op);
+  rec_begin(&c, s, TBIN_GENERAL_BYTE(op));
   if (op != TBIN_OP_VALLOC && op != TBIN_OP_PVALLOC) rec_byte(&c, log2_of(a));
   rec_size(&c, n);
   rec_addr1(&c, r);
   rec_end(&c, NULL);
-  s->busy = 0;
+  rec_release(s);
 }
 
 EXPORT int posix_memalign(void **out, size_t a, size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.posix_memalign(out, a, n);
-  s->busy = 1;
+  rec_hold();
   int e = real.posix_memalign(out, a, n);
   rec_aligned(s, TBIN_OP_POSIX_MEMALIGN, a, n, e ? NULL : *out);
   return e;
@@ -577,7 +621,7 @@ EXPORT int posix_memalign(void **out, size_t a, size_t n) {
 EXPORT void *aligned_alloc(size_t a, size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.aligned_alloc(a, n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.aligned_alloc(a, n);
   rec_aligned(s, TBIN_OP_ALIGNED_ALLOC, a, n, r);
   return r;
@@ -586,7 +630,7 @@ EXPORT void *aligned_alloc(size_t a, size_t n) {
 EXPORT void *memalign(size_t a, size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.memalign(a, n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.memalign(a, n);
   rec_aligned(s, TBIN_OP_MEMALIGN, a, n, r);
   return r;
@@ -595,7 +639,7 @@ EXPORT void *memalign(size_t a, size_t n) {
 EXPORT void *valloc(size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.valloc(n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.valloc(n);
   rec_aligned(s, TBIN_OP_VALLOC, 0, n, r);
   return r;
@@ -604,7 +648,7 @@ EXPORT void *valloc(size_t n) {
 EXPORT void *pvalloc(size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.pvalloc(n);
-  s->busy = 1;
+  rec_hold();
   void *r = real.pvalloc(n);
   rec_aligned(s, TBIN_OP_PVALLOC, 0, n, r);
   return r;
@@ -615,7 +659,7 @@ EXPORT void *pvalloc(size_t n) {
 /* fork: the child is another process; it must not write into our file. */
 static void atfork_child(void) {
   atomic_store(&rec.active, 0);
-  tls_state = NULL;  /* the parent's buffer: state_create now says "not recording" */
+  tls.state = NULL;  /* the parent's buffer: state_create now says "not recording" */
   if (rec.fd >= 0) close(rec.fd);
   rec.fd = -1;
 }
