@@ -71,3 +71,31 @@ bench-quick: $(BENCH_BINS) $(BENCH_LIB) $(if $(BENCH_LIB),$(LIB_CHECK) $(CLI))
 
 fastpath: build/bench/fastpath $(BENCH_LIB)
 	$(PYTHON) bench/run.py --fastpath-only
+
+# ---- make hardening-cost: what each piece of the default hardening costs ----
+#   make hardening-cost   the default library against variants built from the
+#                         same sources with one piece taken out (the test-only
+#                         TSR_HARDEN_NO_* switches of src/internal.h), and
+#                         TESSERA_SECURE=1 against the default; report in
+#                         bench/results/<date>-<commit>-hardening.{md,json}
+# Knobs: ROUNDS= (CPU-time rounds, default 5), HARDEN_ARGS= (more options of
+# bench/hardening_cost.py, e.g. --ir-scale 0.05 --no-ir), THREADS, TRACES,
+# BENCH_ONLY as for make bench.
+HARDEN_VARIANTS := no-free-checks no-link-encoding no-guard-pages
+HARDEN_DEFS_no-free-checks   := -DTSR_HARDEN_NO_FREE_CHECKS
+HARDEN_DEFS_no-link-encoding := -DTSR_HARDEN_NO_LINK_ENCODING
+HARDEN_DEFS_no-guard-pages   := -DTSR_HARDEN_NO_GUARD_PAGES
+HARDEN_LIBS := $(foreach v,$(HARDEN_VARIANTS),build/variants/$(v)/libtessera.so)
+HARDEN_ARGS ?=
+
+.PHONY: hardening-cost hardening-variants
+$(HARDEN_LIBS): build/variants/%/libtessera.so: src/unity.c $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_LIB) $(HARDEN_DEFS_$*) -c $< -o $(@D)/unity.o
+	$(CC) -shared -Wl,-soname,libtessera.so.$(SOMAJOR) -Wl,-z,nodelete -Wl,--version-script=src/exports.map -o $@ $(@D)/unity.o $(LDLIBS_LIB)
+
+hardening-variants: $(HARDEN_LIBS)
+
+hardening-cost: $(BENCH_BINS) $(LIB_SO) $(HARDEN_LIBS)
+	$(PYTHON) bench/hardening_cost.py --traces "$(TRACES)" --replay $(BENCH_REPLAY) $(if $(THREADS),--threads "$(THREADS)") \
+	  $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(BENCH_ONLY),--only "$(BENCH_ONLY)") $(HARDEN_ARGS)

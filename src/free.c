@@ -174,13 +174,14 @@ tsr_public void tsr_free(void *p) {
   tsr_block_t *block = p;
   uintptr_t secret = heap->secret;
   uint64_t offset = a & (TSR_SLICE_SIZE - 1);   /* a one-slice page's area is its slice */
-  if (tsr_unlikely(tsr_page_owner(page) != (uintptr_t)heap || offset * page->block_magic >= page->block_magic ||
+  if (tsr_unlikely(tsr_page_owner(page) != (uintptr_t)heap ||
+                   (TSR_HARDEN_FREE_CHECKS && offset * page->block_magic >= page->block_magic) ||
                    tsr_block_is_marked_free(block, secret))) {
     tsr_free_generic(p, heap);
     return;
   }
   block->next_encoded = tsr_encode(secret, page->free);
-  block->free_mark = a ^ secret;
+  if (TSR_HARDEN_FREE_CHECKS) block->free_mark = a ^ secret;
   page->free = block;
   heap->count.free_count++;
   /* The count is stored last (no instruction: the compiler keeps the

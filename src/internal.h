@@ -220,22 +220,53 @@ static inline void tsr_heap_leave(tsr_heap_t *entered) {
   atomic_store_explicit(&entered->busy_depth, depth - 1, memory_order_release);
 }
 
-static inline uintptr_t tsr_encode(uintptr_t secret, const void *p) { return (uintptr_t)p ^ secret; }
-static inline tsr_block_t *tsr_decode(uintptr_t secret, uintptr_t v) { return (tsr_block_t *)(v ^ secret); }
+/* Test-only switches: each takes one piece of the default hardening out, so
+ * `make hardening-cost` (bench/hardening_cost.py) can build the variant from
+ * these sources and measure what the piece costs. Never for production.
+ *   -DTSR_HARDEN_NO_LINK_ENCODING  free-list links stored plain; the secret
+ *       stays, because it also keys the free mark (a mark equal to the
+ *       block's own address would be common in live data: an empty circular
+ *       list head at offset 0 points to itself).
+ *   -DTSR_HARDEN_NO_FREE_CHECKS    free's fast path tests neither the block
+ *       start nor the free mark, malloc and free keep no mark, and no block
+ *       reads as marked (so no double free is diagnosed anywhere).
+ *   -DTSR_HARDEN_NO_GUARD_PAGES    no PROT_NONE page after each segment. */
+#ifdef TSR_HARDEN_NO_LINK_ENCODING
+#define TSR_HARDEN_LINK_ENCODING 0
+#else
+#define TSR_HARDEN_LINK_ENCODING 1
+#endif
+#ifdef TSR_HARDEN_NO_FREE_CHECKS
+#define TSR_HARDEN_FREE_CHECKS 0
+#else
+#define TSR_HARDEN_FREE_CHECKS 1
+#endif
+#ifdef TSR_HARDEN_NO_GUARD_PAGES
+#define TSR_HARDEN_GUARD_PAGES 0
+#else
+#define TSR_HARDEN_GUARD_PAGES 1
+#endif
+
+static inline uintptr_t tsr_encode(uintptr_t secret, const void *p) {
+  return (uintptr_t)p ^ (TSR_HARDEN_LINK_ENCODING ? secret : 0);
+}
+static inline tsr_block_t *tsr_decode(uintptr_t secret, uintptr_t v) {
+  return (tsr_block_t *)(v ^ (TSR_HARDEN_LINK_ENCODING ? secret : 0));
+}
 
 /* Pop the first block of a page's free list (block == page->free, not NULL).
  * Clearing the free mark keeps double-free detection exact. About 5
  * instructions; shared by malloc's fast path and the slow paths. */
 static inline void *tsr_page_pop(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
   page->free = tsr_decode(heap->secret, block->next_encoded);
-  block->free_mark = 0;
+  if (TSR_HARDEN_FREE_CHECKS) block->free_mark = 0;
   page->used++;
   return block;
 }
 
 /* A free block carries its address XOR the secret in its second word. */
 static inline bool tsr_block_is_marked_free(const tsr_block_t *block, uintptr_t secret) {
-  return block->free_mark == ((uintptr_t)block ^ secret);
+  return TSR_HARDEN_FREE_CHECKS && block->free_mark == ((uintptr_t)block ^ secret);
 }
 
 /* ---- alloc.c / free.c ------------------------------------------------------------ */

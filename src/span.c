@@ -111,7 +111,7 @@ static tsr_segment_t *segment_create(tsr_heap_t *heap) {
    * the kernel refuses (the mapping limit), the segment goes without. */
   tsr_segment_t *segment = tsr_os_map_aligned(TSR_SEGMENT_SIZE + TSR_OS_PAGE_SIZE, TSR_SEGMENT_SIZE);
   if (segment == NULL) return NULL;
-  tsr_platform_protect((uint8_t *)segment + TSR_SEGMENT_SIZE, TSR_OS_PAGE_SIZE, false);
+  if (TSR_HARDEN_GUARD_PAGES) tsr_platform_protect((uint8_t *)segment + TSR_SEGMENT_SIZE, TSR_OS_PAGE_SIZE, false);
   tsr_platform_name(segment, TSR_SEGMENT_SIZE, "tessera segment");
   tsr_page_t *meta = (tsr_page_t *)segment;
   meta->kind = TSR_PAGE_META;
