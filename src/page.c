@@ -165,14 +165,13 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
 void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
   if (heap->remote_pending != 0) tsr_free_flush_remote(heap);
   if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap);
-  /* Housekeeping reads the clock (a vDSO call, 5 % of a producer that
-   * refills pages all the time): every 8th slow path is often enough for
-   * a purge delay of milliseconds. */
-  uint64_t entries = atomic_load_explicit(&heap->slow_entries, memory_order_relaxed);
-  if ((entries & 7) == 0) {
-    if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
-    else if ((entries & 31) == 0) tsr_heap_housekeeping_others(heap);   /* idle heaps' work */
-  }
+  /* Housekeeping reads the clock: with something of our own due, at every
+   * page slow path (a program that calls malloc rarely still gets its
+   * memory back after the purge delay: examples/realloc_shrink.c); for the
+   * idle heaps of others alone, every 32nd. */
+  if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
+  else if ((atomic_load_explicit(&heap->slow_entries, memory_order_relaxed) & 31) == 0)
+    tsr_heap_housekeeping_others(heap);
   tsr_page_queue_t *q = &heap->queue[size_class];
   tsr_page_t *page = q->first;
   while (page != NULL) {
