@@ -5,9 +5,10 @@
  *   guard.c      guard-page blocks and the SIGSEGV handler
  *   leak.c       the conservative leak scan at exit
  * Every structure here lives in memory mapped by the layer itself (never in
- * the heap it checks), and everything is reached under TSR_LOCK_CHECK unless
- * said otherwise. Reports are written under TSR_LOCK_REPORT, never while
- * TSR_LOCK_CHECK is held.
+ * the heap it checks). The block table's shards have a lock each; the rest
+ * is reached under TSR_LOCK_CHECK unless said otherwise, and the two kinds
+ * are never held together. Reports are written under TSR_LOCK_REPORT,
+ * never while a shard lock or TSR_LOCK_CHECK is held.
  */
 #ifndef TSR_CHECK_H
 #define TSR_CHECK_H
@@ -96,8 +97,16 @@ const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) tsr_hidden;
 const tsr_check_thread_t *tsr_check_thread_at(size_t index) tsr_hidden;  /* NULL past the end */
 /* The block whose user bytes or redzones contain addr (copied to *out); false if none. */
 bool     tsr_check_find(uintptr_t addr, tsr_check_block_t *out) tsr_hidden;
-/* Visit every block of the table under TSR_LOCK_CHECK (the caller holds it). */
-tsr_check_block_t *tsr_check_table(size_t *capacity) tsr_hidden;
+/* The block table is split in shards by address, each with its own lock
+ * (check.c, shard_of). To visit every block: tsr_check_shards_lock, then
+ * each shard's table, then tsr_check_shards_unlock. */
+#define TSR_CHECK_SHARD_SHIFT 6
+#define TSR_CHECK_SHARD_COUNT ((size_t)1 << TSR_CHECK_SHARD_SHIFT)
+void tsr_check_shards_lock(void) tsr_hidden;     /* all shard locks, in order */
+void tsr_check_shards_unlock(void) tsr_hidden;
+tsr_check_block_t *tsr_check_shard_table(size_t shard, size_t *capacity) tsr_hidden;   /* NULL: empty */
+/* SIGSEGV handler: copy user's block and flag it TSR_BLOCK_UNPROTECTED (bounded wait for its shard's lock). */
+bool tsr_check_block_unprotect(uintptr_t user, tsr_check_block_t *out) tsr_hidden;
 void    *tsr_check_map(size_t size, const char *name) tsr_hidden;     /* our own memory */
 void     tsr_check_unmap(void *p, size_t size) tsr_hidden;
 bool     tsr_check_is_own_memory(uintptr_t addr) tsr_hidden;         /* a mapping of this layer */

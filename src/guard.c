@@ -380,15 +380,9 @@ static void segv_handler(int sig, siginfo_t *info, void *ctx) {
   bool found = false;
   if (lock_try_for_a_while()) {
     uintptr_t user;
-    if (tsr_guard_lookup(addr, &user)) {
-      size_t capacity;
-      tsr_check_block_t *table = tsr_check_table(&capacity);
-      for (size_t i = tsr_check_slot_of(user, capacity);; i = (i + 1) & (capacity - 1)) {
-        if (table[i].user == user) { b = table[i]; found = true; table[i].flags |= TSR_BLOCK_UNPROTECTED; break; }
-        if (table[i].user == 0) break;
-      }
-    }
-    tsr_unlock(TSR_LOCK_CHECK);
+    bool ours = tsr_guard_lookup(addr, &user);
+    tsr_unlock(TSR_LOCK_CHECK);   /* never held with a shard lock */
+    found = ours && tsr_check_block_unprotect(user, &b);
   }
   if (!found) { chain(sig, info, ctx); errno = saved_errno; return; }
   ucontext_t *uc = ctx;
