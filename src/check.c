@@ -239,15 +239,23 @@ static tsr_noinline bool table_grow(shard_t *s) {
   return true;
 }
 
-/* false: no memory for a bigger table (the block goes unchecked). Shard lock held. */
-static inline bool table_insert(shard_t *s, const tsr_check_block_t *block) {
-  if (tsr_unlikely((s->count + 1) * 10 > s->capacity * 7) && !table_grow(s)) return false;
+/* The slot for user, to be written whole by the caller (an entry already
+ * there is replaced); NULL: no memory for a bigger table (the block goes
+ * unchecked). Shard lock held. */
+static inline tsr_check_block_t *table_slot_for(shard_t *s, uintptr_t user) {
+  if (tsr_unlikely((s->count + 1) * 10 > s->capacity * 7) && !table_grow(s)) return NULL;
   size_t mask = s->capacity - 1;
-  for (size_t i = slot_of(block->user, s->capacity);; i = (i + 1) & mask) {
+  for (size_t i = slot_of(user, s->capacity);; i = (i + 1) & mask) {
     tsr_check_block_t *b = &s->table[i];
-    if (b->user == 0) { s->count++; *b = *block; return true; }
-    if (b->user == block->user) { *b = *block; return true; }
+    if (b->user == 0) { s->count++; return b; }
+    if (b->user == user) return b;
   }
+}
+
+static inline bool table_insert(shard_t *s, const tsr_check_block_t *block) {
+  tsr_check_block_t *b = table_slot_for(s, block->user);
+  if (b != NULL) *b = *block;
+  return b != NULL;
 }
 
 /* Linear-probing deletion by backward shift: no tombstones. Shard lock held. */
@@ -267,6 +275,16 @@ static void table_remove(shard_t *s, tsr_check_block_t *b) {
   }
   memset(&s->table[i], 0, sizeof s->table[i]);
   s->count--;
+}
+
+/* Start fetching user's home slot (no lock: a prefetch cannot fault, and
+ * a stale table only wastes it). The slot is a cache miss on every call
+ * (random by design) and each path has other work to overlap it with. */
+static inline void table_prefetch(uintptr_t user) {
+  shard_t *s = shard_of(user);
+  tsr_check_block_t *table = __atomic_load_n(&s->table, __ATOMIC_RELAXED);
+  size_t capacity = __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
+  if (table != NULL) __builtin_prefetch(&table[slot_of(user, capacity)], 1);
 }
 
 /* Copy user's entry to *out and take it out of the table; false if absent. */
@@ -438,21 +456,21 @@ const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) {
 }
 
 /* Capture the caller's stack (fp: the public entry's own frame) into the depot. */
-static uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
+static inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
   tsr_check_thread_t *self = tsr_check_thread_self();
-  uintptr_t frames[TSR_CHECK_MAX_FRAMES];
-  size_t n;
   uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-  if (self->stack_hi != 0 && fp >= here && fp < self->stack_hi) {
-    n = tsr_bt_walk(frames, check.stack_depth, 0, fp, here, self->stack_hi);
+  if (tsr_likely(self->stack_hi != 0 && fp >= here && fp < self->stack_hi)) {
+    size_t n;
+    uint32_t id = tsr_bt_capture(fp, here, self->stack_hi, check.stack_depth, &n);
     /* Short walks are normal in code without frame pointers; now and then
      * one may mean a library loaded since the code ranges were read. */
     static __thread unsigned short_walks;
-    if (n < check.stack_depth && ++short_walks % 4096 == 0 && tsr_bt_text_refresh())
-      n = tsr_bt_walk(frames, check.stack_depth, 0, fp, here, self->stack_hi);
-  } else {
-    n = tsr_bt_walk(frames, check.stack_depth, pc0, 0, 0, 0);
+    if (n < check.stack_depth && tsr_unlikely(++short_walks % 4096 == 0) && tsr_bt_text_refresh())
+      id = tsr_bt_capture(fp, here, self->stack_hi, check.stack_depth, &n);
+    return id;
   }
+  uintptr_t frames[TSR_CHECK_MAX_FRAMES];
+  size_t n = tsr_bt_walk(frames, check.stack_depth, pc0, 0, 0, 0);
   return tsr_depot_put(frames, n);
 }
 #define CAPTURE() stack_capture((uintptr_t)__builtin_frame_address(0), (uintptr_t)__builtin_return_address(0))
@@ -474,7 +492,14 @@ static inline size_t right_size(size_t size) { return (((size + 15) & ~(size_t)1
 size_t tsr_check_left_size(size_t alignment) { return left_size(alignment); }
 size_t tsr_check_right_size(size_t size) { return right_size(size); }
 
-static void canary_fill(uint8_t *p, size_t n) { memset(p, TSR_CHECK_CANARY, n); }
+/* Redzones are short: two overlapping 16-byte stores cover up to 32 bytes
+ * (the right redzone at the default 16 is 16 to 31) without a memset call. */
+static inline void canary_fill(uint8_t *p, size_t n) {
+  if (n < 16 || n > 32) { memset(p, TSR_CHECK_CANARY, n); return; }
+  __m128i pattern = _mm_set1_epi8((char)TSR_CHECK_CANARY);
+  _mm_storeu_si128((__m128i *)p, pattern);
+  _mm_storeu_si128((__m128i *)(p + n - 16), pattern);
+}
 
 /* Canary bytes after the user bytes: up to the guard page for guarded blocks. */
 static size_t right_of(const tsr_check_block_t *b) {
@@ -527,6 +552,17 @@ static const uint8_t *bytes_damaged_last(const uint8_t *p, size_t n, uint8_t val
   for (size_t i = n; i-- > 0;) if (p[i] != value) return p + i;
   return NULL;
 }
+
+/* Redzones of a block that is not guarded, the common case of block_verify
+ * inlined: the header words and the canary on both sides. */
+static inline bool redzones_intact(uintptr_t base, uintptr_t user, size_t size) {
+  const uintptr_t *hdr = (const uintptr_t *)base;
+  if (hdr[0] != (user ^ TSR_CHECK_KEY) || hdr[1] != ((uintptr_t)size ^ TSR_CHECK_KEY)) return false;
+  size_t left = (size_t)(user - base) - TSR_CHECK_HEADER_SIZE;
+  if (left != 0 && bytes_damaged((const uint8_t *)base + TSR_CHECK_HEADER_SIZE, left, TSR_CHECK_CANARY) != NULL) return false;
+  return bytes_damaged((const uint8_t *)user + size, right_size(size), TSR_CHECK_CANARY) == NULL;
+}
+static inline bool block_intact(const tsr_check_block_t *b) { return redzones_intact(b->base, b->user, b->size); }
 
 /* The core block that contains addr, or 0 (tessera's own heap layout). */
 static uintptr_t core_block_of(uintptr_t a) {
@@ -879,9 +915,45 @@ static size_t quarantine_pop(uintptr_t *out, size_t out_max) {
 /* Blocks that left the quarantine: out of the table (each under its
  * shard's lock), poison and redzones verified, back to the core. No lock held. */
 static void quarantine_leave(const uintptr_t *users, size_t n) {
+  /* Their table slots and first bytes are cold by now (the quarantine is
+   * bigger than the caches): fetched all at once before the first is used. */
   for (size_t i = 0; i < n; i++) {
+    table_prefetch(users[i]);
+    __builtin_prefetch((const void *)users[i]);
+  }
+  /* The common case in place, under the shard lock (held across blocks of
+   * the same shard): an unguarded block whose poison and redzones are
+   * intact. The rest, and the core frees, after the lock. */
+  void *bases[64];
+  uintptr_t slow[64];
+  size_t base_count = 0, slow_count = 0;
+  shard_t *held = NULL;
+  for (size_t i = 0; i < n && i < 64; i++) {
+    uintptr_t user = users[i];
+    shard_t *s = shard_of(user);
+    if (s != held) {
+      if (held != NULL) shard_unlock(held);
+      shard_lock(s);
+      held = s;
+    }
+    tsr_check_block_t *slot = table_find(s, user);
+    if (tsr_likely(slot != NULL) && !(slot->flags & TSR_BLOCK_GUARDED) && slot->state == TSR_BLOCK_FREED) {
+      uintptr_t base = slot->base;
+      size_t size = slot->size;
+      if (tsr_likely(bytes_damaged((const uint8_t *)user, size < TSR_CHECK_POISON_MAX ? size : TSR_CHECK_POISON_MAX,
+                                   TSR_CHECK_POISON) == NULL && redzones_intact(base, user, size))) {
+        table_remove(s, slot);
+        bases[base_count++] = (void *)base;
+        continue;
+      }
+    }
+    slow[slow_count++] = user;
+  }
+  if (held != NULL) shard_unlock(held);
+  for (size_t i = 0; i < base_count; i++) tsr_core_free(bases[i]);
+  for (size_t i = 0; i < slow_count; i++) {
     tsr_check_block_t b;
-    if (!table_take(users[i], &b)) continue;
+    if (!table_take(slow[i], &b)) continue;
     damage_t d = block_verify(&b, true);
     if (d.kind != DAMAGE_NONE) damage_report(&b, d, "when the block left the quarantine", 0);
     block_release(&b);
@@ -910,48 +982,74 @@ static tsr_noinline void live_publish(void) {
   pending.live_delta = 0;
 }
 
-/* The checked allocation with its stack already captured. */
-static void *alloc_with_stack(size_t size, size_t alignment, int family, bool zero, uint32_t stack) {
-  if (alignment < 16) alignment = 16;
-  if (tsr_unlikely(size > TSR_CHECK_SIZE_MAX - 8192 - alignment)) { errno = ENOMEM; return NULL; }
-  tsr_check_thread_t *self = tsr_check_thread_self();
+static inline void live_add(long cost) {
+  pending.live_delta += cost;
+  if (tsr_unlikely(pending.live_delta > LIVE_DELTA_MAX)) live_publish();
+}
+
+/* A guarded block (guard.c), or NULL when none can be made now. */
+static tsr_noinline void *alloc_guarded(size_t size, size_t alignment, int family, bool zero, uint32_t stack) {
   tsr_check_block_t b;
   memset(&b, 0, sizeof b);
   b.size = size;
   b.family = (uint8_t)family;
   b.align_shift = (uint8_t)log2_of(alignment);
-  b.alloc_thread = self->number;
+  b.alloc_thread = tsr_check_thread_self()->number;
   b.state = TSR_BLOCK_LIVE;
   b.alloc_stack = stack;
-  if (tsr_unlikely(tsr_guard_wanted(size, alignment)) && tsr_guard_alloc(&b, size, alignment)) {
-    b.flags |= TSR_BLOCK_GUARDED;
-  } else {
-    size_t left = left_size(alignment);
-    size_t total = left + size + right_size(size);
-    void *base = alignment <= 16 ? tsr_core_malloc(total) : tsr_core_alloc_aligned(alignment, total);
-    if (base == NULL) return NULL;
-    b.base = (uintptr_t)base;
-    b.user = b.base + left;
-    uintptr_t *hdr = base;
-    hdr[0] = b.user ^ TSR_CHECK_KEY;
-    hdr[1] = b.size ^ TSR_CHECK_KEY;
-    if (left > TSR_CHECK_HEADER_SIZE) canary_fill((uint8_t *)base + TSR_CHECK_HEADER_SIZE, left - TSR_CHECK_HEADER_SIZE);
-    canary_fill((uint8_t *)b.user + size, right_size(size));
-  }
+  if (!tsr_guard_alloc(&b, size, alignment)) return NULL;
+  b.flags |= TSR_BLOCK_GUARDED;
   if (zero) memset((void *)b.user, 0, size);
   shard_t *s = shard_of(b.user);
   shard_lock(s);
   bool ok = table_insert(s, &b);
   shard_unlock(s);
-  if (tsr_unlikely(!ok)) { block_release(&b); errno = ENOMEM; return NULL; }
-  pending.live_delta += (long)block_cost(&b);
-  if (tsr_unlikely(pending.live_delta > LIVE_DELTA_MAX)) live_publish();
+  if (!ok) { block_release(&b); errno = ENOMEM; return (void *)-1; }
+  live_add((long)block_cost(&b));
   return (void *)b.user;
+}
+
+/* The checked allocation with its stack already captured. The entry is
+ * built whole in registers and stored once into its slot: built in a
+ * local struct (memset, then bit-field stores) and copied, its 16-byte
+ * reloads waited on the narrower stores (perf, micro hot). */
+static void *alloc_with_stack(size_t size, size_t alignment, int family, bool zero, uint32_t stack, uintptr_t fp) {
+  if (alignment < 16) alignment = 16;
+  if (tsr_unlikely(size > TSR_CHECK_SIZE_MAX - 8192 - alignment)) { errno = ENOMEM; return NULL; }
+  if (tsr_unlikely(tsr_guard_wanted_now(size, alignment))) {
+    void *p = alloc_guarded(size, alignment, family, zero, fp != 0 ? stack_capture(fp, 0) : stack);
+    if (p == (void *)-1) return NULL;
+    if (p != NULL) return p;
+  }
+  size_t left = left_size(alignment), right = right_size(size);
+  void *base = alignment <= 16 ? tsr_core_malloc(left + size + right) : tsr_core_alloc_aligned(alignment, left + size + right);
+  if (base == NULL) return NULL;
+  uintptr_t user = (uintptr_t)base + left;
+  table_prefetch(user);   /* overlapped with the redzones and the stack capture */
+  uintptr_t *hdr = base;
+  hdr[0] = user ^ TSR_CHECK_KEY;
+  hdr[1] = size ^ TSR_CHECK_KEY;
+  if (left > TSR_CHECK_HEADER_SIZE) canary_fill((uint8_t *)base + TSR_CHECK_HEADER_SIZE, left - TSR_CHECK_HEADER_SIZE);
+  canary_fill((uint8_t *)user + size, right);
+  if (zero) memset((void *)user, 0, size);
+  if (fp != 0) stack = stack_capture(fp, 0);
+  uint32_t thread = tsr_check_thread_self()->number;
+  shard_t *s = shard_of(user);
+  shard_lock(s);
+  tsr_check_block_t *slot = table_slot_for(s, user);
+  if (tsr_likely(slot != NULL))
+    *slot = (tsr_check_block_t){ .user = user, .base = (uintptr_t)base, .size = size, .state = TSR_BLOCK_LIVE,
+                                 .family = (uint8_t)family, .align_shift = (uint8_t)log2_of(alignment),
+                                 .alloc_stack = stack, .alloc_thread = thread };
+  shard_unlock(s);
+  if (tsr_unlikely(slot == NULL)) { tsr_core_free(base); errno = ENOMEM; return NULL; }
+  live_add((long)(left + size + right + 2 * sizeof(tsr_check_block_t)));
+  return (void *)user;
 }
 
 void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) {
   check_ready();
-  return alloc_with_stack(size, alignment, family, zero, stack_capture(fp, 0));
+  return alloc_with_stack(size, alignment, family, zero, 0, fp);
 }
 
 /* ---- free -------------------------------------------------------------------------------------- */
@@ -996,15 +1094,6 @@ static inline void poison_fill(uint8_t *p, size_t n) {
   _mm_storeu_si128((__m128i *)(p + n - 16), pattern);
 }
 
-/* Redzones of a live block that is not guarded, the common case of
- * block_verify inlined: the header words and the canary on both sides. */
-static inline bool block_intact(const tsr_check_block_t *b) {
-  const uintptr_t *hdr = (const uintptr_t *)b->base;
-  if (hdr[0] != (b->user ^ TSR_CHECK_KEY) || hdr[1] != ((uintptr_t)b->size ^ TSR_CHECK_KEY)) return false;
-  size_t left = (size_t)(b->user - b->base) - TSR_CHECK_HEADER_SIZE;
-  if (left != 0 && bytes_damaged((const uint8_t *)b->base + TSR_CHECK_HEADER_SIZE, left, TSR_CHECK_CANARY) != NULL) return false;
-  return bytes_damaged((const uint8_t *)b->user + b->size, right_size(b->size), TSR_CHECK_CANARY) == NULL;
-}
 
 /* Freed blocks enter the quarantine in per-thread batches: one pass under
  * TSR_LOCK_CHECK per FREE_BATCH frees instead of one per free, and the pass
@@ -1041,6 +1130,18 @@ static void pending_thread_exit(void *arg) {
   if (pending.count != 0 || pending.live_delta != 0) pending_flush();
 }
 
+/* A freed block (FREED in the table, poisoned) into this thread's batch. */
+static inline void pending_push(uintptr_t user, size_t cost, size_t size) {
+  if (tsr_unlikely(!pending.keyed)) {
+    pending.keyed = true;   /* first free of this thread: flush its batch when it exits */
+    if (pending_has_key) pthread_setspecific(pending_key, &pending);
+  }
+  pending.entry[pending.count++] = (ring_entry_t){ user, cost };
+  pending.live_delta -= (long)cost;
+  pending.bytes += size;
+  if (pending.count == FREE_BATCH || pending.bytes >= FREE_BATCH_BYTES) pending_flush();
+}
+
 /* The checked free with its stack already captured. Under p's shard lock:
  * the block marked FREED, its redzones verified (and repaired) and its first
  * bytes poisoned; reports after. */
@@ -1052,6 +1153,22 @@ static void free_with_stack(void *p, int family, size_t size, size_t alignment, 
   damage_t d = { DAMAGE_NONE, 0, 0 };
   shard_lock(s);
   tsr_check_block_t *slot = table_find(s, user);
+  /* The common case, read in place: a live unguarded block, freed as it was
+   * allocated, redzones intact. Anything else takes the general path below. */
+  if (tsr_likely(slot != NULL) && slot->state == TSR_BLOCK_LIVE && !(slot->flags & TSR_BLOCK_GUARDED) &&
+      slot->family == (unsigned)family && (size == 0 || size == slot->size) &&
+      (alignment <= 16 || ((size_t)1 << slot->align_shift) == alignment)) {
+    size_t bsize = slot->size, balign = (size_t)1 << slot->align_shift;
+    if (tsr_likely(redzones_intact(slot->base, user, bsize))) {
+      slot->state = TSR_BLOCK_FREED;
+      slot->free_stack = stack;
+      slot->free_thread = self->number;
+      poison_fill((uint8_t *)user, bsize < TSR_CHECK_POISON_MAX ? bsize : TSR_CHECK_POISON_MAX);
+      shard_unlock(s);
+      pending_push(user, left_size(balign) + bsize + right_size(bsize) + 2 * sizeof(tsr_check_block_t), bsize);
+      return;
+    }
+  }
   if (slot != NULL) {
     b = *slot;
     if (b.state == TSR_BLOCK_LIVE) {
@@ -1101,20 +1218,13 @@ static void free_with_stack(void *p, int family, size_t size, size_t alignment, 
   b.free_thread = self->number;
   if (tsr_unlikely(d.kind != DAMAGE_NONE)) damage_report(&b, d, "at free", stack);
   if (tsr_unlikely(b.flags & TSR_BLOCK_GUARDED)) tsr_guard_protect_freed(&b);
-  if (tsr_unlikely(!pending.keyed)) {
-    pending.keyed = true;   /* first free of this thread: flush its batch when it exits */
-    if (pending_has_key) pthread_setspecific(pending_key, &pending);
-  }
-  size_t cost = block_cost(&b);
-  pending.entry[pending.count++] = (ring_entry_t){ user, cost };
-  pending.live_delta -= (long)cost;
-  pending.bytes += b.size;
-  if (pending.count == FREE_BATCH || pending.bytes >= FREE_BATCH_BYTES) pending_flush();
+  pending_push(user, block_cost(&b), b.size);
 }
 
 void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
   if (p == NULL) return;
   check_ready();
+  table_prefetch((uintptr_t)p);   /* overlapped with the stack capture */
   free_with_stack(p, family, size, alignment, stack_capture(fp, 0));
 }
 
@@ -1178,7 +1288,7 @@ tsr_public void *tsr_realloc(void *p, size_t size) {
     return NULL;
   }
   if (size == 0) { free_with_stack(p, TSR_FAMILY_MALLOC, 0, 0, stack); return NULL; }
-  void *q = alloc_with_stack(size, (size_t)1 << b.align_shift, b.family, false, stack);
+  void *q = alloc_with_stack(size, (size_t)1 << b.align_shift, b.family, false, stack, 0);
   if (q == NULL) return NULL;
   memcpy(q, p, b.size < size ? b.size : size);
   free_with_stack(p, TSR_FAMILY_MALLOC, 0, 0, stack);

@@ -40,7 +40,12 @@ size_t   tsr_bt_walk(uintptr_t *frames, size_t max, uintptr_t pc0, uintptr_t fp,
 /* Re-read the loaded objects' code ranges (frames must point into code);
  * rate-limited, false if skipped. Not from a signal handler (loader lock). */
 bool     tsr_bt_text_refresh(void) tsr_hidden;
-/* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK. */
+/* Walk from fp inside [lo, hi) as tsr_bt_walk does (no first pc), at most
+ * max frames, and return the depot id of the stack (0: none or depot full);
+ * *walked: the frames found. A per-thread cache makes a repeated stack cost
+ * no lock; a new one takes TSR_LOCK_CHECK. */
+uint32_t tsr_bt_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max, size_t *walked) tsr_hidden;
+/* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK on a cache miss. */
 uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) tsr_hidden;
 /* The frames of id; returns the count (0 for id 0). Lock-free: entries never change. */
 size_t   tsr_depot_get(uint32_t id, const uintptr_t **frames) tsr_hidden;
@@ -130,6 +135,14 @@ extern _Atomic size_t tsr_check_error_count tsr_hidden;
 
 /* ---- guard.c ------------------------------------------------------------------------ */
 bool  tsr_guard_wanted(size_t size, size_t alignment) tsr_hidden;
+/* The sampled mode's countdown, per thread: while it is above 1 the answer
+ * is no, and the allocation path decrements it inline instead of calling
+ * tsr_guard_wanted (28 instructions an allocation, callgrind). */
+extern __thread size_t tsr_guard_countdown tsr_hidden;
+static inline bool tsr_guard_wanted_now(size_t size, size_t alignment) {
+  if (tsr_guard_countdown > 1) { tsr_guard_countdown--; return false; }
+  return tsr_guard_wanted(size, alignment);
+}
 /* Map a guarded block; fills b->user and b->base. false: not possible now. */
 bool  tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) tsr_hidden;
 void  tsr_guard_protect_freed(const tsr_check_block_t *b) tsr_hidden;  /* into quarantine */

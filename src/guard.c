@@ -79,7 +79,7 @@ static struct {
 } guard;
 
 /* Per thread: allocations left before the next sampled one (0: draw anew). */
-static __thread size_t sample_countdown;
+__thread size_t tsr_guard_countdown;   /* allocations left before the next sampled one (check.h) */
 static __thread uint64_t sample_rng;
 
 /* ---- options -------------------------------------------------------------------------- */
@@ -132,12 +132,12 @@ bool tsr_guard_wanted(size_t size, size_t alignment) {
   if (guard.mode == 2 && atomic_load_explicit(&guard.made, memory_order_relaxed) < COMPLETE_COUNT) return true;
   if (guard.mode != 1) {
     /* Random intervals with mean `rate` (xorshift, per thread, no atomics). */
-    if (sample_countdown == 0) {
+    if (tsr_guard_countdown == 0) {
       if (sample_rng == 0) sample_rng = (uint64_t)(uintptr_t)&sample_rng | 1;
       sample_rng ^= sample_rng << 13; sample_rng ^= sample_rng >> 7; sample_rng ^= sample_rng << 17;
-      sample_countdown = 1 + (size_t)(sample_rng % (2 * guard.rate));
+      tsr_guard_countdown = 1 + (size_t)(sample_rng % (2 * guard.rate));
     }
-    if (--sample_countdown != 0) return false;
+    if (--tsr_guard_countdown != 0) return false;
   }
   return atomic_load_explicit(&guard.in_use, memory_order_relaxed) < guard.budget &&
          atomic_load_explicit(&guard.live, memory_order_relaxed) < guard.live_max;
