@@ -103,6 +103,7 @@ static struct {
   _Atomic size_t thread_count;
   struct { uintptr_t start, size; } own[OWN_MAP_MAX];   /* our mappings (leak scan skips them) */
   size_t redzone;               /* bytes of canary on each side, at least */
+  _Atomic bool redzone_fixed;   /* a block was allocated: the redzone no longer changes */
   size_t stack_depth;
   int log_fd;
   bool json;
@@ -150,9 +151,15 @@ bool tsr_check_is_own_memory(uintptr_t addr) {
 
 /* ---- initialization --------------------------------------------------------------- */
 
+/* The redzone is read once, before the first block: every block's layout
+ * (and the start derived from it, tsr_check_base) depends on it. */
 static void options_load(void) {
-  long redzone = tsr_option_long(TSR_OPT_CHECK_REDZONE);
-  check.redzone = redzone < 0 ? 0 : redzone > 4096 ? 4096 : (size_t)redzone;
+  if (!check.redzone_fixed) {
+    long redzone = tsr_option_long(TSR_OPT_CHECK_REDZONE);
+    check.redzone = redzone < 0 ? 0 : redzone > 4096 ? 4096 : (size_t)redzone;
+    size_t want = check.redzone > TSR_CHECK_HEADER_SIZE ? check.redzone : TSR_CHECK_HEADER_SIZE;
+    tsr_check_left_min = (want + 15) & ~(size_t)15;
+  }
   long q = tsr_option_long(TSR_OPT_CHECK_QUARANTINE);
   check.quarantine_limit = q < 0 ? 0 : (size_t)q;
   long depth = tsr_option_long(TSR_OPT_CHECK_STACK_DEPTH);
@@ -481,9 +488,10 @@ static inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
  * its two words are known values, verified like a canary, so with the
  * default 16-byte redzone a block carries no separate left canary (16 bytes
  * less per block: python's small objects). */
+size_t tsr_check_left_min = TSR_CHECK_HEADER_SIZE;
+
 static inline size_t left_size(size_t alignment) {
-  size_t want = check.redzone > TSR_CHECK_HEADER_SIZE ? check.redzone : TSR_CHECK_HEADER_SIZE;
-  size_t left = (want + 15) & ~(size_t)15;
+  size_t left = tsr_check_left_min;
   if (alignment > 16) left = (left + alignment - 1) & ~(alignment - 1);
   return left;
 }
@@ -504,7 +512,7 @@ static inline void canary_fill(uint8_t *p, size_t n) {
 /* Canary bytes after the user bytes: up to the guard page for guarded blocks. */
 static size_t right_of(const tsr_check_block_t *b) {
   if (b->flags & TSR_BLOCK_GUARDED)
-    return (size_t)(b->base + tsr_guard_map_size(b) - TSR_OS_PAGE_SIZE - b->user - b->size);
+    return (size_t)(tsr_check_base(b) + tsr_guard_map_size(b) - TSR_OS_PAGE_SIZE - b->user - b->size);
   return tsr_check_right_size(b->size);
 }
 
@@ -562,7 +570,7 @@ static inline bool redzones_intact(uintptr_t base, uintptr_t user, size_t size) 
   if (left != 0 && bytes_damaged((const uint8_t *)base + TSR_CHECK_HEADER_SIZE, left, TSR_CHECK_CANARY) != NULL) return false;
   return bytes_damaged((const uint8_t *)user + size, right_size(size), TSR_CHECK_CANARY) == NULL;
 }
-static inline bool block_intact(const tsr_check_block_t *b) { return redzones_intact(b->base, b->user, b->size); }
+static inline bool block_intact(const tsr_check_block_t *b) { return redzones_intact(tsr_check_base(b), b->user, b->size); }
 
 /* The core block that contains addr, or 0 (tessera's own heap layout). */
 static uintptr_t core_block_of(uintptr_t a) {
@@ -794,10 +802,11 @@ static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
   /* The left redzone: [header | canary] below the user bytes (a guarded
    * block has canary only). The header's expected bytes are its two words. */
   bool guarded = (b->flags & TSR_BLOCK_GUARDED) != 0;
-  const uint8_t *left_start = guarded ? (const uint8_t *)b->base : (const uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
+  uintptr_t base = tsr_check_base(b);
+  const uint8_t *left_start = guarded ? (const uint8_t *)base : (const uint8_t *)base + TSR_CHECK_HEADER_SIZE;
   size_t left = (size_t)(user - left_start);
   uintptr_t expect[2] = { b->user ^ TSR_CHECK_KEY, (uintptr_t)b->size ^ TSR_CHECK_KEY };
-  const uintptr_t *hdr = (const uintptr_t *)b->base;
+  const uintptr_t *hdr = (const uintptr_t *)base;
   bool header_ok = guarded || (hdr[0] == expect[0] && hdr[1] == expect[1]);
   const uint8_t *canary_first = bytes_damaged(left_start, left, TSR_CHECK_CANARY);
   if (header_ok && canary_first == NULL) return d;
@@ -820,9 +829,10 @@ static void block_repair(const tsr_check_block_t *b, damage_t d) {
   if (d.kind == DAMAGE_FREED) memset((void *)b->user, TSR_CHECK_POISON, b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX);
   else if (d.kind == DAMAGE_OVERFLOW) canary_fill((uint8_t *)b->user + b->size, right_of(b));
   else if (d.kind == DAMAGE_UNDERFLOW) {
-    uint8_t *start = b->flags & TSR_BLOCK_GUARDED ? (uint8_t *)b->base : (uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
+    uintptr_t base = tsr_check_base(b);
+    uint8_t *start = b->flags & TSR_BLOCK_GUARDED ? (uint8_t *)base : (uint8_t *)base + TSR_CHECK_HEADER_SIZE;
     canary_fill(start, (size_t)((uint8_t *)b->user - start));
-    if (!(b->flags & TSR_BLOCK_GUARDED)) { uintptr_t *h = (uintptr_t *)b->base; h[0] = b->user ^ TSR_CHECK_KEY; h[1] = b->size ^ TSR_CHECK_KEY; }
+    if (!(b->flags & TSR_BLOCK_GUARDED)) { uintptr_t *h = (uintptr_t *)base; h[0] = b->user ^ TSR_CHECK_KEY; h[1] = b->size ^ TSR_CHECK_KEY; }
   }
 }
 
@@ -861,7 +871,7 @@ static inline size_t block_cost(const tsr_check_block_t *b) {
 /* Give a block that left the quarantine (or was never kept) back to the core. */
 static void block_release(const tsr_check_block_t *b) {
   if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_release(b);
-  else tsr_core_free((void *)b->base);
+  else tsr_core_free((void *)tsr_check_base(b));
 }
 
 /* The live blocks' cost as last published (a transient negative sum, one
@@ -938,7 +948,7 @@ static void quarantine_leave(const uintptr_t *users, size_t n) {
     }
     tsr_check_block_t *slot = table_find(s, user);
     if (tsr_likely(slot != NULL) && !(slot->flags & TSR_BLOCK_GUARDED) && slot->state == TSR_BLOCK_FREED) {
-      uintptr_t base = slot->base;
+      uintptr_t base = tsr_check_base(slot);
       size_t size = slot->size;
       if (tsr_likely(bytes_damaged((const uint8_t *)user, size < TSR_CHECK_POISON_MAX ? size : TSR_CHECK_POISON_MAX,
                                    TSR_CHECK_POISON) == NULL && redzones_intact(base, user, size))) {
@@ -1021,6 +1031,8 @@ static void *alloc_with_stack(size_t size, size_t alignment, int family, bool ze
     if (p == (void *)-1) return NULL;
     if (p != NULL) return p;
   }
+  if (tsr_unlikely(!atomic_load_explicit(&check.redzone_fixed, memory_order_relaxed)))
+    atomic_store(&check.redzone_fixed, true);
   size_t left = left_size(alignment), right = right_size(size);
   void *base = alignment <= 16 ? tsr_core_malloc(left + size + right) : tsr_core_alloc_aligned(alignment, left + size + right);
   if (base == NULL) return NULL;
@@ -1038,7 +1050,7 @@ static void *alloc_with_stack(size_t size, size_t alignment, int family, bool ze
   shard_lock(s);
   tsr_check_block_t *slot = table_slot_for(s, user);
   if (tsr_likely(slot != NULL))
-    *slot = (tsr_check_block_t){ .user = user, .base = (uintptr_t)base, .size = size, .state = TSR_BLOCK_LIVE,
+    *slot = (tsr_check_block_t){ .user = user, .size = size, .state = TSR_BLOCK_LIVE,
                                  .family = (uint8_t)family, .align_shift = (uint8_t)log2_of(alignment),
                                  .alloc_stack = stack, .alloc_thread = thread };
   shard_unlock(s);
@@ -1159,7 +1171,7 @@ static void free_with_stack(void *p, int family, size_t size, size_t alignment, 
       slot->family == (unsigned)family && (size == 0 || size == slot->size) &&
       (alignment <= 16 || ((size_t)1 << slot->align_shift) == alignment)) {
     size_t bsize = slot->size, balign = (size_t)1 << slot->align_shift;
-    if (tsr_likely(redzones_intact(slot->base, user, bsize))) {
+    if (tsr_likely(redzones_intact(user - left_size(balign), user, bsize))) {
       slot->state = TSR_BLOCK_FREED;
       slot->free_stack = stack;
       slot->free_thread = self->number;

@@ -65,12 +65,13 @@ enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2 };
 #define TSR_BLOCK_GUARD_BEFORE 4     /* flags: guarded on the underflow side (the guard page precedes it) */
 
 /* One checked block, kept out of line in the block table keyed by user.
- * 40 bytes: at about 0.5 load the table costs ~80 bytes per block, which is
- * most of the checking build's memory on programs of small blocks (python
- * with PYTHONMALLOC=malloc), so the fields are packed. */
+ * 32 bytes, two to a cache line and never across one: at about 0.5 load
+ * the table costs ~64 bytes per block, which is most of the checking
+ * build's memory on programs of small blocks (python with
+ * PYTHONMALLOC=malloc), so the fields are packed and the block's start is
+ * not stored but derived (tsr_check_base). */
 typedef struct tsr_check_block_s {
   uintptr_t user;                /* first user byte: the key (0: empty slot) */
-  uintptr_t base;                /* core block start, or the guarded block's first data page */
   uint64_t  size : 48;           /* bytes requested (TSR_CHECK_SIZE_MAX at most) */
   uint64_t  state : 4;           /* TSR_BLOCK_LIVE or TSR_BLOCK_FREED (quarantined) */
   uint64_t  family : 4;          /* TSR_FAMILY_* */
@@ -81,6 +82,7 @@ typedef struct tsr_check_block_s {
   uint32_t  free_thread : 24;
   uint32_t  flags : 8;           /* TSR_BLOCK_GUARDED ... */
 } tsr_check_block_t;
+_Static_assert(sizeof(tsr_check_block_t) == 32, "a table slot is half a cache line");
 #define TSR_CHECK_SIZE_MAX (((uint64_t)1 << 47) - 1)   /* more than a process can map on x86-64 */
 
 /* The block table's home slot of a block (check.c, and guard.c's handler).
@@ -116,6 +118,17 @@ void    *tsr_check_map(size_t size, const char *name) tsr_hidden;     /* our own
 void     tsr_check_unmap(void *p, size_t size) tsr_hidden;
 bool     tsr_check_is_own_memory(uintptr_t addr) tsr_hidden;         /* a mapping of this layer */
 size_t   tsr_check_left_size(size_t alignment) tsr_hidden;           /* header + left redzone */
+/* The header and left redzone of a block of alignment 16, fixed at the
+ * first allocation (TESSERA_CHECK_REDZONE rounded up to 16, 16 at least). */
+extern size_t tsr_check_left_min tsr_hidden;
+uintptr_t tsr_guard_base(const tsr_check_block_t *b) tsr_hidden;     /* guard.c */
+/* Where b starts: its core block (header first), or a guarded block's first data page. */
+static inline uintptr_t tsr_check_base(const tsr_check_block_t *b) {
+  if (tsr_unlikely(b->flags & TSR_BLOCK_GUARDED)) return tsr_guard_base(b);
+  size_t alignment = (size_t)1 << b->align_shift;
+  size_t left = alignment > 16 ? (tsr_check_left_min + alignment - 1) & ~(alignment - 1) : tsr_check_left_min;
+  return b->user - left;
+}
 size_t   tsr_check_right_size(size_t size) tsr_hidden;               /* canary after the user bytes */
 
 /* /proc/self/maps, line by line (raw reads, no allocation); fn returns false to stop. */
@@ -143,7 +156,7 @@ static inline bool tsr_guard_wanted_now(size_t size, size_t alignment) {
   if (tsr_guard_countdown > 1) { tsr_guard_countdown--; return false; }
   return tsr_guard_wanted(size, alignment);
 }
-/* Map a guarded block; fills b->user and b->base. false: not possible now. */
+/* Map a guarded block; fills b->user (and GUARD_BEFORE in flags). false: not possible now. */
 bool  tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) tsr_hidden;
 void  tsr_guard_protect_freed(const tsr_check_block_t *b) tsr_hidden;  /* into quarantine */
 void  tsr_guard_release(const tsr_check_block_t *b) tsr_hidden;        /* out of quarantine */

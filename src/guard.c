@@ -247,15 +247,24 @@ static size_t data_size_for(size_t size, size_t alignment) {
 
 /* The data pages and one guard page (pool slots share their guards). */
 size_t tsr_guard_map_size(const tsr_check_block_t *b) {
-  if (in_pool(b->base)) return 2 * PAGE;
+  if (in_pool(tsr_guard_base(b))) return 2 * PAGE;
   return data_size_for(b->size, (size_t)1 << b->align_shift) + PAGE;
+}
+
+/* A guarded block's first data page, from its user address (the table
+ * keeps no start): on the underflow side the block starts its data pages;
+ * on the overflow side its data ends at the guard page, and the data pages
+ * are one pool page, or data_size_for its size. */
+uintptr_t tsr_guard_base(const tsr_check_block_t *b) {
+  if (b->flags & TSR_BLOCK_GUARD_BEFORE) return b->user;
+  uintptr_t end = (b->user + (((size_t)b->size + 15) & ~(size_t)15) + PAGE - 1) & ~(PAGE - 1);
+  return end - (in_pool(end - 1) ? PAGE : data_size_for(b->size, (size_t)1 << b->align_shift));
 }
 
 /* Place the user bytes in the data pages [data, data + size) and paint the rest. */
 static void place(tsr_check_block_t *b, uintptr_t data, size_t data_size, size_t size, size_t alignment, bool under) {
   uintptr_t end = data + data_size;
   uintptr_t user = under ? data : (end - ((size + 15) & ~(size_t)15)) & ~(uintptr_t)(alignment - 1);
-  b->base = data;
   b->user = user;
   if (under) b->flags |= TSR_BLOCK_GUARD_BEFORE;
   memset((void *)data, TSR_CHECK_CANARY, user - data);
@@ -331,19 +340,21 @@ static size_t data_size_of(const tsr_check_block_t *b) { return tsr_guard_map_si
 /* A pool slot's page only loses its access (see RESIDENT_FREE_MAX); a
  * mapping of its own (up to GUARD_SIZE_MAX) is purged as well. */
 void tsr_guard_protect_freed(const tsr_check_block_t *b) {
-  if (!in_pool(b->base)) tsr_platform_purge((void *)b->base, data_size_of(b));
-  tsr_platform_protect((void *)b->base, data_size_of(b), false);
+  uintptr_t base = tsr_guard_base(b);
+  if (!in_pool(base)) tsr_platform_purge((void *)base, data_size_of(b));
+  tsr_platform_protect((void *)base, data_size_of(b), false);
   atomic_fetch_sub(&guard.live, 1);
 }
 
 void tsr_guard_release(const tsr_check_block_t *b) {
-  if (in_pool(b->base)) {
-    size_t slot = (b->base - guard.pool) / PAGE / 2;
+  uintptr_t base = tsr_guard_base(b);
+  if (in_pool(base)) {
+    size_t slot = (base - guard.pool) / PAGE / 2;
     /* The handler lifted a guard or the data page: make the slot whole again. */
     bool unprotected = (b->flags & TSR_BLOCK_UNPROTECTED) != 0;
     if (unprotected) {
-      tsr_platform_purge((void *)b->base, PAGE);
-      tsr_platform_protect((void *)(b->base - PAGE), 3 * PAGE, false);
+      tsr_platform_purge((void *)base, PAGE);
+      tsr_platform_protect((void *)(base - PAGE), 3 * PAGE, false);
     }
     /* Keep the page (no syscall) while few free slots hold theirs; else
      * purge it before the slot can be taken again. */
@@ -355,7 +366,7 @@ void tsr_guard_release(const tsr_check_block_t *b) {
     }
     tsr_unlock(TSR_LOCK_CHECK);
     if (!keep) {
-      if (!unprotected) tsr_platform_purge((void *)b->base, PAGE);
+      if (!unprotected) tsr_platform_purge((void *)base, PAGE);
       tsr_lock(TSR_LOCK_CHECK);
       guard.slot_user[slot] = 0;
       guard.free_slots[guard.free_count++] = (uint32_t)slot;
@@ -363,7 +374,7 @@ void tsr_guard_release(const tsr_check_block_t *b) {
     }
   } else {
     size_t data = data_size_of(b);
-    uintptr_t map = b->flags & TSR_BLOCK_GUARD_BEFORE ? b->base - PAGE : b->base;
+    uintptr_t map = b->flags & TSR_BLOCK_GUARD_BEFORE ? base - PAGE : base;
     tsr_lock(TSR_LOCK_CHECK);
     for (uintptr_t p = map / PAGE; p < (map + data + PAGE) / PAGE; p++) pages_remove(p);
     tsr_unlock(TSR_LOCK_CHECK);
@@ -434,8 +445,9 @@ static void segv_handler(int sig, siginfo_t *info, void *ctx) {
   tsr_report_end(true);
   /* Lift the protection so the program goes on (reported once per block):
    * the data pages, and the guard page it touched. */
-  tsr_platform_protect((void *)b.base, data_size_of(&b), true);
-  if (addr < b.base || addr >= b.base + data_size_of(&b)) tsr_platform_protect((void *)(addr & ~(PAGE - 1)), PAGE, true);
+  uintptr_t base = tsr_guard_base(&b);
+  tsr_platform_protect((void *)base, data_size_of(&b), true);
+  if (addr < base || addr >= base + data_size_of(&b)) tsr_platform_protect((void *)(addr & ~(PAGE - 1)), PAGE, true);
   errno = saved_errno;
 }
 
