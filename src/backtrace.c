@@ -51,6 +51,7 @@ static struct {
 static struct {
   uintptr_t lo[TEXT_MAX], hi[TEXT_MAX];
   _Atomic size_t count;
+  _Atomic size_t generation;   /* bumped by every rebuild */
   uint64_t refreshed_ms;
   _Atomic bool busy;
 } text;
@@ -69,13 +70,23 @@ static int text_add(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 static __thread size_t text_hint;   /* the range of the last hit: most frames share a few */
+/* The last value refused, and the ranges' generation then: a walk out of a
+ * function built without frame pointers meets the same stray word on every
+ * call, and refusing it cost a scan of all the ranges (pool local: 20
+ * instructions a capture). */
+static __thread uintptr_t text_miss;
+static __thread size_t text_miss_generation;
 
 static inline bool text_contains(uintptr_t pc) {
   size_t n = atomic_load_explicit(&text.count, memory_order_acquire);
   if (n == 0) return true;   /* not known yet: accept, as before */
   size_t h = text_hint;
   if (h < n && pc >= text.lo[h] && pc < text.hi[h]) return true;
+  size_t generation = atomic_load_explicit(&text.generation, memory_order_relaxed);
+  if (pc == text_miss && generation == text_miss_generation) return false;
   for (size_t i = 0; i < n; i++) if (pc >= text.lo[i] && pc < text.hi[i]) { text_hint = i; return true; }
+  text_miss = pc;
+  text_miss_generation = generation;
   return false;
 }
 
@@ -88,6 +99,7 @@ bool tsr_bt_text_refresh(void) {
   atomic_store_explicit(&text.count, 0, memory_order_release);
   dl_iterate_phdr(text_add, &n);
   atomic_store_explicit(&text.count, n, memory_order_release);
+  atomic_fetch_add_explicit(&text.generation, 1, memory_order_relaxed);
   atomic_store(&text.busy, false);
   return true;
 }
@@ -152,7 +164,8 @@ static uint32_t depot_insert(const uintptr_t *frames, size_t count, uint64_t h);
  * hashing as it goes, then the cache; the depot (and its lock) only on a
  * miss. *walked: the frame count. Callgrind, micro hot: ~185 instructions
  * a capture as walk + depot_put with memcmp, ~90 fused. */
-uint32_t tsr_bt_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max, size_t *walked) {
+__attribute__((always_inline)) inline uint32_t tsr_bt_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max,
+                                                               size_t *walked) {
   uintptr_t frames[TSR_CHECK_MAX_FRAMES];
   size_t n = 0;
   uint64_t h = 0;

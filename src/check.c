@@ -8,13 +8,16 @@
  * block finds its checked block); the canaries start at the exact ends of
  * the requested bytes, so 1 byte past an odd-sized block is caught. Every
  * block is also kept out of line in the block table (open addressing keyed
- * by user address, in memory mapped here), live or quarantined, with its
- * size, family and the depot ids of its allocation and free stacks: invalid
- * frees of arbitrary addresses are diagnosed without trusting the memory
- * before the pointer. Freed blocks are poisoned and held in a FIFO
- * quarantine of TESSERA_CHECK_QUARANTINE bytes; their poison is verified
- * when they leave it. Nothing here allocates from the heap it checks, and
- * reports are written only after TSR_LOCK_CHECK is released.
+ * by user address, in memory mapped here, split in shards by 32 MiB segment
+ * with a lock each), live or quarantined, with its size, family and the
+ * depot ids of its allocation and free stacks: invalid frees of arbitrary
+ * addresses are diagnosed without trusting the memory before the pointer.
+ * Freed blocks are poisoned under their shard's lock (so every FREED entry
+ * is poisoned) and held, through per-thread batches, in a FIFO quarantine of
+ * TESSERA_CHECK_QUARANTINE bytes; their poison is verified when they leave
+ * it. Nothing here allocates from the heap it checks, and reports are
+ * written only after the shard lock and TSR_LOCK_CHECK are released.
+ * Cost of a checked malloc/free pair: see docs/check.md ("Cost").
  * Not done here: guard pages (guard.c), the leak scan (leak.c).
  */
 #define _GNU_SOURCE
