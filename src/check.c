@@ -93,6 +93,9 @@ typedef struct shard_s {
 typedef struct ring_entry_s { uintptr_t user; size_t cost; } ring_entry_t;
 
 static shard_t shards[TSR_CHECK_SHARD_COUNT];
+#define SHARD_MAP_COUNT ((size_t)1 << (TSR_ADDRESS_BITS - TSR_SEGMENT_SHIFT))
+#define SHARD_EMPTY (TSR_CHECK_SHARD_COUNT - 1)
+static _Atomic uint8_t *shard_map;   /* per segment: shard index + 1 (0: none yet); mapped by check_init; see shard_of */
 
 static struct {
   /* Under TSR_LOCK_CHECK: */
@@ -181,7 +184,8 @@ static tsr_cold void check_init(void) {
     check.ring_capacity = (size_t)1 << 14;
     check.ring = tsr_check_map(check.ring_capacity * sizeof(ring_entry_t), "tessera check quarantine");
     check.threads = tsr_check_map(THREAD_MAX * sizeof(tsr_check_thread_t), "tessera check threads");
-    if (check.ring == NULL || check.threads == NULL) {
+    shard_map = tsr_check_map(SHARD_MAP_COUNT, "tessera check shard map");
+    if (check.ring == NULL || check.threads == NULL || shard_map == NULL) {
       tsr_message("check: cannot map the checking layer's tables");
       tsr_platform_abort();
     }
@@ -196,14 +200,36 @@ static inline void check_ready(void) {
 
 /* ---- the block table: shards by address, each under its own lock ------------------------ */
 
-/* A block's shard: blocks of one 32 MiB segment share one, and a segment
- * serves one thread's heap at a time, so threads mostly take their own
- * shards' locks (larson/2t spent a quarter of its time spinning on the one
- * lock every call took before). A shard lock is a leaf: nothing else is
- * taken while it is held, and TSR_LOCK_CHECK is never held while taking
- * it, so the two need no order (fork: check_fork_prepare takes them all). */
+/* A block's shard: blocks of one 32 MiB segment share one, the shard of the
+ * thread that first allocated a checked block there (thread number modulo
+ * 64), kept for the life of the process in shard_map. A segment serves one
+ * thread's heap at a time, so threads mostly take their own shard's lock
+ * (larson/2t spent a quarter of its time spinning on the one lock every
+ * call took before), and a single-threaded program has one table: shards
+ * picked by a hash of the segment gave python-malloc two big tables, 5 MB
+ * more at its peak. Addresses of segments never assigned map to the last
+ * shard, which stays empty, so a lookup there finds nothing. A shard lock
+ * is a leaf: nothing else is taken while it is held, and TSR_LOCK_CHECK is
+ * never held while taking it, so the two need no order (fork:
+ * check_fork_prepare takes them all). */
+
 static inline shard_t *shard_of(uintptr_t user) {
-  return &shards[((user >> TSR_SEGMENT_SHIFT) * 0x9e3779b97f4a7c15ULL) >> (64 - TSR_CHECK_SHARD_SHIFT)];
+  uintptr_t seg = user >> TSR_SEGMENT_SHIFT;
+  if (tsr_unlikely(seg >= SHARD_MAP_COUNT)) return &shards[SHARD_EMPTY];
+  unsigned k = atomic_load_explicit(&shard_map[seg], memory_order_relaxed);
+  return &shards[k != 0 ? k - 1 : SHARD_EMPTY];
+}
+
+/* The shard for a new block at user: its segment's, assigned to the
+ * calling thread's on first use. */
+static inline shard_t *shard_for_new(uintptr_t user, uint32_t thread) {
+  uintptr_t seg = user >> TSR_SEGMENT_SHIFT;
+  uint8_t k = atomic_load_explicit(&shard_map[seg], memory_order_relaxed);
+  if (tsr_unlikely(k == 0)) {
+    uint8_t mine = (uint8_t)((thread & ((1u << TSR_CHECK_SHARD_SHIFT) - 1)) + 1);
+    if (atomic_compare_exchange_strong(&shard_map[seg], &k, mine)) k = mine;   /* else k holds the winner's */
+  }
+  return &shards[k - 1];
 }
 
 static inline void shard_lock(shard_t *s) {
@@ -1013,7 +1039,7 @@ static tsr_noinline void *alloc_guarded(size_t size, size_t alignment, int famil
   if (!tsr_guard_alloc(&b, size, alignment)) return NULL;
   b.flags |= TSR_BLOCK_GUARDED;
   if (zero) memset((void *)b.user, 0, size);
-  shard_t *s = shard_of(b.user);
+  shard_t *s = shard_for_new(b.user, b.alloc_thread);
   shard_lock(s);
   bool ok = table_insert(s, &b);
   shard_unlock(s);
@@ -1049,7 +1075,7 @@ static void *alloc_with_stack(size_t size, size_t alignment, int family, bool ze
   if (zero) memset((void *)user, 0, size);
   if (fp != 0) stack = stack_capture(fp, 0);
   uint32_t thread = tsr_check_thread_self()->number;
-  shard_t *s = shard_of(user);
+  shard_t *s = shard_for_new(user, thread);
   shard_lock(s);
   tsr_check_block_t *slot = table_slot_for(s, user);
   if (tsr_likely(slot != NULL))

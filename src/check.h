@@ -108,7 +108,7 @@ bool     tsr_check_find(uintptr_t addr, tsr_check_block_t *out) tsr_hidden;
  * (check.c, shard_of). To visit every block: tsr_check_shards_lock, then
  * each shard's table, then tsr_check_shards_unlock. */
 #define TSR_CHECK_SHARD_SHIFT 6
-#define TSR_CHECK_SHARD_COUNT ((size_t)1 << TSR_CHECK_SHARD_SHIFT)
+#define TSR_CHECK_SHARD_COUNT (((size_t)1 << TSR_CHECK_SHARD_SHIFT) + 1)   /* the last stays empty */
 void tsr_check_shards_lock(void) tsr_hidden;     /* all shard locks, in order */
 void tsr_check_shards_unlock(void) tsr_hidden;
 tsr_check_block_t *tsr_check_shard_table(size_t shard, size_t *capacity) tsr_hidden;   /* NULL: empty */
