@@ -8,13 +8,16 @@
  * block finds its checked block); the canaries start at the exact ends of
  * the requested bytes, so 1 byte past an odd-sized block is caught. Every
  * block is also kept out of line in the block table (open addressing keyed
- * by user address, in memory mapped here), live or quarantined, with its
- * size, family and the depot ids of its allocation and free stacks: invalid
- * frees of arbitrary addresses are diagnosed without trusting the memory
- * before the pointer. Freed blocks are poisoned and held in a FIFO
- * quarantine of TESSERA_CHECK_QUARANTINE bytes; their poison is verified
- * when they leave it. Nothing here allocates from the heap it checks, and
- * reports are written only after TSR_LOCK_CHECK is released.
+ * by user address, in memory mapped here, split in shards by 32 MiB segment
+ * with a lock each), live or quarantined, with its size, family and the
+ * depot ids of its allocation and free stacks: invalid frees of arbitrary
+ * addresses are diagnosed without trusting the memory before the pointer.
+ * Freed blocks are poisoned under their shard's lock (so every FREED entry
+ * is poisoned) and held, through per-thread batches, in a FIFO quarantine of
+ * TESSERA_CHECK_QUARANTINE bytes; their poison is verified when they leave
+ * it. Nothing here allocates from the heap it checks, and reports are
+ * written only after the shard lock and TSR_LOCK_CHECK are released.
+ * Cost of a checked malloc/free pair: see docs/check.md ("Cost").
  * Not done here: guard pages (guard.c), the leak scan (leak.c).
  */
 #define _GNU_SOURCE
@@ -77,19 +80,36 @@ void  tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr
 #define OWN_MAP_MAX 64
 #define THREAD_MAX  ((size_t)1 << 20)
 
-static struct {
-  tsr_check_block_t *table;     /* open addressing, linear probing, keyed by user */
+/* One shard of the block table (see shard_of): its own cache line. */
+typedef struct shard_s {
+  _Atomic int held;             /* the shard's lock (a leaf: see shard_of) */
+  tsr_check_block_t *table;     /* open addressing, linear probing, keyed by user; NULL until first used */
   size_t capacity;              /* slots, a power of two */
   size_t count;                 /* slots in use */
-  uintptr_t *ring;              /* quarantine FIFO of user addresses */
+} __attribute__((aligned(64))) shard_t;
+#define SHARD_FIRST_SLOTS ((size_t)1 << 12)   /* 128 KiB, touched as used: at 1024 slots pool-local ran at half load, its removals 5x dearer */
+
+/* A quarantined block: its address and the cost it was counted with. */
+typedef struct ring_entry_s { uintptr_t user; size_t cost; } ring_entry_t;
+
+static shard_t shards[TSR_CHECK_SHARD_COUNT];
+#define SHARD_MAP_COUNT ((size_t)1 << (TSR_ADDRESS_BITS - TSR_SEGMENT_SHIFT))
+#define SHARD_EMPTY (TSR_CHECK_SHARD_COUNT - 1)
+static _Atomic uint8_t *shard_map;   /* per segment: shard index + 1 (0: none yet); mapped by check_init; see shard_of */
+
+static struct {
+  /* Under TSR_LOCK_CHECK: */
+  ring_entry_t *ring;           /* quarantine FIFO */
   size_t ring_capacity, ring_head, ring_count;
   size_t quarantine_bytes;      /* core bytes held by the quarantine */
-  size_t live_bytes;            /* cost of the live blocks (block_cost): bounds the quarantine */
   size_t quarantine_limit;
+  /* Lock-free: */
+  _Atomic size_t live_bytes;    /* cost of the live blocks (block_cost), per-thread deltas added in: bounds the quarantine */
   tsr_check_thread_t *threads;  /* registry: every thread seen, in order */
   _Atomic size_t thread_count;
   struct { uintptr_t start, size; } own[OWN_MAP_MAX];   /* our mappings (leak scan skips them) */
   size_t redzone;               /* bytes of canary on each side, at least */
+  _Atomic bool redzone_fixed;   /* a block was allocated: the redzone no longer changes */
   size_t stack_depth;
   int log_fd;
   bool json;
@@ -137,9 +157,15 @@ bool tsr_check_is_own_memory(uintptr_t addr) {
 
 /* ---- initialization --------------------------------------------------------------- */
 
+/* The redzone is read once, before the first block: every block's layout
+ * (and the start derived from it, tsr_check_base) depends on it. */
 static void options_load(void) {
-  long redzone = tsr_option_long(TSR_OPT_CHECK_REDZONE);
-  check.redzone = redzone < 0 ? 0 : redzone > 4096 ? 4096 : (size_t)redzone;
+  if (!check.redzone_fixed) {
+    long redzone = tsr_option_long(TSR_OPT_CHECK_REDZONE);
+    check.redzone = redzone < 0 ? 0 : redzone > 4096 ? 4096 : (size_t)redzone;
+    size_t want = check.redzone > TSR_CHECK_HEADER_SIZE ? check.redzone : TSR_CHECK_HEADER_SIZE;
+    tsr_check_left_min = (want + 15) & ~(size_t)15;
+  }
   long q = tsr_option_long(TSR_OPT_CHECK_QUARANTINE);
   check.quarantine_limit = q < 0 ? 0 : (size_t)q;
   long depth = tsr_option_long(TSR_OPT_CHECK_STACK_DEPTH);
@@ -155,12 +181,11 @@ static tsr_cold void check_init(void) {
     options_load();
     patterns_init();
     check.log_fd = -1;
-    check.capacity = (size_t)1 << 12;
-    check.table = tsr_check_map(check.capacity * sizeof(tsr_check_block_t), "tessera check blocks");
     check.ring_capacity = (size_t)1 << 14;
-    check.ring = tsr_check_map(check.ring_capacity * sizeof(uintptr_t), "tessera check quarantine");
+    check.ring = tsr_check_map(check.ring_capacity * sizeof(ring_entry_t), "tessera check quarantine");
     check.threads = tsr_check_map(THREAD_MAX * sizeof(tsr_check_thread_t), "tessera check threads");
-    if (check.table == NULL || check.ring == NULL || check.threads == NULL) {
+    shard_map = tsr_check_map(SHARD_MAP_COUNT, "tessera check shard map");
+    if (check.ring == NULL || check.threads == NULL || shard_map == NULL) {
       tsr_message("check: cannot map the checking layer's tables");
       tsr_platform_abort();
     }
@@ -173,14 +198,57 @@ static inline void check_ready(void) {
   if (tsr_unlikely(!atomic_load_explicit(&check.ready, memory_order_acquire))) check_init();
 }
 
-/* ---- the block table (TSR_LOCK_CHECK held) ------------------------------------------ */
+/* ---- the block table: shards by address, each under its own lock ------------------------ */
+
+/* A block's shard: blocks of one 32 MiB segment share one, the shard of the
+ * thread that first allocated a checked block there (thread number modulo
+ * 64), kept for the life of the process in shard_map. A segment serves one
+ * thread's heap at a time, so threads mostly take their own shard's lock
+ * (larson/2t spent a quarter of its time spinning on the one lock every
+ * call took before), and a single-threaded program has one table: shards
+ * picked by a hash of the segment gave python-malloc two big tables, 5 MB
+ * more at its peak. Addresses of segments never assigned map to the last
+ * shard, which stays empty, so a lookup there finds nothing. A shard lock
+ * is a leaf: nothing else is taken while it is held, and TSR_LOCK_CHECK is
+ * never held while taking it, so the two need no order (fork:
+ * check_fork_prepare takes them all). */
+
+static inline shard_t *shard_of(uintptr_t user) {
+  uintptr_t seg = user >> TSR_SEGMENT_SHIFT;
+  if (tsr_unlikely(seg >= SHARD_MAP_COUNT)) return &shards[SHARD_EMPTY];
+  unsigned k = atomic_load_explicit(&shard_map[seg], memory_order_relaxed);
+  return &shards[k != 0 ? k - 1 : SHARD_EMPTY];
+}
+
+/* The shard for a new block at user: its segment's, assigned to the
+ * calling thread's on first use. */
+static inline shard_t *shard_for_new(uintptr_t user, uint32_t thread) {
+  uintptr_t seg = user >> TSR_SEGMENT_SHIFT;
+  uint8_t k = atomic_load_explicit(&shard_map[seg], memory_order_relaxed);
+  if (tsr_unlikely(k == 0)) {
+    uint8_t mine = (uint8_t)((thread & ((1u << TSR_CHECK_SHARD_SHIFT) - 1)) + 1);
+    if (atomic_compare_exchange_strong(&shard_map[seg], &k, mine)) k = mine;   /* else k holds the winner's */
+  }
+  return &shards[k - 1];
+}
+
+static inline void shard_lock(shard_t *s) {
+  for (unsigned spins = 0;; spins++) {
+    if (!atomic_load_explicit(&s->held, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&s->held, 1, memory_order_acquire)) return;
+    if (spins > 64) tsr_platform_yield(); else __builtin_ia32_pause();
+  }
+}
+static inline void shard_unlock(shard_t *s) { atomic_store_explicit(&s->held, 0, memory_order_release); }
 
 static inline size_t slot_of(uintptr_t user, size_t capacity) { return tsr_check_slot_of(user, capacity); }
 
-static tsr_check_block_t *table_find(uintptr_t user) {
-  size_t mask = check.capacity - 1;
-  for (size_t i = slot_of(user, check.capacity);; i = (i + 1) & mask) {
-    tsr_check_block_t *b = &check.table[i];
+/* The slot of user in s, or NULL (shard lock held). */
+static inline tsr_check_block_t *table_find(shard_t *s, uintptr_t user) {
+  if (tsr_unlikely(s->table == NULL)) return NULL;
+  size_t mask = s->capacity - 1;
+  for (size_t i = slot_of(user, s->capacity);; i = (i + 1) & mask) {
+    tsr_check_block_t *b = &s->table[i];
     if (b->user == user) return b;
     if (b->user == 0) return NULL;
   }
@@ -193,46 +261,119 @@ static void table_put_raw(tsr_check_block_t *table, size_t capacity, const tsr_c
   }
 }
 
-/* false: no memory for a bigger table (the block goes unchecked). */
-static bool table_insert(const tsr_check_block_t *block) {
-  if ((check.count + 1) * 10 > check.capacity * 7) {
-    size_t capacity = check.capacity * 2;
-    tsr_check_block_t *table = tsr_check_map(capacity * sizeof(tsr_check_block_t), "tessera check blocks");
-    if (table == NULL) return false;
-    for (size_t i = 0; i < check.capacity; i++)
-      if (check.table[i].user != 0) table_put_raw(table, capacity, &check.table[i]);
-    tsr_check_unmap(check.table, check.capacity * sizeof(tsr_check_block_t));
-    check.table = table;
-    check.capacity = capacity;
-  }
-  tsr_check_block_t *b = table_find(block->user);
-  if (b == NULL) check.count++;
-  table_put_raw(check.table, check.capacity, block);
+/* A shard's table at 0.7 load doubles (mapped here: no lock is taken).
+ * false: no memory for it. Shard lock held. */
+static tsr_noinline bool table_grow(shard_t *s) {
+  size_t capacity = s->capacity != 0 ? s->capacity * 2 : SHARD_FIRST_SLOTS;
+  tsr_check_block_t *table = tsr_check_map(capacity * sizeof(tsr_check_block_t), "tessera check blocks");
+  if (table == NULL) return false;
+  for (size_t i = 0; i < s->capacity; i++)
+    if (s->table[i].user != 0) table_put_raw(table, capacity, &s->table[i]);
+  if (s->table != NULL) tsr_check_unmap(s->table, s->capacity * sizeof(tsr_check_block_t));
+  s->table = table;
+  s->capacity = capacity;
   return true;
 }
 
-/* Linear-probing deletion by backward shift: no tombstones. */
-static void table_remove(tsr_check_block_t *b) {
-  size_t mask = check.capacity - 1;
-  size_t i = (size_t)(b - check.table);
+/* The slot for user, to be written whole by the caller (an entry already
+ * there is replaced); NULL: no memory for a bigger table (the block goes
+ * unchecked). Shard lock held. */
+static inline tsr_check_block_t *table_slot_for(shard_t *s, uintptr_t user) {
+  if (tsr_unlikely((s->count + 1) * 10 > s->capacity * 7) && !table_grow(s)) return NULL;
+  size_t mask = s->capacity - 1;
+  for (size_t i = slot_of(user, s->capacity);; i = (i + 1) & mask) {
+    tsr_check_block_t *b = &s->table[i];
+    if (b->user == 0) { s->count++; return b; }
+    if (b->user == user) return b;
+  }
+}
+
+static inline bool table_insert(shard_t *s, const tsr_check_block_t *block) {
+  tsr_check_block_t *b = table_slot_for(s, block->user);
+  if (b != NULL) *b = *block;
+  return b != NULL;
+}
+
+/* Linear-probing deletion by backward shift: no tombstones. Shard lock held. */
+static void table_remove(shard_t *s, tsr_check_block_t *b) {
+  size_t mask = s->capacity - 1;
+  size_t i = (size_t)(b - s->table);
   size_t j = i;
   for (;;) {
     j = (j + 1) & mask;
-    if (check.table[j].user == 0) break;
-    size_t home = slot_of(check.table[j].user, check.capacity);
+    if (s->table[j].user == 0) break;
+    size_t home = slot_of(s->table[j].user, s->capacity);
     /* Move j back to i unless its home lies cyclically in (i, j]. */
     bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (stays) continue;
-    check.table[i] = check.table[j];
+    s->table[i] = s->table[j];
     i = j;
   }
-  memset(&check.table[i], 0, sizeof check.table[i]);
-  check.count--;
+  memset(&s->table[i], 0, sizeof s->table[i]);
+  s->count--;
 }
 
-tsr_check_block_t *tsr_check_table(size_t *capacity) {
-  *capacity = check.capacity;
-  return check.table;
+/* Start fetching user's home slot (no lock: a prefetch cannot fault, and
+ * a stale table only wastes it). The slot is a cache miss on every call
+ * (random by design) and each path has other work to overlap it with. */
+static inline void table_prefetch(uintptr_t user) {
+  shard_t *s = shard_of(user);
+  tsr_check_block_t *table = __atomic_load_n(&s->table, __ATOMIC_RELAXED);
+  size_t capacity = __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
+  if (table != NULL) __builtin_prefetch(&table[slot_of(user, capacity)], 1);
+}
+
+/* Copy user's entry to *out and take it out of the table; false if absent. */
+static bool table_take(uintptr_t user, tsr_check_block_t *out) {
+  shard_t *s = shard_of(user);
+  shard_lock(s);
+  tsr_check_block_t *b = table_find(s, user);
+  if (b != NULL) { *out = *b; table_remove(s, b); }
+  shard_unlock(s);
+  return b != NULL;
+}
+
+/* Copy user's entry to *out; false if absent. */
+static bool table_get(uintptr_t user, tsr_check_block_t *out) {
+  shard_t *s = shard_of(user);
+  shard_lock(s);
+  tsr_check_block_t *b = table_find(s, user);
+  if (b != NULL) *out = *b;
+  shard_unlock(s);
+  return b != NULL;
+}
+
+tsr_check_block_t *tsr_check_shard_table(size_t shard, size_t *capacity) {
+  *capacity = shards[shard].capacity;
+  return shards[shard].table;
+}
+
+void tsr_check_shards_lock(void) { for (size_t i = 0; i < TSR_CHECK_SHARD_COUNT; i++) shard_lock(&shards[i]); }
+void tsr_check_shards_unlock(void) { for (size_t i = TSR_CHECK_SHARD_COUNT; i-- > 0;) shard_unlock(&shards[i]); }
+
+/* From the SIGSEGV handler: copy user's entry and mark it unprotected, if
+ * its shard's lock can be had within a bounded wait (the faulting thread
+ * may hold it). false: not found or not locked. */
+bool tsr_check_block_unprotect(uintptr_t user, tsr_check_block_t *out) {
+  shard_t *s = shard_of(user);
+  bool locked = false;
+  for (unsigned i = 0; i < (1u << 20) && !locked; i++) {
+    locked = !atomic_exchange_explicit(&s->held, 1, memory_order_acquire);
+    if (!locked) __builtin_ia32_pause();
+  }
+  if (!locked) return false;
+  tsr_check_block_t *b = table_find(s, user);
+  if (b != NULL) { b->flags |= TSR_BLOCK_UNPROTECTED; *out = *b; }
+  shard_unlock(s);
+  return b != NULL;
+}
+
+/* fork: every shard lock is held across it (none is ever held while taking
+ * another lock, so taking them before the core's locks cannot deadlock). */
+static void check_fork_prepare(void) { tsr_check_shards_lock(); }
+static void check_fork_parent(void) { tsr_check_shards_unlock(); }
+static void check_fork_child(void) {
+  for (size_t i = 0; i < TSR_CHECK_SHARD_COUNT; i++) atomic_store(&shards[i].held, 0);
 }
 
 /* ---- threads ------------------------------------------------------------------------ */
@@ -351,21 +492,21 @@ const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) {
 }
 
 /* Capture the caller's stack (fp: the public entry's own frame) into the depot. */
-static uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
+static inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
   tsr_check_thread_t *self = tsr_check_thread_self();
-  uintptr_t frames[TSR_CHECK_MAX_FRAMES];
-  size_t n;
   uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-  if (self->stack_hi != 0 && fp >= here && fp < self->stack_hi) {
-    n = tsr_bt_walk(frames, check.stack_depth, 0, fp, here, self->stack_hi);
+  if (tsr_likely(self->stack_hi != 0 && fp >= here && fp < self->stack_hi)) {
+    size_t n;
+    uint32_t id = tsr_bt_capture(fp, here, self->stack_hi, check.stack_depth, &n);
     /* Short walks are normal in code without frame pointers; now and then
      * one may mean a library loaded since the code ranges were read. */
     static __thread unsigned short_walks;
-    if (n < check.stack_depth && ++short_walks % 4096 == 0 && tsr_bt_text_refresh())
-      n = tsr_bt_walk(frames, check.stack_depth, 0, fp, here, self->stack_hi);
-  } else {
-    n = tsr_bt_walk(frames, check.stack_depth, pc0, 0, 0, 0);
+    if (n < check.stack_depth && tsr_unlikely(++short_walks % 4096 == 0) && tsr_bt_text_refresh())
+      id = tsr_bt_capture(fp, here, self->stack_hi, check.stack_depth, &n);
+    return id;
   }
+  uintptr_t frames[TSR_CHECK_MAX_FRAMES];
+  size_t n = tsr_bt_walk(frames, check.stack_depth, pc0, 0, 0, 0);
   return tsr_depot_put(frames, n);
 }
 #define CAPTURE() stack_capture((uintptr_t)__builtin_frame_address(0), (uintptr_t)__builtin_return_address(0))
@@ -376,23 +517,31 @@ static uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
  * its two words are known values, verified like a canary, so with the
  * default 16-byte redzone a block carries no separate left canary (16 bytes
  * less per block: python's small objects). */
-size_t tsr_check_left_size(size_t alignment) {
-  size_t want = check.redzone > TSR_CHECK_HEADER_SIZE ? check.redzone : TSR_CHECK_HEADER_SIZE;
-  size_t left = (want + 15) & ~(size_t)15;
+size_t tsr_check_left_min = TSR_CHECK_HEADER_SIZE;
+
+static inline size_t left_size(size_t alignment) {
+  size_t left = tsr_check_left_min;
   if (alignment > 16) left = (left + alignment - 1) & ~(alignment - 1);
   return left;
 }
+static inline size_t right_size(size_t size) { return (((size + 15) & ~(size_t)15) - size) + check.redzone; }
 
-size_t tsr_check_right_size(size_t size) {
-  return (((size + 15) & ~(size_t)15) - size) + check.redzone;
+size_t tsr_check_left_size(size_t alignment) { return left_size(alignment); }
+size_t tsr_check_right_size(size_t size) { return right_size(size); }
+
+/* Redzones are short: two overlapping 16-byte stores cover up to 32 bytes
+ * (the right redzone at the default 16 is 16 to 31) without a memset call. */
+static inline void canary_fill(uint8_t *p, size_t n) {
+  if (n < 16 || n > 32) { memset(p, TSR_CHECK_CANARY, n); return; }
+  __m128i pattern = _mm_set1_epi8((char)TSR_CHECK_CANARY);
+  _mm_storeu_si128((__m128i *)p, pattern);
+  _mm_storeu_si128((__m128i *)(p + n - 16), pattern);
 }
-
-static void canary_fill(uint8_t *p, size_t n) { memset(p, TSR_CHECK_CANARY, n); }
 
 /* Canary bytes after the user bytes: up to the guard page for guarded blocks. */
 static size_t right_of(const tsr_check_block_t *b) {
   if (b->flags & TSR_BLOCK_GUARDED)
-    return (size_t)(b->base + tsr_guard_map_size(b) - TSR_OS_PAGE_SIZE - b->user - b->size);
+    return (size_t)(tsr_check_base(b) + tsr_guard_map_size(b) - TSR_OS_PAGE_SIZE - b->user - b->size);
   return tsr_check_right_size(b->size);
 }
 
@@ -441,6 +590,17 @@ static const uint8_t *bytes_damaged_last(const uint8_t *p, size_t n, uint8_t val
   return NULL;
 }
 
+/* Redzones of a block that is not guarded, the common case of block_verify
+ * inlined: the header words and the canary on both sides. */
+static inline bool redzones_intact(uintptr_t base, uintptr_t user, size_t size) {
+  const uintptr_t *hdr = (const uintptr_t *)base;
+  if (hdr[0] != (user ^ TSR_CHECK_KEY) || hdr[1] != ((uintptr_t)size ^ TSR_CHECK_KEY)) return false;
+  size_t left = (size_t)(user - base) - TSR_CHECK_HEADER_SIZE;
+  if (left != 0 && bytes_damaged((const uint8_t *)base + TSR_CHECK_HEADER_SIZE, left, TSR_CHECK_CANARY) != NULL) return false;
+  return bytes_damaged((const uint8_t *)user + size, right_size(size), TSR_CHECK_CANARY) == NULL;
+}
+static inline bool block_intact(const tsr_check_block_t *b) { return redzones_intact(tsr_check_base(b), b->user, b->size); }
+
 /* The core block that contains addr, or 0 (tessera's own heap layout). */
 static uintptr_t core_block_of(uintptr_t a) {
   uint8_t kind = tsr_segmap_kind(a);
@@ -466,20 +626,18 @@ static uintptr_t core_block_of(uintptr_t a) {
 
 bool tsr_check_find(uintptr_t addr, tsr_check_block_t *out) {
   check_ready();
-  bool found = false;
-  tsr_lock(TSR_LOCK_CHECK);
   uintptr_t user = 0;
-  if (!tsr_guard_lookup(addr, &user)) {
+  tsr_lock(TSR_LOCK_CHECK);
+  bool guarded = tsr_guard_lookup(addr, &user);
+  tsr_unlock(TSR_LOCK_CHECK);
+  if (!guarded) {
     uintptr_t base = core_block_of(addr);
     if (base != 0) {
       uintptr_t w = *(const uintptr_t *)base ^ TSR_CHECK_KEY;
       if (w > base && w - base <= ((size_t)1 << 30)) user = w;
     }
   }
-  tsr_check_block_t *b = user != 0 ? table_find(user) : NULL;
-  if (b != NULL) { *out = *b; found = true; }
-  tsr_unlock(TSR_LOCK_CHECK);
-  return found;
+  return user != 0 && table_get(user, out);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */
@@ -673,10 +831,11 @@ static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
   /* The left redzone: [header | canary] below the user bytes (a guarded
    * block has canary only). The header's expected bytes are its two words. */
   bool guarded = (b->flags & TSR_BLOCK_GUARDED) != 0;
-  const uint8_t *left_start = guarded ? (const uint8_t *)b->base : (const uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
+  uintptr_t base = tsr_check_base(b);
+  const uint8_t *left_start = guarded ? (const uint8_t *)base : (const uint8_t *)base + TSR_CHECK_HEADER_SIZE;
   size_t left = (size_t)(user - left_start);
   uintptr_t expect[2] = { b->user ^ TSR_CHECK_KEY, (uintptr_t)b->size ^ TSR_CHECK_KEY };
-  const uintptr_t *hdr = (const uintptr_t *)b->base;
+  const uintptr_t *hdr = (const uintptr_t *)base;
   bool header_ok = guarded || (hdr[0] == expect[0] && hdr[1] == expect[1]);
   const uint8_t *canary_first = bytes_damaged(left_start, left, TSR_CHECK_CANARY);
   if (header_ok && canary_first == NULL) return d;
@@ -699,9 +858,10 @@ static void block_repair(const tsr_check_block_t *b, damage_t d) {
   if (d.kind == DAMAGE_FREED) memset((void *)b->user, TSR_CHECK_POISON, b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX);
   else if (d.kind == DAMAGE_OVERFLOW) canary_fill((uint8_t *)b->user + b->size, right_of(b));
   else if (d.kind == DAMAGE_UNDERFLOW) {
-    uint8_t *start = b->flags & TSR_BLOCK_GUARDED ? (uint8_t *)b->base : (uint8_t *)b->base + TSR_CHECK_HEADER_SIZE;
+    uintptr_t base = tsr_check_base(b);
+    uint8_t *start = b->flags & TSR_BLOCK_GUARDED ? (uint8_t *)base : (uint8_t *)base + TSR_CHECK_HEADER_SIZE;
     canary_fill(start, (size_t)((uint8_t *)b->user - start));
-    if (!(b->flags & TSR_BLOCK_GUARDED)) { uintptr_t *h = (uintptr_t *)b->base; h[0] = b->user ^ TSR_CHECK_KEY; h[1] = b->size ^ TSR_CHECK_KEY; }
+    if (!(b->flags & TSR_BLOCK_GUARDED)) { uintptr_t *h = (uintptr_t *)base; h[0] = b->user ^ TSR_CHECK_KEY; h[1] = b->size ^ TSR_CHECK_KEY; }
   }
 }
 
@@ -731,72 +891,111 @@ static void damage_report(const tsr_check_block_t *b, damage_t d, const char *wh
 
 /* The memory a block holds: its core block or guarded pages, and its table
  * slot (at the table's ~0.5 load, two slots' worth). */
-static size_t block_cost(const tsr_check_block_t *b) {
+static inline size_t block_cost(const tsr_check_block_t *b) {
   size_t slot = 2 * sizeof(tsr_check_block_t);
-  if (b->flags & TSR_BLOCK_GUARDED) return tsr_guard_map_size(b) + slot;
-  return tsr_check_left_size((size_t)1 << b->align_shift) + b->size + tsr_check_right_size(b->size) + slot;
+  if (tsr_unlikely(b->flags & TSR_BLOCK_GUARDED)) return tsr_guard_map_size(b) + slot;
+  return left_size((size_t)1 << b->align_shift) + b->size + right_size(b->size) + slot;
 }
 
 /* Give a block that left the quarantine (or was never kept) back to the core. */
 static void block_release(const tsr_check_block_t *b) {
   if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_release(b);
-  else tsr_core_free((void *)b->base);
+  else tsr_core_free((void *)tsr_check_base(b));
 }
 
-/* Push user (the block is FREED in the table). Lock held. Returns 1 and
- * copies the block to *out when there was no room (it leaves at once). */
-static size_t quarantine_push(uintptr_t user, size_t cost, tsr_check_block_t *out) {
+/* The live blocks' cost as last published (a transient negative sum, one
+ * thread's frees published before another's allocations, reads as 0). */
+static inline size_t live_bytes(void) {
+  size_t v = atomic_load_explicit(&check.live_bytes, memory_order_relaxed);
+  return v > ((size_t)1 << 62) ? 0 : v;
+}
+
+/* Push e (the block is FREED in the table). TSR_LOCK_CHECK held. Returns 1
+ * and writes its address to *out when there was no room (it leaves at once). */
+static size_t quarantine_push(ring_entry_t e, uintptr_t *out) {
   if (check.ring_count == check.ring_capacity) {
     size_t capacity = check.ring_capacity * 2;
-    uintptr_t *ring = tsr_check_map(capacity * sizeof(uintptr_t), "tessera check quarantine");
+    ring_entry_t *ring = tsr_check_map(capacity * sizeof(ring_entry_t), "tessera check quarantine");
     if (ring != NULL) {
       for (size_t i = 0; i < check.ring_count; i++) ring[i] = check.ring[(check.ring_head + i) & (check.ring_capacity - 1)];
-      tsr_check_unmap(check.ring, check.ring_capacity * sizeof(uintptr_t));
+      tsr_check_unmap(check.ring, check.ring_capacity * sizeof(ring_entry_t));
       check.ring = ring; check.ring_capacity = capacity; check.ring_head = 0;
     }
   }
   if (check.ring_count < check.ring_capacity) {
-    check.ring[(check.ring_head + check.ring_count) & (check.ring_capacity - 1)] = user;
+    check.ring[(check.ring_head + check.ring_count) & (check.ring_capacity - 1)] = e;
     check.ring_count++;
-    check.quarantine_bytes += cost;
+    check.quarantine_bytes += e.cost;
     return 0;
   }
-  tsr_check_block_t *b = table_find(user);
-  if (b == NULL) return 0;
-  *out = *b;
-  table_remove(b);
+  *out = e.user;
   return 1;
 }
 
-/* Pop the oldest blocks into out (at most out_max) while the quarantine is
- * over its limit: the option, and a quarter of the live blocks' cost (see
- * TSR_CHECK_QUARANTINE_LIVE_SHIFT), but never below TSR_CHECK_QUARANTINE_MIN.
- * Lock held.
- * Returns how many were popped (removed from the table). */
-static size_t quarantine_pop(tsr_check_block_t *out, size_t out_max) {
-  size_t limit = check.live_bytes >> TSR_CHECK_QUARANTINE_LIVE_SHIFT;
+/* Pop the oldest blocks' addresses into out (at most out_max) while the
+ * quarantine is over its limit: the option, and a quarter of the live
+ * blocks' cost (see TSR_CHECK_QUARANTINE_LIVE_SHIFT), but never below
+ * TSR_CHECK_QUARANTINE_MIN. TSR_LOCK_CHECK held. Returns how many. */
+static size_t quarantine_pop(uintptr_t *out, size_t out_max) {
+  size_t limit = live_bytes() >> TSR_CHECK_QUARANTINE_LIVE_SHIFT;
   if (limit < TSR_CHECK_QUARANTINE_MIN) limit = TSR_CHECK_QUARANTINE_MIN;
   if (limit > check.quarantine_limit) limit = check.quarantine_limit;
   size_t popped = 0;
   while (check.quarantine_bytes > limit && check.ring_count > 0 && popped < out_max) {
-    uintptr_t old = check.ring[check.ring_head];
+    ring_entry_t e = check.ring[check.ring_head];
     check.ring_head = (check.ring_head + 1) & (check.ring_capacity - 1);
     check.ring_count--;
-    tsr_check_block_t *b = table_find(old);
-    if (b == NULL) continue;
-    size_t c = block_cost(b);
-    check.quarantine_bytes -= c < check.quarantine_bytes ? c : check.quarantine_bytes;
-    out[popped++] = *b;
-    table_remove(b);
+    check.quarantine_bytes -= e.cost < check.quarantine_bytes ? e.cost : check.quarantine_bytes;
+    out[popped++] = e.user;
   }
   return popped;
 }
 
-static void quarantine_leave(tsr_check_block_t *blocks, size_t n) {
+/* Blocks that left the quarantine: out of the table (each under its
+ * shard's lock), poison and redzones verified, back to the core. No lock held. */
+static void quarantine_leave(const uintptr_t *users, size_t n) {
+  /* Their table slots and first bytes are cold by now (the quarantine is
+   * bigger than the caches): fetched all at once before the first is used. */
   for (size_t i = 0; i < n; i++) {
-    damage_t d = block_verify(&blocks[i], true);
-    if (d.kind != DAMAGE_NONE) damage_report(&blocks[i], d, "when the block left the quarantine", 0);
-    block_release(&blocks[i]);
+    table_prefetch(users[i]);
+    __builtin_prefetch((const void *)users[i]);
+  }
+  /* The common case in place, under the shard lock (held across blocks of
+   * the same shard): an unguarded block whose poison and redzones are
+   * intact. The rest, and the core frees, after the lock. */
+  void *bases[64];
+  uintptr_t slow[64];
+  size_t base_count = 0, slow_count = 0;
+  shard_t *held = NULL;
+  for (size_t i = 0; i < n && i < 64; i++) {
+    uintptr_t user = users[i];
+    shard_t *s = shard_of(user);
+    if (s != held) {
+      if (held != NULL) shard_unlock(held);
+      shard_lock(s);
+      held = s;
+    }
+    tsr_check_block_t *slot = table_find(s, user);
+    if (tsr_likely(slot != NULL) && !(slot->flags & TSR_BLOCK_GUARDED) && slot->state == TSR_BLOCK_FREED) {
+      uintptr_t base = tsr_check_base(slot);
+      size_t size = slot->size;
+      if (tsr_likely(bytes_damaged((const uint8_t *)user, size < TSR_CHECK_POISON_MAX ? size : TSR_CHECK_POISON_MAX,
+                                   TSR_CHECK_POISON) == NULL && redzones_intact(base, user, size))) {
+        table_remove(s, slot);
+        bases[base_count++] = (void *)base;
+        continue;
+      }
+    }
+    slow[slow_count++] = user;
+  }
+  if (held != NULL) shard_unlock(held);
+  for (size_t i = 0; i < base_count; i++) tsr_core_free(bases[i]);
+  for (size_t i = 0; i < slow_count; i++) {
+    tsr_check_block_t b;
+    if (!table_take(slow[i], &b)) continue;
+    damage_t d = block_verify(&b, true);
+    if (d.kind != DAMAGE_NONE) damage_report(&b, d, "when the block left the quarantine", 0);
+    block_release(&b);
   }
 }
 
@@ -804,42 +1003,94 @@ static void quarantine_leave(tsr_check_block_t *blocks, size_t n) {
 
 static inline unsigned log2_of(size_t x) { return 63u - (unsigned)__builtin_clzll(x); }
 
-void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) {
-  check_ready();
-  if (alignment < 16) alignment = 16;
-  if (size > TSR_CHECK_SIZE_MAX - 8192 - alignment) { errno = ENOMEM; return NULL; }
-  tsr_check_thread_t *self = tsr_check_thread_self();
+/* Per-thread free batch and live-cost delta: see pending_flush. */
+#define FREE_BATCH 32
+#define FREE_BATCH_BYTES ((size_t)256 << 10)   /* big blocks go at once (bigblock: 31 blocks of up to 64 MiB held) */
+#define LIVE_DELTA_MAX ((long)64 << 10)        /* published to check.live_bytes past this */
+static __thread struct {
+  ring_entry_t entry[FREE_BATCH];
+  size_t count, bytes;
+  long live_delta;               /* cost allocated minus cost freed here, not yet in check.live_bytes */
+  bool keyed;
+} pending;
+static pthread_key_t pending_key;
+static bool pending_has_key;
+
+static tsr_noinline void live_publish(void) {
+  atomic_fetch_add_explicit(&check.live_bytes, (size_t)pending.live_delta, memory_order_relaxed);
+  pending.live_delta = 0;
+}
+
+static inline void live_add(long cost) {
+  pending.live_delta += cost;
+  if (tsr_unlikely(pending.live_delta > LIVE_DELTA_MAX)) live_publish();
+}
+
+/* A guarded block (guard.c), or NULL when none can be made now. */
+static tsr_noinline void *alloc_guarded(size_t size, size_t alignment, int family, bool zero, uint32_t stack) {
   tsr_check_block_t b;
   memset(&b, 0, sizeof b);
   b.size = size;
   b.family = (uint8_t)family;
   b.align_shift = (uint8_t)log2_of(alignment);
-  b.alloc_thread = self->number;
+  b.alloc_thread = tsr_check_thread_self()->number;
   b.state = TSR_BLOCK_LIVE;
-  if (tsr_guard_wanted(size, alignment) && tsr_guard_alloc(&b, size, alignment)) {
-    b.flags |= TSR_BLOCK_GUARDED;
-  } else {
-    size_t left = tsr_check_left_size(alignment);
-    size_t total = left + size + tsr_check_right_size(size);
-    void *base = alignment <= 16 ? tsr_core_malloc(total) : tsr_core_alloc_aligned(alignment, total);
-    if (base == NULL) return NULL;
-    b.base = (uintptr_t)base;
-    b.user = b.base + left;
-    uintptr_t *hdr = base;
-    hdr[0] = b.user ^ TSR_CHECK_KEY;
-    hdr[1] = b.size ^ TSR_CHECK_KEY;
-    canary_fill((uint8_t *)base + TSR_CHECK_HEADER_SIZE, left - TSR_CHECK_HEADER_SIZE);
-    canary_fill((uint8_t *)b.user + size, tsr_check_right_size(size));
-  }
+  b.alloc_stack = stack;
+  if (!tsr_guard_alloc(&b, size, alignment)) return NULL;
+  b.flags |= TSR_BLOCK_GUARDED;
   if (zero) memset((void *)b.user, 0, size);
-  b.alloc_stack = stack_capture(fp, 0);
-  size_t cost = block_cost(&b);
-  tsr_lock(TSR_LOCK_CHECK);
-  bool ok = table_insert(&b);
-  if (ok) check.live_bytes += cost;
-  tsr_unlock(TSR_LOCK_CHECK);
-  if (!ok) { block_release(&b); errno = ENOMEM; return NULL; }
+  shard_t *s = shard_for_new(b.user, b.alloc_thread);
+  shard_lock(s);
+  bool ok = table_insert(s, &b);
+  shard_unlock(s);
+  if (!ok) { block_release(&b); errno = ENOMEM; return (void *)-1; }
+  live_add((long)block_cost(&b));
   return (void *)b.user;
+}
+
+/* The checked allocation with its stack already captured. The entry is
+ * built whole in registers and stored once into its slot: built in a
+ * local struct (memset, then bit-field stores) and copied, its 16-byte
+ * reloads waited on the narrower stores (perf, micro hot). */
+static void *alloc_with_stack(size_t size, size_t alignment, int family, bool zero, uint32_t stack, uintptr_t fp) {
+  if (alignment < 16) alignment = 16;
+  if (tsr_unlikely(size > TSR_CHECK_SIZE_MAX - 8192 - alignment)) { errno = ENOMEM; return NULL; }
+  if (tsr_unlikely(tsr_guard_wanted_now(size, alignment))) {
+    void *p = alloc_guarded(size, alignment, family, zero, fp != 0 ? stack_capture(fp, 0) : stack);
+    if (p == (void *)-1) return NULL;
+    if (p != NULL) return p;
+  }
+  if (tsr_unlikely(!atomic_load_explicit(&check.redzone_fixed, memory_order_relaxed)))
+    atomic_store(&check.redzone_fixed, true);
+  size_t left = left_size(alignment), right = right_size(size);
+  void *base = alignment <= 16 ? tsr_core_malloc(left + size + right) : tsr_core_alloc_aligned(alignment, left + size + right);
+  if (base == NULL) return NULL;
+  uintptr_t user = (uintptr_t)base + left;
+  table_prefetch(user);   /* overlapped with the redzones and the stack capture */
+  uintptr_t *hdr = base;
+  hdr[0] = user ^ TSR_CHECK_KEY;
+  hdr[1] = size ^ TSR_CHECK_KEY;
+  if (left > TSR_CHECK_HEADER_SIZE) canary_fill((uint8_t *)base + TSR_CHECK_HEADER_SIZE, left - TSR_CHECK_HEADER_SIZE);
+  canary_fill((uint8_t *)user + size, right);
+  if (zero) memset((void *)user, 0, size);
+  if (fp != 0) stack = stack_capture(fp, 0);
+  uint32_t thread = tsr_check_thread_self()->number;
+  shard_t *s = shard_for_new(user, thread);
+  shard_lock(s);
+  tsr_check_block_t *slot = table_slot_for(s, user);
+  if (tsr_likely(slot != NULL))
+    *slot = (tsr_check_block_t){ .user = user, .size = size, .state = TSR_BLOCK_LIVE,
+                                 .family = (uint8_t)family, .align_shift = (uint8_t)log2_of(alignment),
+                                 .alloc_stack = stack, .alloc_thread = thread };
+  shard_unlock(s);
+  if (tsr_unlikely(slot == NULL)) { tsr_core_free(base); errno = ENOMEM; return NULL; }
+  live_add((long)(left + size + right + 2 * sizeof(tsr_check_block_t)));
+  return (void *)user;
+}
+
+void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) {
+  check_ready();
+  return alloc_with_stack(size, alignment, family, zero, 0, fp);
 }
 
 /* ---- free -------------------------------------------------------------------------------------- */
@@ -875,44 +1126,32 @@ static void invalid_report(const char *what, uintptr_t p, uint32_t stack) {
 }
 
 /* GCC turns a memset of at most 256 bytes into rep stos, whose start-up
- * was the biggest single cost of a free (pool-local, perf): 32-byte copies
+ * was the biggest single cost of a free (pool-local, perf): 16-byte stores
  * of the pattern instead, the last one overlapping. */
 static inline void poison_fill(uint8_t *p, size_t n) {
-  if (n < 32) { memset(p, TSR_CHECK_POISON, n); return; }
-  for (size_t i = 0; i + 32 <= n; i += 32) memcpy(p + i, poison_pattern, 32);
-  memcpy(p + n - 32, poison_pattern, 32);
+  if (n < 16) { memset(p, TSR_CHECK_POISON, n); return; }
+  __m128i pattern = _mm_set1_epi8((char)TSR_CHECK_POISON);
+  for (size_t i = 0; i + 16 <= n; i += 16) _mm_storeu_si128((__m128i *)(p + i), pattern);
+  _mm_storeu_si128((__m128i *)(p + n - 16), pattern);
 }
 
-/* Freed blocks enter the quarantine in per-thread batches: one pass under
- * TSR_LOCK_CHECK per FREE_BATCH frees instead of one per free (the lock is
- * taken once per allocation and about once per free), and the pass needs no
- * table lookup, since a batched block is FREED in the table already (double
- * frees are found) and carries its cost. Until its batch is flushed its
- * poison is not verified (heap_verify walks the ring). Flushed when full,
- * at FREE_BATCH_BYTES, at thread exit, at exit and by tsr_check_heap. */
-#define FREE_BATCH 32
-#define FREE_BATCH_BYTES ((size_t)256 << 10)   /* big blocks go at once (bigblock: 31 blocks of up to 64 MiB held) */
-static __thread struct {
-  uintptr_t user[FREE_BATCH];
-  size_t cost[FREE_BATCH];
-  size_t count, bytes;
-  bool keyed;
-} pending;
-static pthread_key_t pending_key;
-static bool pending_has_key;
 
-/* Push the batch, then release what the quarantine holds over its limit,
- * 64 blocks per pass outside the lock: one big block behind many small ones
- * may take many passes (sqlite: 118 MB held against a 64 MB limit when
- * a pass popped at most 64 blocks). */
+/* Freed blocks enter the quarantine in per-thread batches: one pass under
+ * TSR_LOCK_CHECK per FREE_BATCH frees instead of one per free, and the pass
+ * needs no table lookup, since a batched block is FREED in the table already
+ * (double frees are found), poisoned (under its shard's lock, so every FREED
+ * block is) and carries its cost. Flushed when full, at FREE_BATCH_BYTES, at
+ * thread exit, at exit and by tsr_check_heap. The quarantine is then trimmed
+ * to its limit, 64 blocks per pass outside the lock: one big block behind
+ * many small ones may take many passes (sqlite: 118 MB held against a 64 MB
+ * limit when a pass popped at most 64 blocks). */
 static void pending_flush(void) {
-  tsr_check_block_t out[64];
+  uintptr_t out[64];
   size_t n = 0;
+  if (pending.live_delta != 0) live_publish();
   tsr_lock(TSR_LOCK_CHECK);
   for (size_t i = 0; i < pending.count; i++) {
-    size_t cost = pending.cost[i];
-    check.live_bytes -= cost < check.live_bytes ? cost : check.live_bytes;
-    n += quarantine_push(pending.user[i], cost, out + n);
+    n += quarantine_push(pending.entry[i], out + n);
     if (n == 64) { tsr_unlock(TSR_LOCK_CHECK); quarantine_leave(out, n); n = 0; tsr_lock(TSR_LOCK_CHECK); }
   }
   pending.count = 0;
@@ -929,46 +1168,66 @@ static void pending_flush(void) {
 
 static void pending_thread_exit(void *arg) {
   (void)arg;
-  if (pending.count != 0) pending_flush();
+  if (pending.count != 0 || pending.live_delta != 0) pending_flush();
 }
 
-/* The free of a live block b (copied, already FREED in the table). */
-static void free_live(tsr_check_block_t *b, uint32_t stack) {
-  damage_t d = block_verify(b, false);
-  if (d.kind != DAMAGE_NONE) { damage_report(b, d, "at free", stack); block_repair(b, d); }
-  if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_protect_freed(b);
-  else poison_fill((uint8_t *)b->user, b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX);
+/* A freed block (FREED in the table, poisoned) into this thread's batch. */
+static inline void pending_push(uintptr_t user, size_t cost, size_t size) {
   if (tsr_unlikely(!pending.keyed)) {
     pending.keyed = true;   /* first free of this thread: flush its batch when it exits */
     if (pending_has_key) pthread_setspecific(pending_key, &pending);
   }
-  pending.user[pending.count] = b->user;
-  pending.cost[pending.count++] = block_cost(b);
-  pending.bytes += b->size;
+  pending.entry[pending.count++] = (ring_entry_t){ user, cost };
+  pending.live_delta -= (long)cost;
+  pending.bytes += size;
   if (pending.count == FREE_BATCH || pending.bytes >= FREE_BATCH_BYTES) pending_flush();
 }
 
-void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
-  if (p == NULL) return;
-  check_ready();
+/* The checked free with its stack already captured. Under p's shard lock:
+ * the block marked FREED, its redzones verified (and repaired) and its first
+ * bytes poisoned; reports after. */
+static void free_with_stack(void *p, int family, size_t size, size_t alignment, uint32_t stack) {
   tsr_check_thread_t *self = tsr_check_thread_self();
-  uint32_t stack = stack_capture(fp, 0);
-  tsr_lock(TSR_LOCK_CHECK);
-  tsr_check_block_t *slot = table_find((uintptr_t)p);
+  uintptr_t user = (uintptr_t)p;
+  shard_t *s = shard_of(user);
   tsr_check_block_t b;
-  if (slot != NULL) {
-    b = *slot;
-    if (slot->state == TSR_BLOCK_LIVE) {
+  damage_t d = { DAMAGE_NONE, 0, 0 };
+  shard_lock(s);
+  tsr_check_block_t *slot = table_find(s, user);
+  /* The common case, read in place: a live unguarded block, freed as it was
+   * allocated, redzones intact. Anything else takes the general path below. */
+  if (tsr_likely(slot != NULL) && slot->state == TSR_BLOCK_LIVE && !(slot->flags & TSR_BLOCK_GUARDED) &&
+      slot->family == (unsigned)family && (size == 0 || size == slot->size) &&
+      (alignment <= 16 || ((size_t)1 << slot->align_shift) == alignment)) {
+    size_t bsize = slot->size, balign = (size_t)1 << slot->align_shift;
+    if (tsr_likely(redzones_intact(user - left_size(balign), user, bsize))) {
       slot->state = TSR_BLOCK_FREED;
       slot->free_stack = stack;
       slot->free_thread = self->number;
+      poison_fill((uint8_t *)user, bsize < TSR_CHECK_POISON_MAX ? bsize : TSR_CHECK_POISON_MAX);
+      shard_unlock(s);
+      pending_push(user, left_size(balign) + bsize + right_size(bsize) + 2 * sizeof(tsr_check_block_t), bsize);
+      return;
     }
   }
-  tsr_unlock(TSR_LOCK_CHECK);
+  if (slot != NULL) {
+    b = *slot;
+    if (b.state == TSR_BLOCK_LIVE) {
+      slot->state = TSR_BLOCK_FREED;
+      slot->free_stack = stack;
+      slot->free_thread = self->number;
+      if (tsr_unlikely(b.flags & TSR_BLOCK_GUARDED) || tsr_unlikely(!block_intact(&b))) {
+        d = block_verify(&b, false);
+        if (d.kind != DAMAGE_NONE) block_repair(&b, d);
+      }
+      if (!(b.flags & TSR_BLOCK_GUARDED)) poison_fill((uint8_t *)user, b.size < TSR_CHECK_POISON_MAX ? b.size : TSR_CHECK_POISON_MAX);
+    }
+  }
+  shard_unlock(s);
+  if (tsr_unlikely(slot == NULL)) { invalid_report("free", user, stack); return; }
   const uintptr_t *frames;
   size_t n = tsr_depot_get(stack, &frames);
-  if (slot == NULL) { invalid_report("free", (uintptr_t)p, stack); return; }
-  if (b.state != TSR_BLOCK_LIVE) {
+  if (tsr_unlikely(b.state != TSR_BLOCK_LIVE)) {
     tsr_report_begin("double-free", "free of 0x%lx, a %zu-byte block that was already freed", (unsigned long)p, (size_t)b.size);
     tsr_report_stack("second free by this call:", frames, n, true, false);
     tsr_report_block(&b);
@@ -998,7 +1257,16 @@ void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_
   b.state = TSR_BLOCK_FREED;
   b.free_stack = stack;
   b.free_thread = self->number;
-  free_live(&b, stack);
+  if (tsr_unlikely(d.kind != DAMAGE_NONE)) damage_report(&b, d, "at free", stack);
+  if (tsr_unlikely(b.flags & TSR_BLOCK_GUARDED)) tsr_guard_protect_freed(&b);
+  pending_push(user, block_cost(&b), b.size);
+}
+
+void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
+  if (p == NULL) return;
+  check_ready();
+  table_prefetch((uintptr_t)p);   /* overlapped with the stack capture */
+  free_with_stack(p, family, size, alignment, stack_capture(fp, 0));
 }
 
 /* ---- the public API (aliased by override.c) ------------------------------------------------------- */
@@ -1039,19 +1307,17 @@ tsr_public void *tsr_aligned_alloc(size_t alignment, size_t size) {
   return tsr_check_alloc(size, alignment, TSR_FAMILY_MALLOC, false, FP());
 }
 
-/* realloc always moves: a stale pointer to the old block is then caught. */
+/* realloc always moves: a stale pointer to the old block is then caught.
+ * One stack capture serves the new block's allocation and the old one's free. */
 tsr_public void *tsr_realloc(void *p, size_t size) {
   uintptr_t fp = FP();
   if (p == NULL) return tsr_check_alloc(size, 16, TSR_FAMILY_MALLOC, false, fp);
   check_ready();
-  tsr_lock(TSR_LOCK_CHECK);
-  tsr_check_block_t *slot = table_find((uintptr_t)p);
+  uint32_t stack = stack_capture(fp, 0);
   tsr_check_block_t b;
-  if (slot != NULL) b = *slot;
-  tsr_unlock(TSR_LOCK_CHECK);
-  if (slot == NULL || b.state != TSR_BLOCK_LIVE) {
-    uint32_t stack = stack_capture(fp, 0);
-    if (slot == NULL) { invalid_report("realloc", (uintptr_t)p, stack); errno = ENOMEM; return NULL; }
+  bool found = table_get((uintptr_t)p, &b);
+  if (!found || b.state != TSR_BLOCK_LIVE) {
+    if (!found) { invalid_report("realloc", (uintptr_t)p, stack); errno = ENOMEM; return NULL; }
     const uintptr_t *frames;
     size_t n = tsr_depot_get(stack, &frames);
     tsr_report_begin("realloc-after-free", "realloc of 0x%lx, a %zu-byte block that was already freed",
@@ -1062,11 +1328,11 @@ tsr_public void *tsr_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (size == 0) { tsr_check_free(p, TSR_FAMILY_MALLOC, 0, 0, fp); return NULL; }
-  void *q = tsr_check_alloc(size, (size_t)1 << b.align_shift, b.family, false, fp);
+  if (size == 0) { free_with_stack(p, TSR_FAMILY_MALLOC, 0, 0, stack); return NULL; }
+  void *q = alloc_with_stack(size, (size_t)1 << b.align_shift, b.family, false, stack, 0);
   if (q == NULL) return NULL;
   memcpy(q, p, b.size < size ? b.size : size);
-  tsr_check_free(p, TSR_FAMILY_MALLOC, 0, 0, fp);
+  free_with_stack(p, TSR_FAMILY_MALLOC, 0, 0, stack);
   return q;
 }
 
@@ -1080,14 +1346,10 @@ tsr_public void *tsr_reallocarray(void *p, size_t count, size_t size) {
 tsr_public size_t tsr_usable_size(const void *p) {
   if (p == NULL) return 0;
   check_ready();
-  tsr_lock(TSR_LOCK_CHECK);
-  tsr_check_block_t *slot = table_find((uintptr_t)p);
-  size_t size = slot != NULL && slot->state == TSR_BLOCK_LIVE ? slot->size : 0;
-  bool freed = slot != NULL && slot->state != TSR_BLOCK_LIVE;
   tsr_check_block_t b;
-  if (slot != NULL) b = *slot;
-  tsr_unlock(TSR_LOCK_CHECK);
-  if (slot == NULL || freed) {
+  bool found = table_get((uintptr_t)p, &b);
+  bool freed = found && b.state != TSR_BLOCK_LIVE;
+  if (!found || freed) {
     uint32_t stack = CAPTURE();
     const uintptr_t *frames;
     size_t n = tsr_depot_get(stack, &frames);
@@ -1096,47 +1358,49 @@ tsr_public size_t tsr_usable_size(const void *p) {
     tsr_report_stack("at:", frames, n, true, false);
     if (freed) tsr_report_block(&b); else tsr_report_where((uintptr_t)p);
     tsr_report_end(true);
+    return 0;
   }
-  return size;
+  return b.size;
 }
 
 /* ---- whole-heap checks ------------------------------------------------------------------------------- */
 
-/* Live blocks' redzones (the table), then quarantined blocks' poison (the
- * ring: a freed block still in its thread's batch may be being poisoned).
- * Damage is repaired as it is found, so a pass that stops after 32 finds
- * the rest on the next; reports are written without the lock. */
+/* Live blocks' redzones and freed blocks' poison (every FREED block in the
+ * table is poisoned: see free_with_stack), shard by shard. Damage is
+ * repaired as it is found, so a pass that stops after 32 finds the rest on
+ * the next; reports are written without the lock. */
 static size_t heap_verify(const char *when) {
   check_ready();
   size_t errors = 0;
   tsr_check_block_t bad[32];
   damage_t damage[32];
-  size_t next = 0;
-  for (int phase = 0; phase < 2;) {
-    size_t n = 0;
-    tsr_lock(TSR_LOCK_CHECK);
-    size_t end = phase == 0 ? check.capacity : check.ring_count;
-    for (; next < end && n < 32; next++) {
-      tsr_check_block_t *b = phase == 0 ? &check.table[next]
-                                        : table_find(check.ring[(check.ring_head + next) & (check.ring_capacity - 1)]);
-      if (b == NULL || b->user == 0 || b->state != (phase == 0 ? TSR_BLOCK_LIVE : TSR_BLOCK_FREED)) continue;
-      if ((b->flags & TSR_BLOCK_GUARDED) && b->state == TSR_BLOCK_FREED) continue;   /* protected */
-      damage_t d = block_verify(b, b->state == TSR_BLOCK_FREED);
-      if (d.kind != DAMAGE_NONE) {
-        bad[n] = *b; damage[n++] = d;
-        block_repair(b, d);
+  for (size_t k = 0; k < TSR_CHECK_SHARD_COUNT; k++) {
+    shard_t *s = &shards[k];
+    size_t next = 0;
+    for (bool more = true; more;) {
+      size_t n = 0;
+      shard_lock(s);
+      for (; next < s->capacity && n < 32; next++) {
+        tsr_check_block_t *b = &s->table[next];
+        if (b->user == 0) continue;
+        if ((b->flags & TSR_BLOCK_GUARDED) && b->state == TSR_BLOCK_FREED) continue;   /* protected */
+        damage_t d = block_verify(b, b->state == TSR_BLOCK_FREED);
+        if (d.kind != DAMAGE_NONE) {
+          bad[n] = *b; damage[n++] = d;
+          block_repair(b, d);
+        }
       }
+      more = next < s->capacity;
+      shard_unlock(s);
+      for (size_t i = 0; i < n; i++) damage_report(&bad[i], damage[i], when, 0);
+      errors += n;
     }
-    if (next >= end) { phase++; next = 0; }
-    tsr_unlock(TSR_LOCK_CHECK);
-    for (size_t i = 0; i < n; i++) damage_report(&bad[i], damage[i], when, 0);
-    errors += n;
   }
   return errors;
 }
 
 tsr_public size_t tsr_check_heap(void) {
-  if (pending.count != 0) pending_flush();   /* the caller's own recent frees count too */
+  if (pending.count != 0) pending_flush();   /* the caller's own recent frees leave the quarantine on time */
   return heap_verify("by tsr_check_heap()");
 }
 
@@ -1147,6 +1411,7 @@ __attribute__((constructor(102))) static void check_constructor(void) {
   options_load();      /* the environment is readable now */
   tsr_bt_text_refresh();
   pending_has_key = pthread_key_create(&pending_key, pending_thread_exit) == 0;
+  pthread_atfork(check_fork_prepare, check_fork_parent, check_fork_child);
   tsr_check_thread_self();
   tsr_guard_process_init();
 }
@@ -1154,7 +1419,7 @@ __attribute__((constructor(102))) static void check_constructor(void) {
 /* After the program's own destructors (ours run late: priority 102 runs
  * before init.c's 101 stats report). Heap check, leak report, exit status. */
 __attribute__((destructor(102))) static void check_destructor(void) {
-  if (pending.count != 0) pending_flush();   /* this thread's last frees, verified below */
+  if (pending.count != 0) pending_flush();   /* this thread's last frees */
   heap_verify("at exit");
   tsr_leak_report();
   if (atomic_load(&tsr_check_error_count) != 0) {

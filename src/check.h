@@ -5,9 +5,10 @@
  *   guard.c      guard-page blocks and the SIGSEGV handler
  *   leak.c       the conservative leak scan at exit
  * Every structure here lives in memory mapped by the layer itself (never in
- * the heap it checks), and everything is reached under TSR_LOCK_CHECK unless
- * said otherwise. Reports are written under TSR_LOCK_REPORT, never while
- * TSR_LOCK_CHECK is held.
+ * the heap it checks). The block table's shards have a lock each; the rest
+ * is reached under TSR_LOCK_CHECK unless said otherwise, and the two kinds
+ * are never held together. Reports are written under TSR_LOCK_REPORT,
+ * never while a shard lock or TSR_LOCK_CHECK is held.
  */
 #ifndef TSR_CHECK_H
 #define TSR_CHECK_H
@@ -39,7 +40,12 @@ size_t   tsr_bt_walk(uintptr_t *frames, size_t max, uintptr_t pc0, uintptr_t fp,
 /* Re-read the loaded objects' code ranges (frames must point into code);
  * rate-limited, false if skipped. Not from a signal handler (loader lock). */
 bool     tsr_bt_text_refresh(void) tsr_hidden;
-/* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK. */
+/* Walk from fp inside [lo, hi) as tsr_bt_walk does (no first pc), at most
+ * max frames, and return the depot id of the stack (0: none or depot full);
+ * *walked: the frames found. A per-thread cache makes a repeated stack cost
+ * no lock; a new one takes TSR_LOCK_CHECK. */
+uint32_t tsr_bt_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max, size_t *walked) tsr_hidden;
+/* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK on a cache miss. */
 uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) tsr_hidden;
 /* The frames of id; returns the count (0 for id 0). Lock-free: entries never change. */
 size_t   tsr_depot_get(uint32_t id, const uintptr_t **frames) tsr_hidden;
@@ -59,12 +65,13 @@ enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2 };
 #define TSR_BLOCK_GUARD_BEFORE 4     /* flags: guarded on the underflow side (the guard page precedes it) */
 
 /* One checked block, kept out of line in the block table keyed by user.
- * 40 bytes: at about 0.5 load the table costs ~80 bytes per block, which is
- * most of the checking build's memory on programs of small blocks (python
- * with PYTHONMALLOC=malloc), so the fields are packed. */
+ * 32 bytes, two to a cache line and never across one: at about 0.5 load
+ * the table costs ~64 bytes per block, which is most of the checking
+ * build's memory on programs of small blocks (python with
+ * PYTHONMALLOC=malloc), so the fields are packed and the block's start is
+ * not stored but derived (tsr_check_base). */
 typedef struct tsr_check_block_s {
   uintptr_t user;                /* first user byte: the key (0: empty slot) */
-  uintptr_t base;                /* core block start, or the guarded block's first data page */
   uint64_t  size : 48;           /* bytes requested (TSR_CHECK_SIZE_MAX at most) */
   uint64_t  state : 4;           /* TSR_BLOCK_LIVE or TSR_BLOCK_FREED (quarantined) */
   uint64_t  family : 4;          /* TSR_FAMILY_* */
@@ -75,6 +82,7 @@ typedef struct tsr_check_block_s {
   uint32_t  free_thread : 24;
   uint32_t  flags : 8;           /* TSR_BLOCK_GUARDED ... */
 } tsr_check_block_t;
+_Static_assert(sizeof(tsr_check_block_t) == 32, "a table slot is half a cache line");
 #define TSR_CHECK_SIZE_MAX (((uint64_t)1 << 47) - 1)   /* more than a process can map on x86-64 */
 
 /* The block table's home slot of a block (check.c, and guard.c's handler).
@@ -96,12 +104,31 @@ const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) tsr_hidden;
 const tsr_check_thread_t *tsr_check_thread_at(size_t index) tsr_hidden;  /* NULL past the end */
 /* The block whose user bytes or redzones contain addr (copied to *out); false if none. */
 bool     tsr_check_find(uintptr_t addr, tsr_check_block_t *out) tsr_hidden;
-/* Visit every block of the table under TSR_LOCK_CHECK (the caller holds it). */
-tsr_check_block_t *tsr_check_table(size_t *capacity) tsr_hidden;
+/* The block table is split in shards by address, each with its own lock
+ * (check.c, shard_of). To visit every block: tsr_check_shards_lock, then
+ * each shard's table, then tsr_check_shards_unlock. */
+#define TSR_CHECK_SHARD_SHIFT 6
+#define TSR_CHECK_SHARD_COUNT (((size_t)1 << TSR_CHECK_SHARD_SHIFT) + 1)   /* the last stays empty */
+void tsr_check_shards_lock(void) tsr_hidden;     /* all shard locks, in order */
+void tsr_check_shards_unlock(void) tsr_hidden;
+tsr_check_block_t *tsr_check_shard_table(size_t shard, size_t *capacity) tsr_hidden;   /* NULL: empty */
+/* SIGSEGV handler: copy user's block and flag it TSR_BLOCK_UNPROTECTED (bounded wait for its shard's lock). */
+bool tsr_check_block_unprotect(uintptr_t user, tsr_check_block_t *out) tsr_hidden;
 void    *tsr_check_map(size_t size, const char *name) tsr_hidden;     /* our own memory */
 void     tsr_check_unmap(void *p, size_t size) tsr_hidden;
 bool     tsr_check_is_own_memory(uintptr_t addr) tsr_hidden;         /* a mapping of this layer */
 size_t   tsr_check_left_size(size_t alignment) tsr_hidden;           /* header + left redzone */
+/* The header and left redzone of a block of alignment 16, fixed at the
+ * first allocation (TESSERA_CHECK_REDZONE rounded up to 16, 16 at least). */
+extern size_t tsr_check_left_min tsr_hidden;
+uintptr_t tsr_guard_base(const tsr_check_block_t *b) tsr_hidden;     /* guard.c */
+/* Where b starts: its core block (header first), or a guarded block's first data page. */
+static inline uintptr_t tsr_check_base(const tsr_check_block_t *b) {
+  if (tsr_unlikely(b->flags & TSR_BLOCK_GUARDED)) return tsr_guard_base(b);
+  size_t alignment = (size_t)1 << b->align_shift;
+  size_t left = alignment > 16 ? (tsr_check_left_min + alignment - 1) & ~(alignment - 1) : tsr_check_left_min;
+  return b->user - left;
+}
 size_t   tsr_check_right_size(size_t size) tsr_hidden;               /* canary after the user bytes */
 
 /* /proc/self/maps, line by line (raw reads, no allocation); fn returns false to stop. */
@@ -121,7 +148,15 @@ extern _Atomic size_t tsr_check_error_count tsr_hidden;
 
 /* ---- guard.c ------------------------------------------------------------------------ */
 bool  tsr_guard_wanted(size_t size, size_t alignment) tsr_hidden;
-/* Map a guarded block; fills b->user and b->base. false: not possible now. */
+/* The sampled mode's countdown, per thread: while it is above 1 the answer
+ * is no, and the allocation path decrements it inline instead of calling
+ * tsr_guard_wanted (28 instructions an allocation, callgrind). */
+extern __thread size_t tsr_guard_countdown tsr_hidden;
+static inline bool tsr_guard_wanted_now(size_t size, size_t alignment) {
+  if (tsr_guard_countdown > 1) { tsr_guard_countdown--; return false; }
+  return tsr_guard_wanted(size, alignment);
+}
+/* Map a guarded block; fills b->user (and GUARD_BEFORE in flags). false: not possible now. */
 bool  tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) tsr_hidden;
 void  tsr_guard_protect_freed(const tsr_check_block_t *b) tsr_hidden;  /* into quarantine */
 void  tsr_guard_release(const tsr_check_block_t *b) tsr_hidden;        /* out of quarantine */

@@ -264,15 +264,17 @@ void tsr_leak_report(void) {
   dl_iterate_phdr(object_roots, NULL);
   tsr_check_maps_each(mapping_roots, NULL);
 
-  /* Park the other threads: after taking our lock, so that none holds it
-   * (one waiting for it answers the signal while it spins). */
-  tsr_lock(TSR_LOCK_CHECK);
+  /* Park the other threads: after taking the block table's locks, so that
+   * none holds one (one waiting for one answers the signal while it spins). */
+  tsr_check_shards_lock();
   struct sigaction previous;
   bool stopped = threads_stop(&previous);
-  size_t capacity;
-  tsr_check_block_t *table = tsr_check_table(&capacity);
   size_t live = 0;
-  for (size_t i = 0; i < capacity; i++) if (table[i].user != 0 && table[i].state == TSR_BLOCK_LIVE) live++;
+  for (size_t k = 0; k < TSR_CHECK_SHARD_COUNT; k++) {
+    size_t capacity;
+    tsr_check_block_t *table = tsr_check_shard_table(k, &capacity);
+    for (size_t i = 0; i < capacity; i++) if (table[i].user != 0 && table[i].state == TSR_BLOCK_LIVE) live++;
+  }
   group_t *groups = NULL;
   size_t group_count = 0;
   uint64_t bytes[3] = { 0, 0, 0 }, counts[3] = { 0, 0, 0 };
@@ -281,10 +283,14 @@ void tsr_leak_report(void) {
   leak.work = tsr_check_map(live * sizeof(uint32_t), "tessera check leak work");
   groups = tsr_check_map(live * sizeof(group_t), "tessera check leak groups");
   if (leak.blocks == NULL || leak.work == NULL || groups == NULL) goto unlock;
-  for (size_t i = 0; i < capacity; i++) {
-    tsr_check_block_t *b = &table[i];
-    if (b->user == 0 || b->state != TSR_BLOCK_LIVE) continue;
-    leak.blocks[leak.block_count++] = (leak_block_t){ b->user, b->size, b->alloc_stack, b->alloc_thread, MARK_NONE, b->family };
+  for (size_t k = 0; k < TSR_CHECK_SHARD_COUNT; k++) {
+    size_t capacity;
+    tsr_check_block_t *table = tsr_check_shard_table(k, &capacity);
+    for (size_t i = 0; i < capacity; i++) {
+      tsr_check_block_t *b = &table[i];
+      if (b->user == 0 || b->state != TSR_BLOCK_LIVE) continue;
+      leak.blocks[leak.block_count++] = (leak_block_t){ b->user, b->size, b->alloc_stack, b->alloc_thread, MARK_NONE, b->family };
+    }
   }
   sort_blocks(leak.blocks, leak.block_count);
   for (size_t r = 0; r < leak.range_count; r++) {
@@ -318,7 +324,7 @@ void tsr_leak_report(void) {
   sort_groups(groups, group_count);   /* definite, then indirect, then reachable; biggest first */
 unlock:
   if (stopped) threads_resume(&previous);
-  tsr_unlock(TSR_LOCK_CHECK);
+  tsr_check_shards_unlock();
   size_t printed = 0;
   for (size_t g = group_count; g-- > 0;) {
     group_t *gr = &groups[g];
