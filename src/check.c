@@ -29,6 +29,7 @@
 tsr_public size_t tsr_check_heap(void) {
   tsr_heap_t *heap = tsr_heap_get();
   if (heap == &tsr_heap_empty) return 0;
+  tsr_heap_t *entered = tsr_heap_enter(heap);   /* no peer changes the queues meanwhile */
   size_t errors = 0;
   if (!tsr_span_check(heap)) { tsr_message("heap check: segment/span invariants broken (heap %u)", heap->id); errors++; }
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
@@ -44,6 +45,7 @@ tsr_public size_t tsr_check_heap(void) {
       if (page->size_class != c || page->kind != TSR_PAGE_SMALL) errors++;
     }
   }
+  tsr_heap_leave(entered);
   if (errors != 0) tsr_message("heap check: %zu invariant(s) broken", errors);
   return errors;
 }
