@@ -832,6 +832,17 @@ static bool area_find(const tsr_area_t *a, void *arg) {
   return true;
 }
 
+/* The free-span area holding addr, and whether it is marked purged. */
+typedef struct { uintptr_t addr; int spans; bool purged; } span_at_t;
+static bool area_span_at(const tsr_area_t *a, void *arg) {
+  span_at_t *f = arg;
+  if (a->kind == TSR_AREA_FREE_SPAN && f->addr >= a->start && f->addr < a->start + a->size) {
+    f->spans++;
+    f->purged = a->is_purged;
+  }
+  return true;
+}
+
 static void test_tsr_api(void) {
   CHECK_SECTION("tsr api");
   const char *v = tsr_version();
@@ -965,6 +976,20 @@ static void test_tsr_api(void) {
   tsr_heap_visit(area_find, &f);
   CHECKF(f.found == 1, "live block %p lies in %d areas", live, f.found);
   free(live);
+  /* A large block just freed is a free span still backed by the OS, even
+   * where it merged with purged or never-used neighbours (one area per run
+   * of equal state); after malloc_trim it reads as purged. */
+  size_t big_size = (size_t)256 << 10;
+  char *big = malloc(big_size);
+  memset(big, 7, big_size);
+  span_at_t at = {(uintptr_t)big + big_size / 2, 0, false};
+  free(big);
+  tsr_heap_visit(area_span_at, &at);
+  CHECKF(at.spans == 1 && !at.purged, "a freed large block: %d free-span areas, purged %d", at.spans, at.purged);
+  malloc_trim(0);
+  at.spans = 0;
+  tsr_heap_visit(area_span_at, &at);
+  CHECKF(at.spans == 1 && at.purged, "after malloc_trim: %d free-span areas, purged %d", at.spans, at.purged);
   CHECKF(tsr_check_heap() == 0, "tsr_check_heap found errors in a healthy heap");
 }
 #endif
