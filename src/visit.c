@@ -52,22 +52,8 @@ tsr_public size_t tsr_heap_visit(bool (*visit)(const tsr_area_t *area, void *arg
           area.block_size = page->block_size;
           area.block_count = area.used_count = 1;
         } else {
-          /* A free span may be part dirty, part purged (each slice keeps
-           * its own state: span.c): one area per run of equal state. */
           area.kind = TSR_AREA_FREE_SPAN;
-          for (uint32_t run = 0; run < n && !v.stopped;) {
-            bool purged = page->is_purged || page[run].free_time_ms == 0;
-            uint32_t len = 1;
-            while (run + len < n && !page->is_purged && (page[run + len].free_time_ms == 0) == purged) len++;
-            area.start = (uintptr_t)segment + ((i + run) << TSR_SLICE_SHIFT);
-            area.size = (size_t)len << TSR_SLICE_SHIFT;
-            area.is_purged = purged;
-            v.count++;
-            if (!visit(&area, arg)) v.stopped = true;
-            run += len;
-          }
-          i += n;
-          continue;
+          area.is_purged = page->is_purged;
         }
         v.count++;
         if (!visit(&area, arg)) v.stopped = true;
