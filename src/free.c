@@ -75,11 +75,7 @@ static void push_remote(tsr_page_t *page, tsr_block_t *first, tsr_block_t *last,
   } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &head, updated,
                                                   memory_order_acq_rel, memory_order_acquire));
   if (head != 0) return;
-  tsr_page_t *pending = atomic_load_explicit(&owner->pending, memory_order_acquire);
-  do {
-    page->pending_next = pending;
-  } while (!atomic_compare_exchange_weak_explicit(&owner->pending, &pending, page,
-                                                  memory_order_acq_rel, memory_order_acquire));
+  tsr_heap_pending_push(owner, page, page);
 }
 
 static void flush_slot(tsr_heap_t *heap, unsigned i) {

@@ -143,13 +143,7 @@ static void peer_collect(tsr_heap_t *h, uint64_t now, bool force) {
     }
     page = next;
   }
-  if (keep != NULL) {
-    tsr_page_t *head = atomic_load_explicit(&h->pending, memory_order_acquire);
-    do {
-      keep_last->pending_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&h->pending, &head, keep, memory_order_acq_rel,
-                                                    memory_order_acquire));
-  }
+  if (keep != NULL) tsr_heap_pending_push(h, keep, keep_last);
   if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) tsr_span_purge_due(h, now, force);
 }
 
@@ -231,8 +225,7 @@ static void others_housekeeping(tsr_heap_t *self, uint64_t now) {
 
 /* The others' part alone, from the slow path that makes pages: a thread
  * with nothing of its own to purge still looks after the idle heaps. */
-void tsr_heap_housekeeping_others(tsr_heap_t *heap) {
-  uint64_t now = tsr_platform_clock_ms();
+void tsr_heap_housekeeping_others(tsr_heap_t *heap, uint64_t now) {
   if (now < atomic_load_explicit(&others_last_ms, memory_order_relaxed) + OTHERS_GAP_MS) return;
   tsr_lock(TSR_LOCK_HEAPS);
   others_housekeeping(heap, now);
@@ -243,7 +236,7 @@ void tsr_heap_housekeeping_others(tsr_heap_t *heap) {
 void tsr_heap_housekeeping(tsr_heap_t *heap) {
   uint64_t now = tsr_platform_clock_ms();
   if (now < heap->purge_due_ms || now < heap->last_purge_ms + TSR_PURGE_MIN_GAP_MS) {
-    tsr_heap_housekeeping_others(heap);
+    tsr_heap_housekeeping_others(heap, now);
     return;
   }
   heap->last_purge_ms = now;

@@ -180,7 +180,7 @@ static inline tsr_heap_t *tsr_heap_get(void) { return tsr_heap_current; }
 tsr_heap_t *tsr_heap_init_thread(void) tsr_hidden;     /* NULL if no memory */
 void  tsr_heap_collect_remote(tsr_heap_t *heap) tsr_hidden;
 void  tsr_heap_housekeeping(tsr_heap_t *heap) tsr_hidden;
-void  tsr_heap_housekeeping_others(tsr_heap_t *heap) tsr_hidden;
+void  tsr_heap_housekeeping_others(tsr_heap_t *heap, uint64_t now) tsr_hidden;
 bool  tsr_heap_trim(void) tsr_hidden;
 void  tsr_heap_thread_exit(void *heap) tsr_hidden;
 void  tsr_heap_process_ready(void) tsr_hidden;
@@ -252,6 +252,19 @@ static inline uintptr_t tsr_encode(uintptr_t secret, const void *p) {
 }
 static inline tsr_block_t *tsr_decode(uintptr_t secret, uintptr_t v) {
   return (tsr_block_t *)(v ^ (TSR_HARDEN_LINK_ENCODING ? secret : 0));
+}
+
+/* Push the pages first..last (linked by pending_next) onto heap's pending
+ * list. The caller owns their links: a page is pushed only by whoever made
+ * its remote list non-empty (or took the list off the heap and found it
+ * still non-empty). acq_rel: the owner's exchange that emptied the list
+ * must happen-before our write of pending_next. */
+static inline void tsr_heap_pending_push(tsr_heap_t *heap, tsr_page_t *first, tsr_page_t *last) {
+  tsr_page_t *head = atomic_load_explicit(&heap->pending, memory_order_acquire);
+  do {
+    last->pending_next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&heap->pending, &head, first, memory_order_acq_rel,
+                                                  memory_order_acquire));
 }
 
 /* Pop the first block of a page's free list (block == page->free, not NULL).

@@ -171,7 +171,7 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
    * idle heaps of others alone, every 32nd. */
   if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
   else if ((atomic_load_explicit(&heap->slow_entries, memory_order_relaxed) & 31) == 0)
-    tsr_heap_housekeeping_others(heap);
+    tsr_heap_housekeeping_others(heap, tsr_platform_clock_ms());
   tsr_page_queue_t *q = &heap->queue[size_class];
   tsr_page_t *page = q->first;
   while (page != NULL) {

@@ -205,15 +205,10 @@ void tsr_platform_yield(void) { syscall(SYS_sched_yield); }
 #define MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
 int tsr_platform_barrier_all_threads(void) {
   int saved = errno;
-  int result = 0;
-  if (syscall(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED, 0, 0) != 0) {
-    result = errno;
-    if (result == EPERM && syscall(SYS_membarrier, MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
-        syscall(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED, 0, 0) == 0)
-      result = 0;
-    else if (result == EPERM)
-      result = errno;
-  }
+  long r = syscall(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED, 0, 0);
+  if (r != 0 && errno == EPERM && syscall(SYS_membarrier, MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+    r = syscall(SYS_membarrier, MEMBARRIER_PRIVATE_EXPEDITED, 0, 0);
+  int result = r == 0 ? 0 : errno;
   errno = saved;
   return result;
 }
