@@ -34,38 +34,86 @@ static struct {
 
 /* ---- remote frees ------------------------------------------------------------ */
 
-/* Collect every page on the pending list: move its remote frees onto its
- * local list, then requeue, retire or free the page. Owner only. */
-void tsr_heap_collect_remote(tsr_heap_t *heap) {
-  tsr_page_t *page = atomic_exchange_explicit(&heap->pending, NULL, memory_order_acq_rel);
+/* Move a page's taken remote list onto its local lists, then requeue,
+ * retire or free the page. The list's head says how long it is: an empty
+ * local list simply becomes it, else the spill slot takes it; only when
+ * both are in use is the list walked for its tail (reading only). */
+static void page_take_remote(tsr_heap_t *heap, tsr_page_t *page, uintptr_t list) {
+  if (page->kind == TSR_PAGE_LARGE) {
+    if (list != 0) tsr_large_free(heap, page);
+    return;
+  }
   uintptr_t secret = heap->secret;
+  uint32_t count = (uint32_t)(list >> TSR_REMOTE_COUNT_SHIFT);
+  tsr_block_t *first = (tsr_block_t *)(list & TSR_REMOTE_PTR_MASK);
+  if (first != NULL && page->free == NULL) {
+    page->free = first;
+  } else if (first != NULL && page->spill == NULL) {
+    page->spill = first;        /* taken when the local list runs out */
+  } else if (first != NULL) {
+    tsr_block_t *last = first;
+    for (tsr_block_t *b = tsr_decode(secret, first->next_encoded); b != NULL; b = tsr_decode(secret, b->next_encoded))
+      last = b;
+    last->next_encoded = tsr_encode(secret, page->spill);
+    page->spill = first;
+  }
+  page->used -= count;
+  if (count != 0 && !page->is_queued) tsr_page_unfull(heap, page);
+  if (page->used == 0) tsr_page_retire(heap, page);
+}
+
+/* A page whose local and spill lists are both in use would need its remote
+ * list walked (the blocks were last written by the freeing threads' cores:
+ * a cache miss each, the hot spot of producer-consumer work). So its list
+ * is left where it is and the page goes on the heap's deferred list, to be
+ * taken without a walk once a local list runs dry -- unless every block of
+ * the page is free, when the page is retired at once. While the remote list
+ * stays non-empty no freeing thread pushes the page on the pending list, so
+ * its pending_next link is the deferred list's. */
+static bool page_defers(tsr_page_t *page) {
+  if (page->kind != TSR_PAGE_SMALL || page->free == NULL || page->spill == NULL) return false;
+  uintptr_t list = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  return page->used != (uint32_t)(list >> TSR_REMOTE_COUNT_SHIFT);
+}
+
+static void page_defer(tsr_heap_t *heap, tsr_page_t *page) {
+  page->remote_deferred = 1;
+  page->pending_next = heap->deferred[page->size_class];
+  heap->deferred[page->size_class] = page;
+  heap->deferred_count++;
+}
+
+/* Collect every page on the pending list; full: walk where needed and take
+ * the deferred pages too (trim, thread exit, housekeeping). Owner only, or
+ * a thread holding an abandoned heap. */
+void tsr_heap_collect_remote(tsr_heap_t *heap, bool full) {
+  tsr_page_t *page = atomic_exchange_explicit(&heap->pending, NULL, memory_order_acq_rel);
   while (page != NULL) {
     /* Read the link first: once thread_free is taken, a remote free may
      * push this page onto the pending list again and rewrite it. */
     tsr_page_t *next = page->pending_next;
-    uintptr_t list = atomic_exchange_explicit(&page->thread_free, 0, memory_order_acq_rel);
-    if (page->kind == TSR_PAGE_LARGE) {
-      if (list != 0) tsr_large_free(heap, page);
+    if (!full && page_defers(page)) page_defer(heap, page);
+    else page_take_remote(heap, page, atomic_exchange_explicit(&page->thread_free, 0, memory_order_acq_rel));
+    page = next;
+  }
+  if (full && heap->deferred_count != 0)
+    for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) tsr_heap_collect_deferred(heap, c, true);
+}
+
+/* Take a class's deferred pages that no longer need a walk (all if full):
+ * from malloc's slow path for that class, where its first page ran dry. */
+void tsr_heap_collect_deferred(tsr_heap_t *heap, unsigned size_class, bool full) {
+  tsr_page_t *page = heap->deferred[size_class];
+  heap->deferred[size_class] = NULL;
+  while (page != NULL) {
+    tsr_page_t *next = page->pending_next;
+    if (!full && page_defers(page)) {
+      page->pending_next = heap->deferred[size_class];
+      heap->deferred[size_class] = page;
     } else {
-      /* The remote list uses the same encoding as the local one and its
-       * head says how long it is: an empty local list simply becomes it;
-       * else find its tail (reading only) and splice it in front. */
-      uint32_t count = (uint32_t)(list >> TSR_REMOTE_COUNT_SHIFT);
-      tsr_block_t *first = (tsr_block_t *)(list & TSR_REMOTE_PTR_MASK);
-      if (first != NULL && page->free == NULL) {
-        page->free = first;
-      } else if (first != NULL && page->spill == NULL) {
-        page->spill = first;        /* taken when the local list runs out */
-      } else if (first != NULL) {
-        tsr_block_t *last = first;
-        for (tsr_block_t *b = tsr_decode(secret, first->next_encoded); b != NULL; b = tsr_decode(secret, b->next_encoded))
-          last = b;
-        last->next_encoded = tsr_encode(secret, page->spill);
-        page->spill = first;
-      }
-      page->used -= count;
-      if (count != 0 && !page->is_queued) tsr_page_unfull(heap, page);
-      if (page->used == 0) tsr_page_retire(heap, page);
+      page->remote_deferred = 0;
+      heap->deferred_count--;
+      page_take_remote(heap, page, atomic_exchange_explicit(&page->thread_free, 0, memory_order_acq_rel));
     }
     page = next;
   }
@@ -144,6 +192,15 @@ static void peer_collect(tsr_heap_t *h, uint64_t now, bool force) {
     page = next;
   }
   if (keep != NULL) tsr_heap_pending_push(h, keep, keep_last);
+  /* Deferred pages: the same test; the list is the owner's, and ours while claimed. */
+  for (unsigned c = 1; c < TSR_CLASS_COUNT && h->deferred_count != 0; c++) {
+    tsr_page_t **link = &h->deferred[c];
+    while ((page = *link) != NULL) {
+      tsr_page_t *next = page->pending_next;
+      if (peer_retire_if_free(h, page)) { *link = next; h->deferred_count--; }
+      else link = &page->pending_next;
+    }
+  }
   if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) tsr_span_purge_due(h, now, force);
 }
 
@@ -173,6 +230,7 @@ static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim
      * ThreadSanitizer build claims every idle heap instead. */
     bool has_work = *(volatile uint32_t *)&h->remote_pending != 0 ||
                     atomic_load_explicit(&h->pending, memory_order_relaxed) != NULL ||
+                    *(volatile uint32_t *)&h->deferred_count != 0 ||
                     *(volatile uint64_t *)&h->purge_due_ms != 0;
     if (!has_work) continue;
 #endif
@@ -215,8 +273,8 @@ static void others_housekeeping(tsr_heap_t *self, uint64_t now) {
   atomic_store_explicit(&others_last_ms, now, memory_order_relaxed);
   peers_housekeeping(self, now, 0);
   for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) {
-    if (atomic_load_explicit(&h->pending, memory_order_acquire) != NULL) {
-      tsr_heap_collect_remote(h);
+    if (atomic_load_explicit(&h->pending, memory_order_acquire) != NULL || h->deferred_count != 0) {
+      tsr_heap_collect_remote(h, true);
       tsr_page_retire_empty_heads(h, true);
     }
     if (h->purge_due_ms != 0 && now >= h->purge_due_ms) tsr_span_purge_due(h, now, false);
@@ -240,6 +298,8 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
     return;
   }
   heap->last_purge_ms = now;
+  if (heap->deferred_count != 0)
+    for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) tsr_heap_collect_deferred(heap, c, true);
   tsr_page_retire_empty_heads(heap, false);
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);
@@ -253,7 +313,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
  * or a thread holding an abandoned heap taken off the abandoned list. */
 static size_t heap_trim_one(tsr_heap_t *heap) {
   tsr_free_flush_remote(heap);
-  tsr_heap_collect_remote(heap);
+  tsr_heap_collect_remote(heap, true);
   tsr_page_retire_empty_heads(heap, false);
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
     tsr_page_t *first = heap->queue[c].first;
@@ -352,7 +412,7 @@ void tsr_heap_thread_exit(void *arg) {
   if (heap == NULL || heap == &tsr_heap_empty || heap == &tsr_heap_main) return;
   tsr_heap_t *entered = tsr_heap_enter(heap);
   tsr_free_flush_remote(heap);
-  tsr_heap_collect_remote(heap);
+  tsr_heap_collect_remote(heap, true);
   tsr_page_retire_empty_heads(heap, true);   /* empty pages become spans that others' housekeeping purges */
   tsr_heap_leave(entered);                   /* before the heap can be adopted */
   tsr_heap_current = &tsr_heap_empty;

@@ -178,7 +178,8 @@ extern tsr_heap_t tsr_heap_main tsr_hidden;
 extern __thread tsr_heap_t *tsr_heap_current tsr_hidden;
 static inline tsr_heap_t *tsr_heap_get(void) { return tsr_heap_current; }
 tsr_heap_t *tsr_heap_init_thread(void) tsr_hidden;     /* NULL if no memory */
-void  tsr_heap_collect_remote(tsr_heap_t *heap) tsr_hidden;
+void  tsr_heap_collect_remote(tsr_heap_t *heap, bool full) tsr_hidden;
+void  tsr_heap_collect_deferred(tsr_heap_t *heap, unsigned size_class, bool full) tsr_hidden;
 void  tsr_heap_housekeeping(tsr_heap_t *heap) tsr_hidden;
 void  tsr_heap_housekeeping_others(tsr_heap_t *heap, uint64_t now) tsr_hidden;
 bool  tsr_heap_trim(void) tsr_hidden;

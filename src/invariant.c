@@ -219,7 +219,7 @@ static bool bin_contains(tsr_heap_t *heap, const tsr_page_t *span) {
   return false;
 }
 
-typedef struct heap_walk_s { size_t free_spans, queued_pages, pending_pages; } heap_walk_t;
+typedef struct heap_walk_s { size_t free_spans, queued_pages, pending_pages, deferred_pages; } heap_walk_t;
 
 static void segment_check(tsr_heap_t *heap, tsr_segment_t *segment, heap_walk_t *w) {
   tsr_page_t *slices = (tsr_page_t *)segment;
@@ -269,7 +269,8 @@ static void segment_check(tsr_heap_t *heap, tsr_segment_t *segment, heap_walk_t 
       else if (span->kind == TSR_PAGE_LARGE) page_check_large(heap, span);
       else fail("segment %p slice %zu: span of kind %u", (void *)segment, i, span->kind);
       if (span->is_queued) w->queued_pages++;
-      if (atomic_load_explicit(&span->thread_free, memory_order_relaxed) != 0) w->pending_pages++;
+      if (span->remote_deferred) w->deferred_pages++;
+      else if (atomic_load_explicit(&span->thread_free, memory_order_relaxed) != 0) w->pending_pages++;
       inv.used_slice_count += n;
     }
     prev_free = is_free;
@@ -354,6 +355,20 @@ static void heap_check_remote(tsr_heap_t *heap, const heap_walk_t *w) {
   }
   if (n != w->pending_pages)
     fail("heap %u: %zu pages pending, %zu pages have remote frees", heap->id, n, w->pending_pages);
+  n = 0;
+  for (unsigned c = 0; c < TSR_CLASS_COUNT; c++)
+    for (tsr_page_t *p = heap->deferred[c]; p != NULL; p = p->pending_next) {
+      if (!is_span_head_of(heap, p) || p->kind != TSR_PAGE_SMALL || p->size_class != c || !p->remote_deferred ||
+          !p->is_queued || atomic_load_explicit(&p->thread_free, memory_order_relaxed) == 0) {
+        fail("heap %u: deferred list %u holds %p, not a queued page of the class with remote frees", heap->id, c,
+             (void *)p);
+        return;
+      }
+      if (++n > WALK_MAX) { fail("heap %u: deferred list has a cycle", heap->id); return; }
+    }
+  if (n != w->deferred_pages || n != heap->deferred_count)
+    fail("heap %u: %zu pages on the deferred lists, %zu marked deferred, count %u", heap->id, n, w->deferred_pages,
+         heap->deferred_count);
   uint32_t slots = 0;
   for (unsigned i = 0; i < TSR_REMOTE_BATCH_SLOTS; i++) {
     tsr_page_t *p = heap->remote[i].page;
@@ -373,7 +388,7 @@ static void heap_check(tsr_heap_t *heap) {
   if (!heap->is_initialized || heap->secret != tsr_secret || heap->id == 0)
     fail("heap %p: initialized %d, id %u, secret %s", (void *)heap, heap->is_initialized, heap->id,
          heap->secret == tsr_secret ? "ok" : "wrong");
-  heap_walk_t w = { 0, 0, 0 };
+  heap_walk_t w = { 0, 0, 0, 0 };
   tsr_segment_t *prev = NULL;
   size_t n = 0;
   for (tsr_segment_t *s = heap->segments; s != NULL; prev = s, s = s->next) {

@@ -46,7 +46,7 @@ static void large_set_size(tsr_page_t *page, uint32_t slices) {
 
 void *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) {
   if (heap->remote_pending != 0) tsr_free_flush_remote(heap);
-  if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap);
+  if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap, false);
   if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
   uint32_t slices = (uint32_t)((size + TSR_SLICE_SIZE - 1) >> TSR_SLICE_SHIFT);
   uint32_t align_slices = alignment > TSR_SLICE_SIZE ? (uint32_t)(alignment >> TSR_SLICE_SHIFT) : 1;
@@ -60,6 +60,7 @@ void *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero
   page->capacity = page->reserved = 1;
   page->used = 1;
   page->free = NULL;
+  page->remote_deferred = 0;
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   page->requested_tail = (uint32_t)(page->block_size - size);
   tsr_span_mark_used(page, slices);

@@ -152,6 +152,7 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   page->used = 0;
   page->free = NULL;
   page->spill = NULL;
+  page->remote_deferred = 0;
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   page->pending_next = NULL;
   tsr_span_mark_used(page, slices);
@@ -164,7 +165,8 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
  * NULL with errno ENOMEM if the OS refuses memory. */
 void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
   if (heap->remote_pending != 0) tsr_free_flush_remote(heap);
-  if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap);
+  if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap, false);
+  if (heap->deferred[size_class] != NULL) tsr_heap_collect_deferred(heap, size_class, false);
   /* Housekeeping reads the clock: with something of our own due, at every
    * page slow path (a program that calls malloc rarely still gets its
    * memory back after the purge delay: examples/realloc_shrink.c); for the
@@ -229,6 +231,7 @@ void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
 /* Retire an empty page whatever its place (a peer's collection, heap.c):
  * not a first page of the direct table's classes, whose bias it would move. */
 void tsr_page_retire_now(tsr_heap_t *heap, tsr_page_t *page) {
+  page->remote_deferred = 0;   /* the caller took it off its deferred list */
   if (page->is_queued) queue_remove(heap, page);
   tsr_span_free(heap, page);
 }

@@ -104,6 +104,7 @@ typedef struct tsr_page_s {
   uint8_t   is_zero : 1;            /* free span memory known to read as zero */
   uint8_t   is_purged : 1;          /* free span returned to the OS */
   uint8_t   is_queued : 1;          /* small page linked in its class queue */
+  uint8_t   remote_deferred : 1;    /* remote list left uncollected; off the pending list */
   uint32_t  slice_count;            /* span length; also kept in a free span's last slice */
   /* -- second cache line: remote frees, list links, housekeeping -- */
   _Atomic(uintptr_t) thread_free;   /* blocks freed by other threads (encoded links); the
@@ -166,6 +167,8 @@ typedef struct tsr_heap_s {
   uint32_t    span_bin_mask;              /* bit b set iff span_bin[b] is not empty */
   uint32_t    id;                         /* 1 for the main thread's heap */
   _Atomic(tsr_page_t *) pending;          /* pages with remote frees to collect */
+  tsr_page_t *deferred[TSR_CLASS_COUNT];  /* per class, pages whose remote list waits (heap.c) */
+  uint32_t    deferred_count;             /* pages on those lists */
   struct {                                /* this thread's frees to other heaps' pages, */
     tsr_page_t *page;                     /* batched per page: one CAS per batch */
     tsr_block_t *first;
