@@ -526,9 +526,11 @@ def run_all(args):
         "quick": args.quick, "rounds": rounds, "scale": scale, "threads": threads,
         "argv": "make bench" + (" QUICK=1" if args.quick else "") + (" THREADS=" + args.threads if args.threads else "") +
                 (" ROUNDS=%d" % args.rounds if args.rounds else "") + (" BENCH_ONLY='%s'" % args.only if args.only else "") +
-                (" TRACES=" + args.traces if args.traces != "../shared/traces" else ""),
+                (" TRACES=" + args.traces if args.traces != "../shared/traces" else "") +
+                (" BENCH_GROUPS=" + args.groups if args.groups else "") +
+                (" (bench/run.py --scale %g)" % args.scale if args.scale else ""),
         "allocators": [{k: a[k] for k in ("name", "shown", "version")} for a in allocs],
-        "notes": notes, "seconds": round(time.time() - started),
+        "notes": ([args.note] if args.note else []) + notes, "seconds": round(time.time() - started),
         "glibc_preload_for": [w.label for w in workloads if w.glibc_preload],
     }
     wl = [{"label": w.label, "name": w.name, "group": w.group, "threads": w.threads, "cmd": w.cmdline(),
@@ -1143,6 +1145,9 @@ def main():
     ap.add_argument("--no-fastpath", dest="fastpath", action="store_false")
     ap.add_argument("--fastpath-only", action="store_true", help="only the callgrind instruction counts")
     ap.add_argument("--report", default="", help="regenerate Markdown and SVG from a raw .json")
+    ap.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""),
+                    help="a sentence for the report's header: where and how it was run")
+    ap.add_argument("--suffix", default="", help="appended to the results' file names, e.g. -16cores")
     args = ap.parse_args()
     os.chdir(ROOT)
     REPLAY[0] = args.replay
@@ -1166,7 +1171,8 @@ def main():
         return 0 if fp and all(v is not None for c in fp["counts"].values() for v in c.values()) else 1
     data = run_all(args)
     outdir = args.out or ("build/bench/results" if args.quick else "bench/results")
-    base, md = write_outputs(data, outdir)
+    base, md = write_outputs(data, outdir, "%s-%s%s" % (data["meta"]["date"].split()[0],
+                                                         data["meta"]["commit"].replace("+", "-"), args.suffix))
     print(md)
     log("results: %s.md" % os.path.relpath(base))
     bad = sum(1 for by in data["runs"].values() for rs in by.values() for r in rs if r["status"] != "ok")
