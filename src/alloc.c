@@ -86,7 +86,9 @@ static tsr_noinline void *malloc_slow(size_t size, tsr_heap_t *heap) {
    * block, is one class computation away (no queue walk, no housekeeping). */
   if (size > TSR_DIRECT_MAX && size <= TSR_CLASS_MAX_SIZE) {
     tsr_heap_t *entered = tsr_heap_enter(heap);   /* a peer may be retiring queue heads */
-    tsr_page_t *page = heap->queue[tsr_size_class(size)].first;
+    unsigned c = tsr_size_class(size);
+    tsr_page_t *page = c < TSR_REUSE_CLASSES && heap->reuse_page[c].free != NULL ? &heap->reuse_page[c]
+                                                                                : heap->queue[c].first;
     tsr_block_t *block = page != NULL ? page->free : NULL;
     void *p = block != NULL ? tsr_page_pop(heap, page, block) : NULL;
     tsr_heap_leave(entered);

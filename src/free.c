@@ -93,14 +93,10 @@ void tsr_free_flush_remote(tsr_heap_t *heap) {
     if (heap->remote[i].page != NULL) flush_slot(heap, i);
 }
 
-/* A free of a block owned by another heap: batched per page (a slot chosen
- * by the page's address) when this thread has a heap of its own. */
-static void free_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
-  block->free_mark = (uintptr_t)block ^ tsr_secret;
-  if (heap == &tsr_heap_empty || page->kind != TSR_PAGE_SMALL) {
-    push_remote(page, block, block, 1);
-    return;
-  }
+/* Batch a (free-marked) block for its owner heap: one slot per page, chosen
+ * by the page's address; a full batch or a slot wanted by another page is
+ * pushed first. */
+static void batch_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
   unsigned i = (unsigned)(((uintptr_t)page >> TSR_PAGE_DESC_SHIFT) ^ ((uintptr_t)page >> TSR_SEGMENT_SHIFT)) %
                TSR_REMOTE_BATCH_SLOTS;
   if (heap->remote[i].page != NULL && (heap->remote[i].page != page || heap->remote[i].count >= TSR_REMOTE_BATCH_COUNT))
@@ -116,6 +112,97 @@ static void free_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) 
   heap->remote[i].count++;
 }
 
+/* ---- reuse of other heaps' blocks ------------------------------------------------ */
+
+/* A block another thread allocated and this one frees was last written by
+ * this core: handing it out again from here (as the thread caches of
+ * tcmalloc and jemalloc do) costs no cache miss, where sending it back to
+ * its page makes the owner's next malloc of it miss. So a small block freed
+ * remotely goes on this heap's reuse list of its class, up to a bound; it
+ * stays counted as used on its own page, and keeps its free mark, so a
+ * double free of it is still seen. malloc's slow path for the class moves
+ * the list into the class's reuse page (tsr_page_reuse_take). Peers flush
+ * the lists of idle heaps, never a reuse page: the fast path pops from it. */
+static bool reuse_push(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
+  unsigned c = page->size_class;
+  if (c >= TSR_REUSE_CLASSES || tsr_owner_extra != 0) return false;   /* secure mode: no predictable reuse */
+  if (heap->reuse_count[c] >= TSR_REUSE_COUNT || (heap->reuse_count[c] + 1) * page->block_size > TSR_REUSE_BYTES)
+    return false;
+  block->next_encoded = tsr_encode(tsr_secret, heap->reuse_list[c]);
+  heap->reuse_list[c] = block;
+  heap->reuse_count[c]++;
+  heap->reuse_total++;
+  return true;
+}
+
+/* Send every block of a reuse list or reuse page back to its owner. */
+static void reuse_return(tsr_heap_t *heap, tsr_block_t *list) {
+  while (list != NULL) {
+    tsr_block_t *next = tsr_decode(tsr_secret, list->next_encoded);
+    tsr_page_t *page = tsr_page_of(list);
+    if (heap == &tsr_heap_empty) push_remote(page, list, list, 1);
+    else batch_remote(heap, page, list);
+    list = next;
+  }
+}
+
+/* The reuse lists (the owner, or a peer holding the heap's claim). */
+void tsr_free_flush_reuse(tsr_heap_t *heap) {
+  for (unsigned c = 1; c < TSR_REUSE_CLASSES && heap->reuse_total != 0; c++) {
+    if (heap->reuse_list[c] == NULL) continue;
+    tsr_block_t *list = heap->reuse_list[c];
+    heap->reuse_total -= heap->reuse_count[c];
+    heap->reuse_list[c] = NULL;
+    heap->reuse_count[c] = 0;
+    reuse_return(heap, list);
+  }
+}
+
+/* Housekeeping (owner): a list that neither grew nor was taken since the
+ * last time is not being reused (the thread frees that class but does not
+ * allocate it): its blocks go home, so they do not keep pages alive. */
+void tsr_free_flush_reuse_stale(tsr_heap_t *heap) {
+  for (unsigned c = 1; c < TSR_REUSE_CLASSES; c++) {
+    uint32_t n = heap->reuse_count[c];
+    if (n != 0 && n == heap->reuse_seen[c]) {
+      tsr_block_t *list = heap->reuse_list[c];
+      heap->reuse_total -= n;
+      heap->reuse_list[c] = NULL;
+      heap->reuse_count[c] = 0;
+      n = 0;
+      reuse_return(heap, list);
+    }
+    heap->reuse_seen[c] = (uint16_t)n;
+  }
+}
+
+/* The reuse pages too, and the direct table back to the class queues: the
+ * owner only (thread exit, trim, housekeeping), or an abandoned heap's holder. */
+void tsr_free_flush_reuse_all(tsr_heap_t *heap) {
+  tsr_free_flush_reuse(heap);
+  for (unsigned c = 1; c < TSR_REUSE_CLASSES; c++) {
+    tsr_page_t *r = &heap->reuse_page[c];
+    if (r->free == NULL) continue;
+    tsr_block_t *list = r->free;
+    r->free = NULL;
+    r->capacity = r->used;
+    tsr_page_direct_update(heap, c);
+    reuse_return(heap, list);
+  }
+}
+
+/* A free of a block owned by another heap: kept for reuse, or batched per
+ * page when this thread has a heap of its own. */
+static void free_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
+  block->free_mark = (uintptr_t)block ^ tsr_secret;
+  if (heap == &tsr_heap_empty || page->kind != TSR_PAGE_SMALL) {
+    push_remote(page, block, block, 1);
+    return;
+  }
+  if (reuse_push(heap, page, block)) return;
+  batch_remote(heap, page, block);
+}
+
 /* ---- the slow path ------------------------------------------------------------- */
 
 static tsr_cold void free_special(void *p) {
@@ -127,7 +214,9 @@ static tsr_cold void free_special(void *p) {
     if (segment == NULL) tsr_free_invalid(p, "invalid free of a pointer inside a huge block:", 0);
     tsr_heap_t *heap = tsr_heap_get();
     if (heap != &tsr_heap_empty) heap->count.free_count++;
+    tsr_heap_t *entered = tsr_heap_enter(heap);   /* it may set our purge time, which a peer also writes */
     tsr_huge_free(segment);
+    tsr_heap_leave(entered);
     return;
   }
   if (tsr_huge_was_freed(p)) tsr_free_invalid(p, "double free of (huge block)", 0);

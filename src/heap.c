@@ -228,7 +228,7 @@ static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim
     /* A stale look at the owner's fields (a plain load of a word): at
      * worst a heap is claimed for nothing or left for the next pass. The
      * ThreadSanitizer build claims every idle heap instead. */
-    bool has_work = *(volatile uint32_t *)&h->remote_pending != 0 ||
+    bool has_work = *(volatile uint32_t *)&h->remote_pending != 0 || *(volatile uint32_t *)&h->reuse_total != 0 ||
                     atomic_load_explicit(&h->pending, memory_order_relaxed) != NULL ||
                     *(volatile uint32_t *)&h->deferred_count != 0 ||
                     *(volatile uint64_t *)&h->purge_due_ms != 0;
@@ -249,7 +249,10 @@ static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim
     if (atomic_load_explicit(&claimed[i]->busy_depth, memory_order_seq_cst) == 0) claimed[m++] = claimed[i];
     else { peer_release(claimed[i]); busy++; }
   }
-  for (unsigned i = 0; i < m; i++) tsr_free_flush_remote(claimed[i]);
+  for (unsigned i = 0; i < m; i++) {
+    tsr_free_flush_reuse(claimed[i]);
+    tsr_free_flush_remote(claimed[i]);
+  }
   for (unsigned i = 0; i < m; i++) {
     peer_collect(claimed[i], now, force);
     claimed[i]->peer_trim_round = trim_round;
@@ -298,6 +301,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
     return;
   }
   heap->last_purge_ms = now;
+  if (heap->reuse_total != 0) tsr_free_flush_reuse_stale(heap);
   if (heap->deferred_count != 0)
     for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) tsr_heap_collect_deferred(heap, c, true);
   tsr_page_retire_empty_heads(heap, false);
@@ -312,6 +316,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
 /* Return empty pages (queue heads included) and all free spans. Owner only,
  * or a thread holding an abandoned heap taken off the abandoned list. */
 static size_t heap_trim_one(tsr_heap_t *heap) {
+  tsr_free_flush_reuse_all(heap);
   tsr_free_flush_remote(heap);
   tsr_heap_collect_remote(heap, true);
   tsr_page_retire_empty_heads(heap, false);
@@ -411,6 +416,7 @@ void tsr_heap_thread_exit(void *arg) {
   tsr_heap_t *heap = arg;
   if (heap == NULL || heap == &tsr_heap_empty || heap == &tsr_heap_main) return;
   tsr_heap_t *entered = tsr_heap_enter(heap);
+  tsr_free_flush_reuse_all(heap);
   tsr_free_flush_remote(heap);
   tsr_heap_collect_remote(heap, true);
   tsr_page_retire_empty_heads(heap, true);   /* empty pages become spans that others' housekeeping purges */

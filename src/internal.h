@@ -289,6 +289,9 @@ void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
 void *tsr_realloc_internal(void *p, size_t size) tsr_hidden;
 void  tsr_free_generic(void *p, tsr_heap_t *heap) tsr_hidden;   /* p first: free's own argument register */
 void  tsr_free_flush_remote(tsr_heap_t *heap) tsr_hidden;
+void  tsr_free_flush_reuse(tsr_heap_t *heap) tsr_hidden;
+void  tsr_free_flush_reuse_all(tsr_heap_t *heap) tsr_hidden;
+void  tsr_free_flush_reuse_stale(tsr_heap_t *heap) tsr_hidden;
 size_t tsr_usable_size_internal(const void *p) tsr_hidden;
 _Noreturn void tsr_free_invalid(const void *p, const char *what, size_t block_size) tsr_hidden;
 

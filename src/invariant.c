@@ -131,6 +131,36 @@ static uint32_t page_batched(tsr_page_t *page, bool *broken) {
   return total;
 }
 
+/* Blocks of page that a thread freed and keeps for reuse (free.c): on no
+ * list of the page, counted as used by it, and carrying the free mark. */
+static uint32_t reuse_walk(tsr_page_t *page, tsr_block_t *first, bool *broken) {
+  uint32_t n = 0, steps = 0;
+  for (tsr_block_t *b = first; b != NULL; b = tsr_decode(tsr_secret, b->next_encoded)) {
+    if (++steps > TSR_REUSE_COUNT || tsr_segmap_kind((uintptr_t)b) != TSR_SEGMAP_SEGMENT) {
+      fail("reuse list of blocks of %u: longer than %u or leaving tessera's segments at %p", page->block_size,
+           TSR_REUSE_COUNT, (void *)b);
+      *broken = true;
+      return n;
+    }
+    if (tsr_page_of(b) != page) continue;
+    uint32_t k = blocks_walk(page, b, 1, true, "reuse");
+    if (k == UINT32_MAX) { *broken = true; return n; }
+    n++;
+  }
+  return n;
+}
+
+static uint32_t page_reused(tsr_page_t *page, bool *broken) {
+  unsigned c = page->size_class;
+  uint32_t total = 0;
+  if (c >= TSR_REUSE_CLASSES) return 0;
+  for (tsr_heap_t *h = tsr_heap_all; h != NULL; h = h->all_next) {
+    total += reuse_walk(page, h->reuse_list[c], broken);
+    total += reuse_walk(page, h->reuse_page[c].free, broken);
+  }
+  return total;
+}
+
 static void page_check_small(tsr_heap_t *heap, tsr_page_t *page) {
   unsigned c = page->size_class;
   if (c == 0 || c >= TSR_CLASS_COUNT) { fail("page %p: size class %u", (void *)page, c); return; }
@@ -153,7 +183,7 @@ static void page_check_small(tsr_heap_t *heap, tsr_page_t *page) {
   uint32_t tf_said = (uint32_t)(tf >> TSR_REMOTE_COUNT_SHIFT);
   uint32_t n_thread = blocks_walk(page, (tsr_block_t *)(tf & TSR_REMOTE_PTR_MASK), UINT32_MAX, true,
                                   "thread free");
-  uint32_t n_batched = page_batched(page, &broken);
+  uint32_t n_batched = page_batched(page, &broken) + page_reused(page, &broken);
   if (n_free == UINT32_MAX || n_spill == UINT32_MAX || n_thread == UINT32_MAX || broken) return;
   if (n_thread != tf_said)
     fail("page %p: thread-free list holds %u blocks, its head says %u", (void *)page, n_thread, tf_said);
@@ -333,10 +363,14 @@ static void heap_check_queues(tsr_heap_t *heap, const heap_walk_t *w) {
   }
   if (queued != w->queued_pages)
     fail("heap %u: queues hold %zu pages, %zu pages say they are queued", heap->id, queued, w->queued_pages);
-  /* The direct table points at each small class's queue head. */
+  /* The direct table points at each small class's queue head, or at its
+   * reuse page: always while that has blocks, and until the next slow path
+   * of the class once it ran dry. */
   for (size_t d = 0; d < TSR_DIRECT_COUNT; d++) {
     unsigned c = tsr_size_class(d == 0 ? 1 : d * 16);
     tsr_page_t *want = heap->queue[c].first != NULL ? heap->queue[c].first : &tsr_page_empty;
+    tsr_page_t *reuse = c < TSR_REUSE_CLASSES ? &heap->reuse_page[c] : NULL;
+    if (reuse != NULL && (reuse->free != NULL || heap->direct[d] == reuse)) want = reuse;
     if (heap->direct[d] != want)
       fail("heap %u: direct[%zu] = %p, class %u's head is %p", heap->id, d, (void *)heap->direct[d], c, (void *)want);
   }
@@ -382,6 +416,18 @@ static void heap_check_remote(tsr_heap_t *heap, const heap_walk_t *w) {
   if (slots != heap->remote_pending)
     fail("heap %u: %u remote batches in use, remote_pending says %u", heap->id, slots, heap->remote_pending);
   if (heap->is_abandoned && slots != 0) fail("heap %u: abandoned with %u remote batches unsent", heap->id, slots);
+  uint32_t reused = 0;
+  for (unsigned c = 1; c < TSR_REUSE_CLASSES; c++) {
+    uint32_t n = 0;
+    for (tsr_block_t *b = heap->reuse_list[c]; b != NULL && n <= TSR_REUSE_COUNT; b = tsr_decode(tsr_secret, b->next_encoded))
+      n++;
+    if (n != heap->reuse_count[c] || n > TSR_REUSE_COUNT || (size_t)n * tsr_class_size[c] > TSR_REUSE_BYTES)
+      fail("heap %u: reuse list %u holds %u blocks, says %u", heap->id, c, n, heap->reuse_count[c]);
+    reused += heap->reuse_count[c];
+    if (heap->is_abandoned && (n != 0 || heap->reuse_page[c].free != NULL))
+      fail("heap %u: abandoned with blocks kept for reuse (class %u)", heap->id, c);
+  }
+  if (reused != heap->reuse_total) fail("heap %u: reuse lists hold %u blocks, total says %u", heap->id, reused, heap->reuse_total);
 }
 
 static void heap_check(tsr_heap_t *heap) {

@@ -29,7 +29,8 @@ tsr_page_t tsr_page_empty;
 void tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) {
   if (tsr_class_size[size_class] > TSR_DIRECT_MAX) return;
   tsr_page_t *page = heap->queue[size_class].first;
-  if (page == NULL) page = &tsr_page_empty;
+  if (size_class < TSR_REUSE_CLASSES && heap->reuse_page[size_class].free != NULL) page = &heap->reuse_page[size_class];
+  else if (page == NULL) page = &tsr_page_empty;
   size_t lo = size_class == 1 ? 0 : tsr_class_size[size_class - 1] / 16 + 1;
   size_t hi = tsr_class_size[size_class] / 16;
   for (size_t d = lo; d <= hi; d++) heap->direct[d] = page;
@@ -160,6 +161,23 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   return page;
 }
 
+/* Blocks of other heaps that this thread freed (free.c, "reuse"): the reuse
+ * page serves them until it runs dry, then its list is refilled from the
+ * reuse list, or the direct table goes back to the class queue. */
+static void *reuse_take(tsr_heap_t *heap, unsigned size_class) {
+  tsr_page_t *r = &heap->reuse_page[size_class];
+  bool was_direct = tsr_class_size[size_class] <= TSR_DIRECT_MAX && heap->direct[tsr_class_size[size_class] >> 4] == r;
+  if (r->free == NULL && heap->reuse_list[size_class] != NULL) {
+    r->free = heap->reuse_list[size_class];
+    r->capacity = r->used + heap->reuse_count[size_class];   /* capacity - used: blocks held (stats) */
+    heap->reuse_total -= heap->reuse_count[size_class];
+    heap->reuse_list[size_class] = NULL;
+    heap->reuse_count[size_class] = 0;
+  }
+  if ((r->free != NULL) != was_direct) tsr_page_direct_update(heap, size_class);   /* no-op above 1 KiB */
+  return r->free != NULL ? tsr_page_pop(heap, r, r->free) : NULL;
+}
+
 /* The slow path of malloc for a size class: collect remote frees, walk the
  * class queue (pages that turn out full leave it), else make a new page.
  * NULL with errno ENOMEM if the OS refuses memory. */
@@ -167,6 +185,12 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
   if (heap->remote_pending != 0) tsr_free_flush_remote(heap);
   if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL) tsr_heap_collect_remote(heap, false);
   if (heap->deferred[size_class] != NULL) tsr_heap_collect_deferred(heap, size_class, false);
+  /* Reused blocks first, before the clock is read: a reuse page that runs
+   * dry brings the thread here every few hundred blocks. */
+  if (size_class < TSR_REUSE_CLASSES) {
+    void *p = reuse_take(heap, size_class);
+    if (p != NULL) return p;
+  }
   /* Housekeeping reads the clock: with something of our own due, at every
    * page slow path (a program that calls malloc rarely still gets its
    * memory back after the purge delay: examples/realloc_shrink.c); for the

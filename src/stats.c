@@ -32,6 +32,7 @@ static void huge_add(tsr_segment_t *segment, void *arg) {
 }
 
 static void stats_walk(tsr_stats_t *s) {
+  uint64_t held[TSR_REUSE_CLASSES] = { 0 };
   for (tsr_heap_t *heap = tsr_heap_all; heap != NULL; heap = heap->all_next) {
     s->heap_count++;
     if (heap->is_abandoned) s->abandoned_heap_count++;
@@ -44,6 +45,13 @@ static void stats_walk(tsr_stats_t *s) {
     s->remote_free_count += c->remote_free_count;
     s->realloc_inplace_count += c->realloc_inplace_count;
     s->requested_bytes += c->requested_bytes;
+    /* Blocks this heap keeps for reuse (free.c) count as used on their own
+     * pages, which may be any heap's: they are free blocks (below). */
+    for (unsigned k = 1; k < TSR_REUSE_CLASSES; k++) {
+      uint32_t on_page = heap->reuse_page[k].capacity - heap->reuse_page[k].used;
+      if (on_page <= TSR_REUSE_COUNT) held[k] += on_page;   /* else read mid-update */
+      held[k] += heap->reuse_count[k];
+    }
     for (tsr_segment_t *segment = heap->segments; segment != NULL; segment = segment->next) {
       tsr_page_t *slices = (tsr_page_t *)segment;
       size_t last_group = (size_t)-1;   /* descriptors touched: one OS page per 32 */
@@ -72,6 +80,14 @@ static void stats_walk(tsr_stats_t *s) {
         i += n;
       }
     }
+  }
+  for (unsigned k = 1; k < TSR_REUSE_CLASSES; k++) {
+    uint64_t n = held[k] < s->class_live_count[k] ? held[k] : s->class_live_count[k];
+    uint32_t size = tsr_class_size[k], below = tsr_class_size[k - 1];
+    s->in_use_bytes -= n * size;
+    s->slack_bytes -= n * ((size - below) / 2);
+    s->free_block_bytes += n * size;
+    s->class_live_count[k] -= n;
   }
 }
 

@@ -49,6 +49,9 @@
 #define TSR_SPAN_BIN_COUNT  32
 #define TSR_REMOTE_BATCH_SLOTS 16   /* pages a thread batches remote frees for at once */
 #define TSR_REMOTE_BATCH_COUNT 64   /* blocks per batch */
+#define TSR_REUSE_CLASSES   49      /* classes 1..48 (blocks up to 4 KiB): reuse of other heaps' blocks */
+#define TSR_REUSE_BYTES     32768   /* per class, bytes of other heaps' blocks a thread keeps for reuse */
+#define TSR_REUSE_COUNT     256     /* per class, and at most this many */
 
 /* ---- options that are compile-time ----------------------------------------- */
 #define TSR_PURGE_DELAY_DEFAULT_MS 10
@@ -192,6 +195,15 @@ typedef struct tsr_heap_s {
   _Atomic uint8_t  claimed;               /* a peer is working on this heap */
   uint64_t    peer_seen_entries;          /* slow_entries at the last peer pass */
   uint64_t    peer_trim_round;            /* the malloc_trim that last did this heap */
+  /* -- reuse of blocks freed here but owned by other heaps (free.c): the
+   *    list fills on remote frees (owner's, or a peer's under a claim);
+   *    malloc's slow path moves it into the class's reuse page, which the
+   *    direct table then points at, so the fast path pops from it -- */
+  tsr_block_t *reuse_list[TSR_REUSE_CLASSES];
+  uint32_t    reuse_count[TSR_REUSE_CLASSES];
+  uint32_t    reuse_total;                /* blocks on the lists */
+  uint16_t    reuse_seen[TSR_REUSE_CLASSES]; /* list lengths at the last housekeeping */
+  tsr_page_t  reuse_page[TSR_REUSE_CLASSES];
 } tsr_heap_t;
 
 #endif /* TSR_TYPES_H */

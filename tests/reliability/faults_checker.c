@@ -19,12 +19,13 @@ static tsr_page_t *page_of_block(void *p) { return tsr_page_of(p); }
 /* State every case starts from: pages of a few classes with free blocks,
  * a full page, a large block, a huge block, a free span, an exited thread's
  * heap with blocks freed to it from here. */
-static void *small[64], *full_page[4096], *large_block, *huge_block, *orphan[64];
+static void *small[64], *full_page[4096], *large_block, *huge_block, *orphan[64], *kept[8];
 static size_t full_count;
 
 static void *thread_alloc(void *arg) {
   (void)arg;
   for (int i = 0; i < 64; i++) orphan[i] = malloc(96);
+  for (int i = 0; i < 8; i++) kept[i] = malloc(160);
   return NULL;
 }
 
@@ -48,7 +49,9 @@ static void setup(void) {
   pthread_t t;
   pthread_create(&t, NULL, thread_alloc, NULL);
   pthread_join(t, NULL);
-  for (int i = 0; i < 64; i += 2) free(orphan[i]);   /* remote frees, some still batched */
+  for (int i = 0; i < 64; i += 2) free(orphan[i]);   /* remote frees, kept for reuse (free.c) */
+  tsr_free_flush_reuse(tsr_heap_get());                /* sent home: some still batched */
+  for (int i = 0; i < 8; i++) free(kept[i]);           /* these stay on the reuse list */
 }
 
 /* ---- the damage, one kind per case ------------------------------------------------- */
@@ -163,6 +166,11 @@ static void break_batch(void) {
   heap->remote_pending++;   /* no batch waiting: then its count is wrong */
 }
 
+static void break_reuse(void) {
+  tsr_heap_t *heap = tsr_heap_get();
+  heap->reuse_count[tsr_size_class(160)]++;
+}
+
 static const struct { const char *name; void (*damage)(void); } cases[] = {
   { "used count", break_used_count },       { "block twice", break_free_twice },
   { "link outside", break_link_outside },   { "link misaligned", break_link_misaligned },
@@ -174,7 +182,7 @@ static const struct { const char *name; void (*damage)(void); } cases[] = {
   { "huge size", break_huge_size },         { "page_bytes", break_page_bytes },
   { "huge_count", break_huge_count },       { "abandoned flag", break_abandoned },
   { "thread-free count", break_thread_free_count }, { "pending list", break_pending },
-  { "remote batch", break_batch },
+  { "remote batch", break_batch },          { "reuse list", break_reuse },
 };
 
 int main(void) {

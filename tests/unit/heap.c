@@ -36,6 +36,11 @@ int main(void) {
   size_t batched = 0;
   for (unsigned i = 0; i < TSR_REMOTE_BATCH_SLOTS; i++) batched += tsr_heap_get()->remote[i].count;
   CHECK(batched <= TSR_REMOTE_BATCH_SLOTS * TSR_REMOTE_BATCH_COUNT);
+  /* Small blocks may be kept for reuse by this thread (free.c): send them
+   * home too, as thread exit, trim and peers do. */
+  CHECK(tsr_heap_get()->reuse_total <= (TSR_REUSE_CLASSES - 1) * TSR_REUSE_COUNT);
+  tsr_free_flush_reuse(tsr_heap_get());
+  CHECK(tsr_heap_get()->reuse_total == 0);
   tsr_free_flush_remote(tsr_heap_get());
   CHECK(atomic_load(&exited->pending) != NULL);
 
