@@ -126,6 +126,11 @@ static void batch_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block)
 static bool reuse_push(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
   unsigned c = page->size_class;
   if (c >= TSR_REUSE_CLASSES || tsr_owner_extra != 0) return false;   /* secure mode: no predictable reuse */
+  /* A block of an exited thread's heap goes home: the thread that adopts
+   * the heap gets it back with the heap's pages, and frees it locally
+   * (larson: successor threads; a stale read only misplaces one block). */
+  tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
+  if (__atomic_load_n(&owner->is_abandoned, __ATOMIC_RELAXED)) return false;
   if (heap->reuse_count[c] >= TSR_REUSE_COUNT || (heap->reuse_count[c] + 1) * page->block_size > TSR_REUSE_BYTES)
     return false;
   block->next_encoded = tsr_encode(tsr_secret, heap->reuse_list[c]);

@@ -393,7 +393,7 @@ tsr_heap_t *tsr_heap_init_thread(void) {
     heap = heaps.abandoned;
     heaps.abandoned = heap->abandoned_next;
     heap->abandoned_next = NULL;
-    heap->is_abandoned = false;
+    __atomic_store_n(&heap->is_abandoned, false, __ATOMIC_RELAXED);   /* read unlocked by reuse_push (free.c) */
   }
   tsr_unlock(TSR_LOCK_HEAPS);
   if (heap == &tsr_heap_empty) {
@@ -423,7 +423,7 @@ void tsr_heap_thread_exit(void *arg) {
   tsr_heap_leave(entered);                   /* before the heap can be adopted */
   tsr_heap_current = &tsr_heap_empty;
   tsr_lock(TSR_LOCK_HEAPS);
-  heap->is_abandoned = true;
+  __atomic_store_n(&heap->is_abandoned, true, __ATOMIC_RELAXED);
   heap->abandoned_next = heaps.abandoned;
   heaps.abandoned = heap;
   tsr_unlock(TSR_LOCK_HEAPS);

@@ -167,7 +167,13 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
 static void *reuse_take(tsr_heap_t *heap, unsigned size_class) {
   tsr_page_t *r = &heap->reuse_page[size_class];
   bool was_direct = tsr_class_size[size_class] <= TSR_DIRECT_MAX && heap->direct[tsr_class_size[size_class] >> 4] == r;
-  if (r->free == NULL && heap->reuse_list[size_class] != NULL) {
+  /* The heap's own first page comes first when it has blocks: a thread
+   * that frees locally what it reused would otherwise keep those blocks
+   * foreign for good, every free of them a remote one (larson: a successor
+   * thread frees its predecessor's blocks, then works on its own). */
+  tsr_page_t *first = heap->queue[size_class].first;
+  bool own = first != NULL && (first->free != NULL || first->spill != NULL);
+  if (r->free == NULL && heap->reuse_list[size_class] != NULL && !own) {
     r->free = heap->reuse_list[size_class];
     r->capacity = r->used + heap->reuse_count[size_class];   /* capacity - used: blocks held (stats) */
     heap->reuse_total -= heap->reuse_count[size_class];
