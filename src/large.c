@@ -284,7 +284,12 @@ void tsr_huge_free(tsr_segment_t *segment) {
         huge_unmap_all(evicted, n_evicted);
         tsr_heap_t *heap = tsr_heap_get();     /* its housekeeping releases the cache later */
         uint64_t due = now + (uint64_t)tsr_option_long(TSR_OPT_HUGE_CACHE_DELAY);
-        if (heap != &tsr_heap_empty && (heap->purge_due_ms == 0 || due < heap->purge_due_ms)) heap->purge_due_ms = due;
+        if (heap != &tsr_heap_empty) {
+          /* Bracketed: a peer working on this heap reads purge_due_ms (heap.c). */
+          tsr_heap_t *entered = tsr_heap_enter(heap);
+          if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+          tsr_heap_leave(entered);
+        }
         return;
       }
     }
