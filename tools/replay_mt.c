@@ -307,6 +307,7 @@ int rx_replay(const rops_t *r, const char *path, const rx_opts_t *o, rx_result_t
 
   int statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   bool have_hwm = trace_hwm_reset();
+  if (statm >= 0) (void)trace_statm_rss(statm);   /* pages in the reading code first (trace.c) */
   uint64_t base = statm >= 0 ? trace_statm_rss(statm) : 0, peak_rss = base, live = 0, peak_live = 0;
   double t0 = now_s();
   for (unsigned pass = 0; pass < repeat && !atomic_load(&x.failed); pass++) {
