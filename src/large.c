@@ -139,15 +139,18 @@ static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
   } else if (piece != NULL) {
     uint8_t *target = tsr_os_map_aligned(map_size, TSR_SEGMENT_SIZE);
     size_t size = piece->map_size;
+    /* Unmarked before the tail moves away: once it has, another thread's
+     * mmap may get that range and mark it, and a late clear would undo that. */
+    if (target != NULL) tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
     if (target != NULL && tsr_platform_remap((uint8_t *)piece + size - map_size, map_size, map_size, target) != NULL) {
       tsr_os_account_map(-(long)map_size);   /* the target was accounted when it was mapped */
-      tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
       piece->map_size = size - map_size;
       __atomic_fetch_sub(&large.cache_bytes, map_size, __ATOMIC_RELAXED);
       tsr_os_segmap_set((uintptr_t)piece, piece->map_size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
       taken = (tsr_segment_t *)target;
       taken->map_size = map_size;
     } else if (target != NULL) {
+      tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);   /* it stays whole */
       tsr_os_unmap(target, map_size);
     }
   }
@@ -328,6 +331,11 @@ void *tsr_huge_realloc(tsr_segment_t *segment, size_t size) {
     }
   }
   huge_unlink(segment);   /* its list links move with it, or vanish */
+  /* Unmarked before the mapping moves: once the old range is free, another
+   * thread's mmap may get it and mark it, and a clear after the move would
+   * wipe that thread's marks (seen once in make bench: realloc-vec/2t, "a
+   * pointer tessera never returned"). The block is the caller's meanwhile. */
+  tsr_os_segmap_set((uintptr_t)segment, old_map, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
   tsr_segment_t *moved = tsr_platform_remap(segment, old_map, new_map, NULL);
   if (moved == NULL && new_map > old_map) {
     size_t align = offset > TSR_SEGMENT_SIZE ? offset : TSR_SEGMENT_SIZE;
@@ -338,8 +346,12 @@ void *tsr_huge_realloc(tsr_segment_t *segment, size_t size) {
       else tsr_os_account_map(-(long)new_map);   /* the target's reservation became the block */
     }
   }
-  if (moved == NULL) { huge_link(segment); errno = ENOMEM; return NULL; }
-  tsr_os_segmap_set((uintptr_t)segment, old_map, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+  if (moved == NULL) {
+    tsr_os_segmap_set((uintptr_t)segment, old_map, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
+    huge_link(segment);
+    errno = ENOMEM;
+    return NULL;
+  }
   tsr_os_account_map((long)new_map - (long)old_map);
   moved->map_size = new_map;
   moved->huge_block = (uint8_t *)moved + offset;
