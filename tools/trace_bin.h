@@ -202,8 +202,14 @@ static const uint8_t tbin_compact[3][64] = {
      TBIN_CLEN_ROW(5 << 2), TBIN_CLEN_ROW(6 << 2), TBIN_CLEN_ROW(7 << 2), TBIN_CLEN_ROW(7 << 2)},
     {TBIN_CLEN_ROW(1 << 5), TBIN_CLEN_ROW(2 << 5), TBIN_CLEN_ROW(3 << 5), TBIN_CLEN_ROW(4 << 5),
      TBIN_CLEN_ROW(5 << 5), TBIN_CLEN_ROW(6 << 5), TBIN_CLEN_ROW(7 << 5), TBIN_CLEN_ROW(7 << 5)}};
-/* The index of the highest set bit of v, v != 0, as a 64-bit index (bsr). */
-static inline uint64_t tbin_high_bit(uint64_t v) { return 63 ^ (uint64_t)__builtin_clzll(v); }
+/* The index of the highest set bit of v, v != 0, as a 64-bit index: one
+ * bsr, where 63 ^ __builtin_clzll gives an int that the compiler widens
+ * again before it can index a table (one instruction per field). */
+static inline uint64_t tbin_high_bit(uint64_t v) {
+  uint64_t b;
+  __asm__("bsr %1, %0" : "=r"(b) : "rm"(v) : "cc");
+  return b;
+}
 #undef TBIN_CLEN_ROW
 
 /* ---- decoding (tools/trace_bin.c) --------------------------------------- */

@@ -25,11 +25,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -400,6 +402,21 @@ static inline tstate_t *rec_enter(void) {
  * while it runs find no state and pass through unrecorded. */
 static inline void rec_hold(void) { tls.state = NULL; }
 static inline void rec_release(tstate_t *s) { tls.state = s; }
+/* rec_release(tls.home), returning it, after a call: the initial-exec
+ * sequence by hand, so that the compiler loads the GOT entry again instead
+ * of keeping it in a register saved across the call (a push, a pop and the
+ * stack alignment: 3 instructions per malloc). */
+static inline tstate_t *rec_release_home(void) {
+  tstate_t *s;
+  uintptr_t off;
+  __asm__ volatile("movq tls@gottpoff(%%rip), %1\n\t"
+                   "movq %%fs:%c2(%1), %0\n\t"
+                   "movq %0, %%fs:(%1)"
+                   : "=&r"(s), "=&r"(off)
+                   : "i"(offsetof(__typeof__(tls), home))
+                   : "memory");
+  return s;
+}
 
 /* ---- encoding ----------------------------------------------------------- */
 /* A record is built behind its first byte, whose codes or flags are known
@@ -487,13 +504,28 @@ static inline void *rec_end(cursor_t *c, void *ret) {
  * malloc we know allocates in free, and half of all calls are frees. Pool
  * blocks (served while dlsym ran) are never freed. */
 
-EXPORT void *malloc(size_t n) {
+/* malloc of a thread without a state yet, or not recording. */
+static __attribute__((noinline)) void *malloc_slow(size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.malloc(n);
   rec_hold();
   void *r = real.malloc(n);
-  s = tls.home;  /* reloaded, not kept across the call (one push less) */
   rec_release(s);
+  cursor_t c;
+  rec_begin(&c, s, 0);
+  rec_csize(&c, n);
+  rec_caddr(&c, r);
+  return rec_end(&c, r);
+}
+
+/* The rare case leaves by a tail call, and the state is found again after
+ * the forwarded call rather than kept: only n lives across it (one saved
+ * register). */
+EXPORT void *malloc(size_t n) {
+  if (UNLIKELY(!tls.state)) return malloc_slow(n);
+  rec_hold();
+  void *r = real.malloc(n);
+  tstate_t *s = rec_release_home();
   cursor_t c;
   rec_begin(&c, s, 0);
   rec_csize(&c, n);
@@ -558,8 +590,10 @@ EXPORT void *reallocarray(void *p, size_t k, size_t n) {
   return r;
 }
 
-EXPORT void free(void *p) {
-  if (UNLIKELY(in_pool(p))) return;
+/* free's rare cases: a pool block, a thread without a state yet (or not
+ * recording), another thread's clock sample to note first. */
+static __attribute__((noinline)) void free_slow(void *p) {
+  if (in_pool(p)) return;
   tstate_t *s = rec_enter();
   if (s) {
     cursor_t c;
@@ -567,6 +601,31 @@ EXPORT void free(void *p) {
     rec_caddr(&c, p);
     rec_end(&c, NULL);
   }
+  real.free(p);
+}
+/* free's record reached a TBIN_TIME_BYTES boundary. */
+static __attribute__((noinline)) void free_then_slow(void *p, tstate_t *s) {
+  rec_slow(s, NULL);
+  real.free(p);
+}
+
+/* Half of all calls. Each rare case leaves by a tail call, so that p stays
+ * in its argument register: no register to save (4 instructions less). */
+EXPORT void free(void *p) {
+  tstate_t *s = tls.state;
+  if (UNLIKELY(pool_used != 0 || !s ||
+               atomic_load_explicit(&clock_seen, memory_order_relaxed) != s->seen))
+    return free_slow(p);
+  cursor_t c;
+  c.s = s;
+  c.start = atomic_load_explicit(&s->cur, memory_order_relaxed);
+  c.p = c.start + 1;
+  c.op = TBIN_C_FREE;
+  rec_caddr(&c, p);
+  *c.start = (uint8_t)c.op;
+  atomic_store_explicit(&s->cur, c.p, memory_order_release);
+  s->count++;
+  if (UNLIKELY(c.p >= atomic_load_explicit(&s->slow_at, memory_order_relaxed))) return free_then_slow(p, s);
   real.free(p);
 }
 
@@ -688,7 +747,17 @@ __attribute__((constructor)) static void recorder_init(void) {
     snprintf(buf, sizeof buf, "%ld", (long)pid);
     setenv("TESSERA_RECORD_PID", buf, 1);  /* not recorded: rec.active is still 0 */
   }
-  rec.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  /* No O_TRUNC on a file that is already empty (the CLI's probe emptied
+   * it): ext4 takes a truncation to 0 for "replace via truncate" and, at
+   * close, starts writeback of the whole new trace in our process
+   * (auto_da_alloc): 6 ms CPU and 25 ms wall per 150 MiB, and the next run's
+   * truncation then waits for those pages (tools/record/overhead.md). */
+  rec.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  struct stat st;
+  if (rec.fd >= 0 && fstat(rec.fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(rec.fd, 0) != 0) {
+    close(rec.fd);
+    rec.fd = -1;
+  }
   if (rec.fd < 0) {
     char m[512];
     int n = snprintf(m, sizeof m, "libtessera-record: cannot write %s: %s\n", path, strerror(errno));
