@@ -196,7 +196,7 @@ has "convert: size code on a compact free message" "badcfree.bin: record 1 .*: s
 expect "convert: compact address cut short" 1 $T convert $W/cutcompact.bin -o $W/a.rep
 has "convert: compact address cut short message" "cutcompact.bin: record 2 .*: truncated record"
 expect "convert: old format version" 1 $T convert $W/v2.bin -o $W/a.rep
-has "convert: old format version message" "v2.bin: binary trace version 2, written by an older recorder; this tessera reads version 3"
+has "convert: old format version message" "v2.bin: binary trace version 2, written by an older recorder; this tessera reads versions 3 to 4"
 
 # ---- replay -------------------------------------------------------------------------
 expect "replay .rep against peers" 0 $T replay --alloc glibc,jemalloc,tcmalloc,mimalloc \
