@@ -47,7 +47,8 @@
  *   A full buffer's chunk is followed by a TSRP chunk that ends the file at
  *   a multiple of TBIN_ALIGN (4 KiB), so that the next full buffer's write
  *   covers whole pages of the file: the kernel's buffered write of 128 KiB
- *   costs 30% less page-aligned than 32 bytes off (tools/record/overhead.md),
+ *   costs a quarter less page-aligned than 32 bytes off, and fallocate (the
+ *   recorder reserves blocks ahead) another quarter (tools/record/overhead.md),
  *   for under 1% of padding (larson: 0.8%; a TSRP chunk is 32 to 4127 bytes).
  *   TSRE is written once at normal process exit; a file without it comes
  *   from a program that crashed or called _exit (buffered records are lost).
