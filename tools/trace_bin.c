@@ -275,16 +275,17 @@ static int header_check(const tbin_header_t *h, const char *path, char *err, siz
     msg(err, errlen, "%s: not a tessera binary trace (no TSRTRACE magic)", path);
     return -1;
   }
-  if (h->version < TBIN_VERSION && h->header_size == TBIN_HEADER_SIZE) {
+  if (h->version < TBIN_VERSION_READ_MIN && h->header_size == TBIN_HEADER_SIZE) {
     /* Version 2 differs in its records only, but the recorder that wrote it
-     * is gone: one reader to keep tested, not two. */
-    msg(err, errlen, "%s: binary trace version %u, written by an older recorder; this tessera reads version %u: "
-        "record the program again", path, h->version, TBIN_VERSION);
+     * is gone: one reader to keep tested, not two. Version 3 is read: it is
+     * version 4 without padding chunks. */
+    msg(err, errlen, "%s: binary trace version %u, written by an older recorder; this tessera reads versions %u to %u: "
+        "record the program again", path, h->version, TBIN_VERSION_READ_MIN, TBIN_VERSION);
     return -1;
   }
-  if (h->version != TBIN_VERSION || h->header_size != TBIN_HEADER_SIZE) {
-    msg(err, errlen, "%s: binary trace version %u (header %u bytes); this tessera reads version %u", path, h->version,
-        h->header_size, TBIN_VERSION);
+  if (h->version > TBIN_VERSION || h->header_size != TBIN_HEADER_SIZE) {
+    msg(err, errlen, "%s: binary trace version %u (header %u bytes); this tessera reads versions %u to %u", path,
+        h->version, h->header_size, TBIN_VERSION_READ_MIN, TBIN_VERSION);
     return -1;
   }
   return 0;
@@ -325,6 +326,15 @@ int tbin_load(const char *path, tbin_t *out, char *err, size_t errlen, char *war
       out->has_end = true;
       if (c.tsc > cal.tsc1) cal.tsc1 = c.tsc, cal.ns1 = c.mono_ns;
       off += TBIN_CHUNK_HEADER_SIZE;
+      continue;
+    }
+    if (c.magic == TBIN_PAD && h.version >= 4) {
+      if (c.payload_size > len - off - TBIN_CHUNK_HEADER_SIZE) {
+        msg(err, errlen, "%s: record %llu (byte offset %zu): truncated padding: %u bytes announced, %zu present",
+            path, (unsigned long long)recno + 1, off, c.payload_size, len - off - TBIN_CHUNK_HEADER_SIZE);
+        goto fail_ev;
+      }
+      off += TBIN_CHUNK_HEADER_SIZE + c.payload_size;
       continue;
     }
     if (c.magic != TBIN_CHUNK) {
@@ -492,6 +502,13 @@ int tbin_summarize(const char *path, tbin_summary_t *out, char *err, size_t errl
     if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(&c, sizeof c, 1, f) != 1) goto io;
     if (c.magic == TBIN_END) {
       out->has_end = true;
+    } else if (c.magic == TBIN_PAD && h.version >= 4) {
+      if (c.payload_size > (uint64_t)len - off - TBIN_CHUNK_HEADER_SIZE) {
+        msg(err, errlen, "%s: chunk at byte offset %llu: truncated padding: %u bytes announced, %llu present", path,
+            (unsigned long long)off, c.payload_size, (unsigned long long)((uint64_t)len - off - TBIN_CHUNK_HEADER_SIZE));
+        goto done;
+      }
+      off += c.payload_size;
     } else if (c.magic != TBIN_CHUNK) {
       msg(err, errlen, "%s: chunk at byte offset %llu: bad chunk magic 0x%08x", path, (unsigned long long)off,
           c.magic);

@@ -4,7 +4,8 @@ round trip for `tessera convert`: a random, valid history of many threads
 (blocks handed across threads, reused addresses, repeated sizes, sizes and
 addresses that need the 9-byte varint or 8-byte compact field, addresses
 that are not multiples of 16, malloc and free in both forms), encoded by mktrace.py (independent of
-the recorder), and the .rep it must convert to. Every call is pinned by clock
+the recorder, with version 4's padding chunks between them), and the .rep it
+must convert to. Every call is pinned by clock
 samples at a distinct time, so the merged order is the history's order; some
 calls are left unpinned (inside a burst of one thread's calls between two pins
 of that thread), to check that a thread's order survives the dating.
@@ -76,11 +77,16 @@ with open(expected, "w") as f:
     f.write("%d\n%d\n1\n" % (next_id, len(rep)))
     f.write("\n".join(rep) + "\n")
 
+# Version 4 (mktrace.py writes 3, which other tests read): a padding chunk
+# (TSRP) after each thread's chunk, of junk bytes the readers must skip.
 data = bytearray(mktrace.header(b"roundtrip"))
+data[8:12] = struct.pack("<I", 4)
 for t, recs in sorted(per_thread.items()):
     if not recs:
         continue
     payload = mktrace.encode(recs, general_every=5)
     data += struct.pack("<IIIIQQ", 0x43525354, t, len(payload), len(recs), tsc + 1, tsc + 1) + payload
+    pad = rng.choice([0, 1, 17, 4095])
+    data += struct.pack("<IIIIQQ", 0x50525354, 0, pad, 0, 0, 0) + bytes([0xa5]) * pad
 data += struct.pack("<IIIIQQ", 0x45525354, threads, 0, 0, tsc + 1, tsc + 1)
 open(out, "wb").write(data)

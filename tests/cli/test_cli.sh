@@ -114,6 +114,25 @@ PL='my %h; for my $i (1..300000) { $h{"k$i"} = [$i, "v" x ($i % 50)]; } my $n = 
 base=$(best perl -e "$PL")
 rec=$(best env LD_PRELOAD=build/libtessera-record.so TESSERA_RECORD_FILE=$W/perf.bin perl -e "$PL")
 echo "note: record: perl ${rec} ms recorded vs ${base} ms plain (best of 3; tools/record/overhead.md has the measurement)"
+# Format version 4: in this one-thread trace every full buffer's chunk after
+# the first starts on a 4 KiB boundary (the padding behind the one before),
+# and the blocks fallocate reserved past the end were given back at exit.
+if python3 - $W/perf.bin >$W/out 2>&1 <<'PY'
+import os, struct, sys
+path = sys.argv[1]; d = open(path, "rb").read(); pos = 64; full = []; pads = 0
+while pos < len(d):
+    magic, thread, size = struct.unpack_from("<III", d, pos)
+    if magic == 0x50525354: pads += 1
+    elif magic == 0x43525354 and size > 64 * 1024: full.append(pos)
+    pos += 32 + size
+st = os.stat(path)
+print("%d full chunks, %d misaligned after the first, %d pads, %d bytes, %d allocated"
+      % (len(full), sum(p % 4096 != 0 for p in full[1:]), pads, st.st_size, st.st_blocks * 512))
+sys.exit(0 if len(full) >= 4 and pads >= len(full) - 1 and all(p % 4096 == 0 for p in full[1:])
+         and st.st_blocks * 512 <= st.st_size + 64 * 1024 else 1)
+PY
+then ok "record: full chunks page-aligned, preallocation given back ($(cat $W/out))"
+else bad "record: chunk alignment or preallocation" $W/out; fi
 # Clock skew between threads: a free stamped before the malloc it frees
 # (other thread), a realloc stamped before the malloc of its block.
 python3 tests/cli/mktrace.py $W/skew.bin "1 1000 malloc 100 0x1000; 1 3000 malloc 50 0x2000; 2 990 free 0x1000; 2 2990 realloc 0x2000 80 0x1000; 2 4000 free 0x9999"
@@ -196,7 +215,7 @@ has "convert: size code on a compact free message" "badcfree.bin: record 1 .*: s
 expect "convert: compact address cut short" 1 $T convert $W/cutcompact.bin -o $W/a.rep
 has "convert: compact address cut short message" "cutcompact.bin: record 2 .*: truncated record"
 expect "convert: old format version" 1 $T convert $W/v2.bin -o $W/a.rep
-has "convert: old format version message" "v2.bin: binary trace version 2, written by an older recorder; this tessera reads version 3"
+has "convert: old format version message" "v2.bin: binary trace version 2, written by an older recorder; this tessera reads versions 3 to 4"
 
 # ---- replay -------------------------------------------------------------------------
 expect "replay .rep against peers" 0 $T replay --alloc glibc,jemalloc,tcmalloc,mimalloc \

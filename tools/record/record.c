@@ -4,9 +4,10 @@
  * Per call: one TLS load, the forwarded call, and a few stores into the
  * thread's own buffer (format in ../trace_bin.h): no lock, no shared write,
  * no clock read but once per TBIN_TIME_BYTES of records, no loop. malloc
- * and free, nearly all calls, are compact records: 56 and 37 instructions
- * per call on larson, wrapper included (callgrind; 74 and 50 with version
- * 2's varints and subtracted addresses). A full buffer is appended to the
+ * and free, nearly all calls, are compact records: 50 and 30 instructions
+ * per call on larson, wrapper included (callgrind; 56 and 37 with their
+ * rare cases inline and a pool test per free, 74 and 50 with version 2's
+ * varints and subtracted addresses). A full buffer is appended to the
  * file as one chunk by its own thread: a writer thread took the kernel's
  * copy off the program's core, but cost 11-17% more CPU in all on this
  * 2-core machine under load (cross-core buffer traffic, wake-ups), and
@@ -25,11 +26,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,20 +169,33 @@ static void fallback_free_aligned_sized(void *p, size_t a, size_t n) {
   real.free(p);
 }
 
+/* real.free when dlsym took blocks from the pool: they must not reach the
+ * next free. Then, and only then, the check is paid per free (and such a
+ * block's free is recorded, as a free of an address the trace never saw
+ * allocated, which readers skip and count); the common free path tests
+ * nothing (2 instructions less). */
+static void (*next_free)(void *);
+static void free_unless_pool(void *p) {
+  if (!in_pool(p)) next_free(p);
+}
+
 static void resolve(void) {
   if (resolved || resolving) return;
   resolving = 1;
   /* Each entry is replaced only by what dlsym found: a NULL must not be
-   * called by a thread that races us here. */
+   * called by a thread that races us here. malloc, free, calloc and realloc
+   * first: what the later lookups allocate (glibc before 2.34 allocates an
+   * error message for each symbol it lacks) then comes from the next malloc,
+   * and the pool serves only lookups that find what they look for. */
 #define R(f, fallback)                         \
   do {                                         \
     void *f_ = dlsym(RTLD_NEXT, #f);           \
     if (!f_) f_ = (void *)(fallback);          \
     if (f_) *(void **)&real.f = f_;            \
   } while (0)
-  R(malloc, NULL); R(calloc, NULL); R(realloc, NULL); R(reallocarray, fallback_reallocarray);
+  R(malloc, NULL); R(free, NULL); R(calloc, NULL); R(realloc, NULL); R(reallocarray, fallback_reallocarray);
   R(posix_memalign, NULL); R(aligned_alloc, NULL); R(memalign, NULL); R(valloc, NULL); R(pvalloc, NULL);
-  R(free_sized, fallback_free_sized); R(free_aligned_sized, fallback_free_aligned_sized); R(free, NULL);
+  R(free_sized, fallback_free_sized); R(free_aligned_sized, fallback_free_aligned_sized);
 #undef R
   resolving = 0;
   resolved = 1;
@@ -186,6 +203,12 @@ static void resolve(void) {
     static const char m[] = "libtessera-record: cannot find the next malloc\n";
     if (write(2, m, sizeof m - 1) < 0) _exit(127);
     _exit(127);
+  }
+  /* Until here no thread has a state (recording starts after resolve), so
+   * every free went through free_slow, which drops pool blocks itself. */
+  if (pool_used) {
+    next_free = real.free;
+    real.free = free_unless_pool;
   }
 }
 
@@ -213,6 +236,9 @@ typedef struct tstate_s {
 /* Room, past the limit, for the records up to the next KiB boundary (a
  * call's record and the TBIN_SEEN before it count as one) and a time sample. */
 #define BUF_LIMIT (BUF_SIZE - TBIN_TIME_BYTES - 3 * TBIN_RECORD_MAX)
+/* A thread's mapping: the state's page, then its chunk header (page-aligned),
+ * the BUF_SIZE bytes of records, and room for a padding chunk behind them. */
+#define STATE_MAP_SIZE (4096 + TBIN_CHUNK_HEADER_SIZE + BUF_SIZE + TBIN_ALIGN + TBIN_CHUNK_HEADER_SIZE)
 
 static struct {
   _Atomic int active;          /* this process records */
@@ -220,17 +246,24 @@ static struct {
   int fd;
   _Atomic uint32_t threads;
   _Atomic uint64_t written;    /* calls written, for the end marker */
+  _Atomic uint64_t file_end;   /* bytes written to the file: its size, as every write appends */
+  _Atomic uint64_t falloc_end; /* the file's blocks are allocated up to here */
   pthread_key_t key;
   pthread_mutex_t list_lock;
   tstate_t *list;
-} rec = {0, 0, -1, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
+} rec = {0, 0, -1, 0, 0, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
 
 /* The latest clock sample of any thread. A thread that finds it changed
  * since its last call writes it down (TBIN_SEEN): a lower bound on the time
  * of its next calls, as tight as the other threads sample, which a thread
  * of its own cannot give after it slept or was preempted. Written every
  * TBIN_TIME_BYTES of some thread's records, read per call (one shared line
- * that rarely changes). */
+ * that rarely changes). Tried instead: the sampling thread "poking" the
+ * others (their tls.state set to a marker that sends their next call to
+ * the slow path), 3 instructions less per malloc and free; but a poke is
+ * lost while the thread is inside a forwarded call, and prodcons -t 2/-t 4
+ * traces then left 300 to 9000 frees unmatched by the merge, against 0 to
+ * 120 with this compare. */
 static _Alignas(64) _Atomic uint64_t clock_seen;
 
 /* One thread-local struct, so a wrapper finds both pointers through one
@@ -255,6 +288,7 @@ static void write_all(const struct iovec *iov, int n) {
   ssize_t got;
   do got = writev(rec.fd, iov, n);
   while (got < 0 && errno == EINTR);
+  if (got > 0) atomic_fetch_add_explicit(&rec.file_end, (uint64_t)got, memory_order_relaxed);
 }
 
 static void lock(tstate_t *s) {
@@ -262,23 +296,77 @@ static void lock(tstate_t *s) {
 }
 static void unlock(tstate_t *s) { atomic_flag_clear_explicit(&s->lock, memory_order_release); }
 
+/* Reserve the file's blocks ahead of a full buffer's write that ends at
+ * `end` from `start`: ext4's buffered write into blocks fallocate allocated costs about a
+ * quarter less than delayed allocation, block by block (tools/record/
+ * overhead.md). FALLOC_FL_KEEP_SIZE leaves the file's size alone; the
+ * blocks past the end are given back at exit (trim_preallocation); a crash
+ * leaves up to PREALLOC_STEP of them allocated past the end of the file.
+ * One thread claims each step; a file system without fallocate is not asked
+ * again. */
+#define PREALLOC_STEP (8u << 20)
+static void preallocate(uint64_t start, uint64_t end) {
+  uint64_t fa = atomic_load_explicit(&rec.falloc_end, memory_order_relaxed);
+  if (end <= fa) return;
+  uint64_t from = fa >= start ? fa : start & ~(uint64_t)(TBIN_ALIGN - 1);
+  uint64_t to = ((end + PREALLOC_STEP - 1) & ~(uint64_t)(PREALLOC_STEP - 1)) + PREALLOC_STEP;
+  if (!atomic_compare_exchange_strong_explicit(&rec.falloc_end, &fa, to, memory_order_relaxed, memory_order_relaxed))
+    return;
+  if (fallocate(rec.fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) != 0)
+    atomic_store_explicit(&rec.falloc_end, UINT64_MAX, memory_order_relaxed);
+}
+
 /* Append s's unwritten records up to end as one chunk of `calls` calls.
- * Caller holds s->lock. */
-static void flush_locked(tstate_t *s, uint8_t *end, uint32_t calls) {
+ * With `align` (a full buffer, written from its start), the chunk header goes
+ * in front of the records and a TBIN_PAD chunk behind them, so that one write
+ * of whole pages ends the file at a multiple of TBIN_ALIGN: the kernel's
+ * buffered write costs a quarter less when it starts and ends on page
+ * boundaries (tools/record/overhead.md). The file's end is known from
+ * rec.file_end; a write of another thread landing between our read of it and
+ * our write only misaligns this chunk, and the next full buffer's padding
+ * aligns the file again. Caller holds s->lock. */
+static void flush_locked(tstate_t *s, uint8_t *end, uint32_t calls, int align) {
   uint32_t pos = (uint32_t)(end - s->buf);
   if (pos == s->flushed || rec.fd < 0 || !atomic_load_explicit(&rec.active, memory_order_relaxed)) return;
   tbin_chunk_t h = {TBIN_CHUNK, s->thread, pos - s->flushed, calls, __rdtsc(), mono_ns()};
-  struct iovec iov[2] = {{&h, sizeof h}, {s->buf + s->flushed, pos - s->flushed}};
-  write_all(iov, 2);
+  if (align && s->flushed == 0) {
+    uint64_t at = atomic_load_explicit(&rec.file_end, memory_order_relaxed);
+    uint32_t pad = (uint32_t)(-(at + sizeof h + pos) & (TBIN_ALIGN - 1));
+    if (pad && pad < TBIN_CHUNK_HEADER_SIZE) pad += TBIN_ALIGN;
+    preallocate(at, at + sizeof h + pos + pad);
+    memcpy(s->buf - sizeof h, &h, sizeof h);
+    if (pad) {
+      tbin_chunk_t ph = {TBIN_PAD, 0, pad - TBIN_CHUNK_HEADER_SIZE, 0, 0, 0};
+      memcpy(end, &ph, sizeof ph);
+      memset(end + sizeof ph, 0, pad - sizeof ph);
+    }
+    struct iovec iov = {s->buf - sizeof h, sizeof h + pos + pad};
+    write_all(&iov, 1);
+  } else {
+    struct iovec iov[2] = {{&h, sizeof h}, {s->buf + s->flushed, pos - s->flushed}};
+    write_all(iov, 2);
+  }
   s->flushed = pos;
   s->flushed_count += calls;
   atomic_fetch_add_explicit(&rec.written, calls, memory_order_relaxed);
 }
 
-/* Owner: write the buffer out and start it again. */
-static void flush_owner(tstate_t *s) {
+/* At exit, with every writer held off: give back the blocks preallocate
+ * reserved past the end (ext4 frees blocks past the size when the size is
+ * set, even to the same value). */
+static void trim_preallocation(void) {
+  uint64_t fa = atomic_load_explicit(&rec.falloc_end, memory_order_relaxed);
+  struct stat st;
+  if (fa == 0 || fa == UINT64_MAX || fstat(rec.fd, &st) != 0) return;
+  if (ftruncate(rec.fd, st.st_size) != 0) return;
+  atomic_store_explicit(&rec.falloc_end, 0, memory_order_relaxed);
+}
+
+/* Owner: write the buffer out (aligned in the file if `align`) and start it
+ * again. */
+static void flush_owner(tstate_t *s, int align) {
   lock(s);
-  flush_locked(s, atomic_load_explicit(&s->cur, memory_order_relaxed), s->count - s->flushed_count);
+  flush_locked(s, atomic_load_explicit(&s->cur, memory_order_relaxed), s->count - s->flushed_count, align);
   s->flushed = s->flushed_count = 0;
   s->count = 0;
   atomic_store_explicit(&s->cur, s->buf, memory_order_release);
@@ -341,7 +429,7 @@ static __attribute__((noinline)) void rec_seen(tstate_t *s, uint64_t g) {
  * not live in a callee-saved register. */
 static __attribute__((noinline)) void *rec_slow(tstate_t *s, void *ret) {
   uint32_t limit = atomic_load_explicit(&s->limit, memory_order_relaxed);
-  if (atomic_load_explicit(&s->cur, memory_order_relaxed) - s->buf > (ptrdiff_t)limit) flush_owner(s);
+  if (atomic_load_explicit(&s->cur, memory_order_relaxed) - s->buf > (ptrdiff_t)limit) flush_owner(s, limit != 0);
   rec_time(s);
   uintptr_t pos = (uintptr_t)(atomic_load_explicit(&s->cur, memory_order_relaxed) - s->buf);
   atomic_store_explicit(&s->slow_at, limit ? s->buf + ((pos | (TBIN_TIME_BYTES - 1)) + 1) : s->buf,
@@ -357,10 +445,10 @@ static __attribute__((noinline)) tstate_t *state_create(void) {
   if (!atomic_load_explicit(&rec.active, memory_order_relaxed) || tls_creating || tls.home) return NULL;
   tls_creating = 1;
   tstate_t *s = NULL;
-  void *m = mmap(NULL, BUF_SIZE + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *m = mmap(NULL, STATE_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m != MAP_FAILED) {
     s = m;
-    s->buf = (uint8_t *)m + 4096;
+    s->buf = (uint8_t *)m + 4096 + TBIN_CHUNK_HEADER_SIZE;
     atomic_flag_clear(&s->lock);
     s->thread = atomic_fetch_add(&rec.threads, 1) + 1;
     int through = atomic_load(&rec.exiting);
@@ -386,7 +474,7 @@ static void state_thread_exit(void *arg) {
   tstate_t *s = arg;
   atomic_store(&s->limit, 0);
   atomic_store(&s->slow_at, s->buf);
-  flush_owner(s);
+  flush_owner(s, 0);
 }
 
 /* The calling thread's state if this call is to be recorded; NULL if it is
@@ -400,6 +488,21 @@ static inline tstate_t *rec_enter(void) {
  * while it runs find no state and pass through unrecorded. */
 static inline void rec_hold(void) { tls.state = NULL; }
 static inline void rec_release(tstate_t *s) { tls.state = s; }
+/* rec_release(tls.home), returning it, after a call: the initial-exec
+ * sequence by hand, so that the compiler loads the GOT entry again instead
+ * of keeping it in a register saved across the call (a push, a pop and the
+ * stack alignment: 3 instructions per malloc). */
+static inline tstate_t *rec_release_home(void) {
+  tstate_t *s;
+  uintptr_t off;
+  __asm__ volatile("movq tls@gottpoff(%%rip), %1\n\t"
+                   "movq %%fs:%c2(%1), %0\n\t"
+                   "movq %0, %%fs:(%1)"
+                   : "=&r"(s), "=&r"(off)
+                   : "i"(offsetof(__typeof__(tls), home))
+                   : "memory");
+  return s;
+}
 
 /* ---- encoding ----------------------------------------------------------- */
 /* A record is built behind its first byte, whose codes or flags are known
@@ -487,13 +590,28 @@ static inline void *rec_end(cursor_t *c, void *ret) {
  * malloc we know allocates in free, and half of all calls are frees. Pool
  * blocks (served while dlsym ran) are never freed. */
 
-EXPORT void *malloc(size_t n) {
+/* malloc of a thread without a state yet, or not recording. */
+static __attribute__((noinline)) void *malloc_slow(size_t n) {
   tstate_t *s = rec_enter();
   if (!s) return real.malloc(n);
   rec_hold();
   void *r = real.malloc(n);
-  s = tls.home;  /* reloaded, not kept across the call (one push less) */
   rec_release(s);
+  cursor_t c;
+  rec_begin(&c, s, 0);
+  rec_csize(&c, n);
+  rec_caddr(&c, r);
+  return rec_end(&c, r);
+}
+
+/* The rare case leaves by a tail call, and the state is found again after
+ * the forwarded call rather than kept: only n lives across it (one saved
+ * register). */
+EXPORT void *malloc(size_t n) {
+  if (UNLIKELY(!tls.state)) return malloc_slow(n);
+  rec_hold();
+  void *r = real.malloc(n);
+  tstate_t *s = rec_release_home();
   cursor_t c;
   rec_begin(&c, s, 0);
   rec_csize(&c, n);
@@ -558,8 +676,10 @@ EXPORT void *reallocarray(void *p, size_t k, size_t n) {
   return r;
 }
 
-EXPORT void free(void *p) {
-  if (UNLIKELY(in_pool(p))) return;
+/* free's rare cases: a pool block, a thread without a state yet (or not
+ * recording), another thread's clock sample to note first. */
+static __attribute__((noinline)) void free_slow(void *p) {
+  if (in_pool(p)) return;
   tstate_t *s = rec_enter();
   if (s) {
     cursor_t c;
@@ -567,6 +687,29 @@ EXPORT void free(void *p) {
     rec_caddr(&c, p);
     rec_end(&c, NULL);
   }
+  real.free(p);
+}
+/* free's record reached a TBIN_TIME_BYTES boundary. */
+static __attribute__((noinline)) void free_then_slow(void *p, tstate_t *s) {
+  rec_slow(s, NULL);
+  real.free(p);
+}
+
+/* Half of all calls. Each rare case leaves by a tail call, so that p stays
+ * in its argument register: no register to save (4 instructions less). */
+EXPORT void free(void *p) {
+  tstate_t *s = tls.state;
+  if (UNLIKELY(!s || atomic_load_explicit(&clock_seen, memory_order_relaxed) != s->seen)) return free_slow(p);
+  cursor_t c;
+  c.s = s;
+  c.start = atomic_load_explicit(&s->cur, memory_order_relaxed);
+  c.p = c.start + 1;
+  c.op = TBIN_C_FREE;
+  rec_caddr(&c, p);
+  *c.start = (uint8_t)c.op;
+  atomic_store_explicit(&s->cur, c.p, memory_order_release);
+  s->count++;
+  if (UNLIKELY(c.p >= atomic_load_explicit(&s->slow_at, memory_order_relaxed))) return free_then_slow(p, s);
   real.free(p);
 }
 
@@ -688,7 +831,17 @@ __attribute__((constructor)) static void recorder_init(void) {
     snprintf(buf, sizeof buf, "%ld", (long)pid);
     setenv("TESSERA_RECORD_PID", buf, 1);  /* not recorded: rec.active is still 0 */
   }
-  rec.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  /* No O_TRUNC on a file that is already empty (the CLI's probe emptied
+   * it): ext4 takes a truncation to 0 for "replace via truncate" and, at
+   * close, starts writeback of the whole new trace in our process
+   * (auto_da_alloc): 6 ms CPU and 25 ms wall per 150 MiB, and the next run's
+   * truncation then waits for those pages (tools/record/overhead.md). */
+  rec.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  struct stat st;
+  if (rec.fd >= 0 && fstat(rec.fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(rec.fd, 0) != 0) {
+    close(rec.fd);
+    rec.fd = -1;
+  }
   if (rec.fd < 0) {
     char m[512];
     int n = snprintf(m, sizeof m, "libtessera-record: cannot write %s: %s\n", path, strerror(errno));
@@ -708,7 +861,7 @@ __attribute__((constructor)) static void recorder_init(void) {
   h.pid = (uint32_t)pid;
   read_comm(h.comm);
   struct iovec iov = {&h, sizeof h};
-  write_all(&iov, 1);
+  write_all(&iov, 1);  /* rec.file_end = the header's size */
   pthread_key_create(&rec.key, state_thread_exit);
   pthread_atfork(NULL, NULL, atfork_child);
   atomic_store(&rec.active, 1);
@@ -716,7 +869,9 @@ __attribute__((constructor)) static void recorder_init(void) {
 
 /* Process exit: flush every thread's buffer (threads still running keep
  * appending; flush_locked only writes what they have published), mark the
- * end, and from now on write through. */
+ * end, and from now on write through. Every buffer's lock is held until the
+ * end marker is written and the preallocated blocks are given back, so that
+ * no write lands past the size that trim reads. */
 __attribute__((destructor)) static void recorder_fini(void) {
   if (!atomic_load(&rec.active)) return;
   atomic_store(&rec.exiting, 1);
@@ -726,12 +881,13 @@ __attribute__((destructor)) static void recorder_fini(void) {
     atomic_store(&s->limit, 0);
     atomic_store_explicit(&s->slow_at, s->buf, memory_order_relaxed);
     uint8_t *end = atomic_load_explicit(&s->cur, memory_order_acquire);
-    flush_locked(s, end, count_calls(s->buf + s->flushed, end));
-    unlock(s);
+    flush_locked(s, end, count_calls(s->buf + s->flushed, end), 0);
   }
-  pthread_mutex_unlock(&rec.list_lock);
   tbin_chunk_t h = {TBIN_END, atomic_load(&rec.threads), 0, (uint32_t)atomic_load(&rec.written), __rdtsc(),
                     mono_ns()};
   struct iovec iov = {&h, sizeof h};
   write_all(&iov, 1);
+  trim_preallocation();
+  for (tstate_t *s = rec.list; s; s = s->next) unlock(s);
+  pthread_mutex_unlock(&rec.list_lock);
 }
