@@ -87,8 +87,14 @@ typedef struct shard_s {
   _Atomic int held;             /* the shard's lock (a leaf: see shard_of) */
   tsr_check_block_t *table;     /* open addressing, linear probing, keyed by user; NULL until first used */
   size_t capacity;              /* slots, a power of two */
-  size_t count;                 /* slots in use */
+  size_t count;                 /* slots holding a block */
+  size_t tombstones;            /* slots of removed blocks (TABLE_TOMBSTONE) */
 } __attribute__((aligned(64))) shard_t;
+/* A removed block's slot: probes go on past it, an insertion reuses it.
+ * Removal by backward shift walked (and rewrote) the rest of the cluster,
+ * on lines of a table bigger than the caches: 8% of python-malloc (perf),
+ * 5% of micro-hot. Never a user address (those are 16-byte aligned). */
+#define TABLE_TOMBSTONE ((uintptr_t)1)
 #define SHARD_FIRST_SLOTS ((size_t)1 << 12)   /* 128 KiB, touched as used: at 1024 slots pool-local ran at half load, its removals 5x dearer */
 
 /* A quarantined block: its address and the cost it was counted with. */
@@ -263,29 +269,39 @@ static void table_put_raw(tsr_check_block_t *table, size_t capacity, const tsr_c
   }
 }
 
-/* A shard's table at 0.7 load doubles (mapped here: no lock is taken).
- * false: no memory for it. Shard lock held. */
+/* When blocks and tombstones fill 0.7 of a shard's table it is rebuilt
+ * without the tombstones: at twice the size when the blocks alone fill
+ * more than half of it, else at the same size, with room for a fifth of it
+ * in tombstones before the next rebuild (mapped here: no lock is taken).
+ * Doubling once the blocks filled 0.35 made python-malloc's table twice as
+ * big as with the backward-shift removal in about one run in two (86 MB of
+ * RSS against 70). false: no memory for it. Shard lock held. */
 static tsr_noinline bool table_grow(shard_t *s) {
-  size_t capacity = s->capacity != 0 ? s->capacity * 2 : SHARD_FIRST_SLOTS;
+  size_t capacity = s->capacity == 0 ? SHARD_FIRST_SLOTS
+                    : (s->count + 1) * 2 > s->capacity ? s->capacity * 2 : s->capacity;
   tsr_check_block_t *table = tsr_check_map(capacity * sizeof(tsr_check_block_t), "tessera check blocks");
   if (table == NULL) return false;
   for (size_t i = 0; i < s->capacity; i++)
-    if (s->table[i].user != 0) table_put_raw(table, capacity, &s->table[i]);
+    if (s->table[i].user > TABLE_TOMBSTONE) table_put_raw(table, capacity, &s->table[i]);
   if (s->table != NULL) tsr_check_unmap(s->table, s->capacity * sizeof(tsr_check_block_t));
   s->table = table;
   s->capacity = capacity;
+  s->tombstones = 0;
   return true;
 }
 
-/* The slot for user, to be written whole by the caller (an entry already
- * there is replaced); NULL: no memory for a bigger table (the block goes
+/* The slot for user, to be written whole by the caller: the first empty
+ * or tombstone slot of its probe, or its own entry met before that (a
+ * block's entry leaves the table before the core gets its memory back, so
+ * there is none); NULL: no memory for a bigger table (the block goes
  * unchecked). Shard lock held. */
 static inline tsr_check_block_t *table_slot_for(shard_t *s, uintptr_t user) {
-  if (tsr_unlikely((s->count + 1) * 10 > s->capacity * 7) && !table_grow(s)) return NULL;
+  if (tsr_unlikely((s->count + s->tombstones + 1) * 10 > s->capacity * 7) && !table_grow(s)) return NULL;
   size_t mask = s->capacity - 1;
   for (size_t i = slot_of(user, s->capacity);; i = (i + 1) & mask) {
     tsr_check_block_t *b = &s->table[i];
     if (b->user == 0) { s->count++; return b; }
+    if (b->user == TABLE_TOMBSTONE) { s->count++; s->tombstones--; return b; }
     if (b->user == user) return b;
   }
 }
@@ -296,23 +312,12 @@ static inline bool table_insert(shard_t *s, const tsr_check_block_t *block) {
   return b != NULL;
 }
 
-/* Linear-probing deletion by backward shift: no tombstones. Shard lock held. */
-static void table_remove(shard_t *s, tsr_check_block_t *b) {
-  size_t mask = s->capacity - 1;
-  size_t i = (size_t)(b - s->table);
-  size_t j = i;
-  for (;;) {
-    j = (j + 1) & mask;
-    if (s->table[j].user == 0) break;
-    size_t home = slot_of(s->table[j].user, s->capacity);
-    /* Move j back to i unless its home lies cyclically in (i, j]. */
-    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (stays) continue;
-    s->table[i] = s->table[j];
-    i = j;
-  }
-  memset(&s->table[i], 0, sizeof s->table[i]);
+/* The slot becomes a tombstone (its other fields zero: state 0 is neither
+ * live nor freed). Shard lock held. */
+static inline void table_remove(shard_t *s, tsr_check_block_t *b) {
+  *b = (tsr_check_block_t){ .user = TABLE_TOMBSTONE };
   s->count--;
+  s->tombstones++;
 }
 
 /* Start fetching user's home slot (no lock: a prefetch cannot fault, and
@@ -572,13 +577,21 @@ static inline bool small_intact(const uint8_t *p, size_t n, uint8_t value) {
   return (acc | (w ^ word)) == 0;
 }
 
-/* Longer ranges (poison, guarded blocks' padding): 16 bytes per step with
+/* Longer ranges (poison, guarded blocks' padding): 16 bytes per load with
  * SSE2, which every x86-64 has; libc's memcmp against a pattern cost a call
- * and twice the loads (pool-local: a sixth of the run in memcmp). */
+ * and twice the loads (pool-local: a sixth of the run in memcmp). Four
+ * loads per step: the loop's own counting was a third of its instructions
+ * (callgrind, micro-hot). */
+static inline __m128i differs16(const uint8_t *p, __m128i pattern) {
+  return _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), pattern);
+}
 static inline bool wide_intact(const uint8_t *p, size_t n, uint8_t value) {
   __m128i pattern = _mm_set1_epi8((char)value), acc = _mm_setzero_si128();
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + i)), pattern));
+  for (; i + 64 <= n; i += 64)
+    acc = _mm_or_si128(acc, _mm_or_si128(_mm_or_si128(differs16(p + i, pattern), differs16(p + i + 16, pattern)),
+                                         _mm_or_si128(differs16(p + i + 32, pattern), differs16(p + i + 48, pattern))));
+  for (; i + 16 <= n; i += 16) acc = _mm_or_si128(acc, differs16(p + i, pattern));
   if (i < n) acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + n - 16)), pattern));
   return _mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) == 0xffff;
 }
@@ -913,8 +926,8 @@ static inline size_t live_bytes(void) {
 }
 
 /* Push e (the block is FREED in the table). TSR_LOCK_CHECK held. Returns 1
- * and writes its address to *out when there was no room (it leaves at once). */
-static size_t quarantine_push(ring_entry_t e, uintptr_t *out) {
+ * and copies it to *out when there was no room (it leaves at once). */
+static size_t quarantine_push(ring_entry_t e, ring_entry_t *out) {
   if (check.ring_count == check.ring_capacity) {
     size_t capacity = check.ring_capacity * 2;
     ring_entry_t *ring = tsr_check_map(capacity * sizeof(ring_entry_t), "tessera check quarantine");
@@ -930,15 +943,15 @@ static size_t quarantine_push(ring_entry_t e, uintptr_t *out) {
     check.quarantine_bytes += e.cost;
     return 0;
   }
-  *out = e.user;
+  *out = e;
   return 1;
 }
 
-/* Pop the oldest blocks' addresses into out (at most out_max) while the
+/* Pop the oldest blocks into out (at most out_max) while the
  * quarantine is over its limit: the option, and a quarter of the live
  * blocks' cost (see TSR_CHECK_QUARANTINE_LIVE_SHIFT), but never below
  * TSR_CHECK_QUARANTINE_MIN. TSR_LOCK_CHECK held. Returns how many. */
-static size_t quarantine_pop(uintptr_t *out, size_t out_max) {
+static size_t quarantine_pop(ring_entry_t *out, size_t out_max) {
   size_t limit = live_bytes() >> TSR_CHECK_QUARANTINE_LIVE_SHIFT;
   if (limit < TSR_CHECK_QUARANTINE_MIN) limit = TSR_CHECK_QUARANTINE_MIN;
   if (limit > check.quarantine_limit) limit = check.quarantine_limit;
@@ -948,20 +961,36 @@ static size_t quarantine_pop(uintptr_t *out, size_t out_max) {
     check.ring_head = (check.ring_head + 1) & (check.ring_capacity - 1);
     check.ring_count--;
     check.quarantine_bytes -= e.cost < check.quarantine_bytes ? e.cost : check.quarantine_bytes;
-    out[popped++] = e.user;
+    out[popped++] = e;
   }
   return popped;
 }
 
+/* Start fetching the lines a block leaving the quarantine is verified on:
+ * its header, its poison (TSR_CHECK_POISON_MAX bytes at most) and its
+ * right redzone. cost (block_cost) bounds where the block ends; for a
+ * guarded block the guess is wrong and only wastes the prefetches (a
+ * prefetch never faults). */
+#define LEAVE_PREFETCH_AHEAD 8
+static inline void block_prefetch(uintptr_t user, size_t cost) {
+  size_t extra = 2 * sizeof(tsr_check_block_t) + TSR_CHECK_HEADER_SIZE;
+  uintptr_t end = user + (cost > extra ? cost - extra : 0);
+  uintptr_t poison_end = user + TSR_CHECK_POISON_MAX < end ? user + TSR_CHECK_POISON_MAX : end;
+  __builtin_prefetch((const void *)(user - TSR_CHECK_HEADER_SIZE));
+  for (uintptr_t line = (user & ~(uintptr_t)63) + 64; line < poison_end; line += 64) __builtin_prefetch((const void *)line);
+  if (end > poison_end) __builtin_prefetch((const void *)(end - 1));
+}
+
 /* Blocks that left the quarantine: out of the table (each under its
  * shard's lock), poison and redzones verified, back to the core. No lock held. */
-static void quarantine_leave(const uintptr_t *users, size_t n) {
-  /* Their table slots and first bytes are cold by now (the quarantine is
-   * bigger than the caches): fetched all at once before the first is used. */
-  for (size_t i = 0; i < n; i++) {
-    table_prefetch(users[i]);
-    __builtin_prefetch((const void *)users[i]);
-  }
+static void quarantine_leave(const ring_entry_t *out, size_t n) {
+  /* Their table slots and bytes are cold by now (the quarantine is bigger
+   * than the caches): the slots are fetched all at once before the first
+   * is used, each block's lines a few blocks ahead of its verification
+   * (only its first line was fetched before: python-malloc waited on the
+   * rest of the poison, a fifth of quarantine_leave). */
+  for (size_t i = 0; i < n; i++) table_prefetch(out[i].user);
+  for (size_t i = 0; i < n && i < LEAVE_PREFETCH_AHEAD; i++) block_prefetch(out[i].user, out[i].cost);
   /* The common case in place, under the shard lock (held across blocks of
    * the same shard): an unguarded block whose poison and redzones are
    * intact. The rest, and the core frees, after the lock. */
@@ -970,7 +999,8 @@ static void quarantine_leave(const uintptr_t *users, size_t n) {
   size_t base_count = 0, slow_count = 0;
   shard_t *held = NULL;
   for (size_t i = 0; i < n && i < 64; i++) {
-    uintptr_t user = users[i];
+    uintptr_t user = out[i].user;
+    if (i + LEAVE_PREFETCH_AHEAD < n) block_prefetch(out[i + LEAVE_PREFETCH_AHEAD].user, out[i + LEAVE_PREFETCH_AHEAD].cost);
     shard_t *s = shard_of(user);
     if (s != held) {
       if (held != NULL) shard_unlock(held);
@@ -1028,6 +1058,23 @@ static inline void live_add(long cost) {
   if (tsr_unlikely(pending.live_delta > LIVE_DELTA_MAX)) live_publish();
 }
 
+/* Start fetching what the next allocation of this size class will touch
+ * first: the core block the core's fast path pops next (its link, then our
+ * header) and that block's table slot. By then they have arrived: the
+ * slot, prefetched only after the core returned the block, was still a
+ * miss on a table bigger than the caches (python-malloc: two thirds of
+ * alloc_with_stack on the slot, a sixth on the header). Reads the
+ * thread's own heap (internal.h) without changing it; a stale guess only
+ * wastes the prefetch. */
+static inline void next_block_prefetch(size_t core_size, size_t left) {
+  if (core_size > TSR_DIRECT_MAX) return;
+  tsr_heap_t *heap = tsr_heap_get();
+  tsr_block_t *next = heap->direct[(core_size + 15) >> 4]->free;
+  if (next == NULL) return;
+  __builtin_prefetch(next, 1);
+  table_prefetch((uintptr_t)next + left);
+}
+
 /* A guarded block (guard.c), or NULL when none can be made now. */
 static tsr_noinline void *alloc_guarded(size_t size, size_t alignment, int family, bool zero, uint32_t stack) {
   tsr_check_block_t b;
@@ -1069,6 +1116,7 @@ static void *alloc_with_stack(size_t size, size_t alignment, int family, bool ze
   if (base == NULL) return NULL;
   uintptr_t user = (uintptr_t)base + left;
   table_prefetch(user);   /* overlapped with the redzones and the stack capture */
+  if (alignment <= 16) next_block_prefetch(left + size + right, left);
   uintptr_t *hdr = base;
   hdr[0] = user ^ TSR_CHECK_KEY;
   hdr[1] = size ^ TSR_CHECK_KEY;
@@ -1133,7 +1181,14 @@ static void invalid_report(const char *what, uintptr_t p, uint32_t stack) {
 static inline void poison_fill(uint8_t *p, size_t n) {
   if (n < 16) { memset(p, TSR_CHECK_POISON, n); return; }
   __m128i pattern = _mm_set1_epi8((char)TSR_CHECK_POISON);
-  for (size_t i = 0; i + 16 <= n; i += 16) _mm_storeu_si128((__m128i *)(p + i), pattern);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {   /* four stores a step, as wide_intact loads */
+    _mm_storeu_si128((__m128i *)(p + i), pattern);
+    _mm_storeu_si128((__m128i *)(p + i + 16), pattern);
+    _mm_storeu_si128((__m128i *)(p + i + 32), pattern);
+    _mm_storeu_si128((__m128i *)(p + i + 48), pattern);
+  }
+  for (; i + 16 <= n; i += 16) _mm_storeu_si128((__m128i *)(p + i), pattern);
   _mm_storeu_si128((__m128i *)(p + n - 16), pattern);
 }
 
@@ -1148,7 +1203,7 @@ static inline void poison_fill(uint8_t *p, size_t n) {
  * many small ones may take many passes (sqlite: 118 MB held against a 64 MB
  * limit when a pass popped at most 64 blocks). */
 static void pending_flush(void) {
-  uintptr_t out[64];
+  ring_entry_t out[64];
   size_t n = 0;
   if (pending.live_delta != 0) live_publish();
   tsr_lock(TSR_LOCK_CHECK);
@@ -1309,13 +1364,55 @@ tsr_public void *tsr_aligned_alloc(size_t alignment, size_t size) {
   return tsr_check_alloc(size, alignment, TSR_FAMILY_MALLOC, false, FP());
 }
 
-/* realloc always moves: a stale pointer to the old block is then caught.
- * One stack capture serves the new block's allocation and the old one's free. */
+/* realloc in place, when the new size and its redzone still fit the core
+ * block (its size class's spare bytes) and use more than half of it: the
+ * block keeps its address, its canary is repainted after the new last
+ * byte and its entry takes the new size and this call's stack. Growing a
+ * string a byte at a time moved and copied the whole string on every call
+ * (micro-realloc-str: 10x glibc, a third of it in memmove); a block now
+ * moves once per size class it crosses. Only the plain case: a live,
+ * unguarded malloc block of the default alignment whose redzones are
+ * intact; anything else (and every report) takes the moving path. false:
+ * not done. */
+static bool realloc_in_place(uintptr_t user, size_t size, uint32_t stack) {
+  if (tsr_unlikely(size > TSR_CHECK_SIZE_MAX - 8192)) return false;
+  uint32_t thread = tsr_check_thread_self()->number;
+  shard_t *s = shard_of(user);
+  shard_lock(s);
+  tsr_check_block_t *slot = table_find(s, user);
+  bool done = false;
+  long delta = 0;
+  if (tsr_likely(slot != NULL) && slot->state == TSR_BLOCK_LIVE && slot->flags == 0 &&
+      slot->family == TSR_FAMILY_MALLOC && slot->align_shift == 4) {
+    size_t old = slot->size, left = tsr_check_left_min;
+    uintptr_t base = user - left;
+    size_t need = left + size + right_size(size);
+    size_t usable = tsr_usable_size_internal((void *)base);   /* a live block of ours: no lock, no fault */
+    if (need <= usable && need * 2 > usable && redzones_intact(base, user, old)) {
+      uintptr_t *hdr = (uintptr_t *)base;
+      hdr[1] = size ^ TSR_CHECK_KEY;
+      canary_fill((uint8_t *)user + size, right_size(size));
+      slot->size = size;
+      slot->alloc_stack = stack;
+      slot->alloc_thread = thread;
+      delta = (long)(size + right_size(size)) - (long)(old + right_size(old));
+      done = true;
+    }
+  }
+  shard_unlock(s);
+  if (done) live_add(delta);
+  return done;
+}
+
+/* realloc moves the block unless it can stay (realloc_in_place): a stale
+ * pointer to the old block is then caught. One stack capture serves the new
+ * block's allocation and the old one's free. */
 tsr_public void *tsr_realloc(void *p, size_t size) {
   uintptr_t fp = FP();
   if (p == NULL) return tsr_check_alloc(size, 16, TSR_FAMILY_MALLOC, false, fp);
   check_ready();
   uint32_t stack = stack_capture(fp, 0);
+  if (size != 0 && realloc_in_place((uintptr_t)p, size, stack)) return p;
   tsr_check_block_t b;
   bool found = table_get((uintptr_t)p, &b);
   if (!found || b.state != TSR_BLOCK_LIVE) {
@@ -1384,7 +1481,7 @@ static size_t heap_verify(const char *when) {
       shard_lock(s);
       for (; next < s->capacity && n < 32; next++) {
         tsr_check_block_t *b = &s->table[next];
-        if (b->user == 0) continue;
+        if (b->user <= TABLE_TOMBSTONE) continue;
         if ((b->flags & TSR_BLOCK_GUARDED) && b->state == TSR_BLOCK_FREED) continue;   /* protected */
         damage_t d = block_verify(b, b->state == TSR_BLOCK_FREED);
         if (d.kind != DAMAGE_NONE) {

@@ -111,7 +111,9 @@ bool     tsr_check_find(uintptr_t addr, tsr_check_block_t *out) tsr_hidden;
 #define TSR_CHECK_SHARD_COUNT (((size_t)1 << TSR_CHECK_SHARD_SHIFT) + 1)   /* the last stays empty */
 void tsr_check_shards_lock(void) tsr_hidden;     /* all shard locks, in order */
 void tsr_check_shards_unlock(void) tsr_hidden;
-tsr_check_block_t *tsr_check_shard_table(size_t shard, size_t *capacity) tsr_hidden;   /* NULL: empty */
+/* NULL: empty. A slot whose user is 0 (empty) or 1 (a removed block's
+ * tombstone) holds no block; a tombstone's state is 0, neither live nor freed. */
+tsr_check_block_t *tsr_check_shard_table(size_t shard, size_t *capacity) tsr_hidden;
 /* SIGSEGV handler: copy user's block and flag it TSR_BLOCK_UNPROTECTED (bounded wait for its shard's lock). */
 bool tsr_check_block_unprotect(uintptr_t user, tsr_check_block_t *out) tsr_hidden;
 void    *tsr_check_map(size_t size, const char *name) tsr_hidden;     /* our own memory */
