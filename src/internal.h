@@ -147,7 +147,6 @@ void  tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_h
 void  tsr_span_mark_used(tsr_page_t *span, uint32_t slices) tsr_hidden;
 size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) tsr_hidden;
 uint64_t tsr_span_dirty_bytes(const tsr_page_t *span, uint32_t slices) tsr_hidden;
-uint32_t tsr_span_resident_prefix(const tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_segment_release(tsr_heap_t *heap, tsr_segment_t *segment) tsr_hidden;
 bool  tsr_span_check(tsr_heap_t *heap) tsr_hidden;
 

@@ -133,24 +133,7 @@ static void page_extend(tsr_heap_t *heap, tsr_page_t *page) {
   __atomic_store_n(&page->carved_size, page->capacity * size, __ATOMIC_RELAXED);
 }
 
-/* A page made on a span that is still resident from an earlier use holds
- * all of that memory, however few blocks its class needs. A class that has
- * no other page (the first of its kind, or one remade every time the program
- * comes back to it) mostly needs few: it keeps only the first carve of the
- * resident part and gives the rest back, above a threshold that saves the
- * call where little would come back. A class that just filled a page gets
- * the resident span whole: it is about to carve it. Replaying login.rep 46
- * times grew RSS from 1.1 to 2.2 MiB (peak live 0.9 MiB) without this: the
- * rarely used classes each sat on 64 KiB of a busy class's old pages. */
-#define PAGE_COLD_PURGE_MIN_SIZE (16 * 1024)
-
-static void page_trim_cold(tsr_page_t *page) {
-  if (page->touched_size < TSR_PAGE_EXTEND_SIZE + PAGE_COLD_PURGE_MIN_SIZE) return;
-  if (tsr_os_purge(page->area + TSR_PAGE_EXTEND_SIZE, page->touched_size - TSR_PAGE_EXTEND_SIZE))
-    page->touched_size = TSR_PAGE_EXTEND_SIZE;
-}
-
-static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class, bool has_demand) {
+static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   uint32_t slices = tsr_class_slices(size_class);
   /* Every few new pages, give up other classes' empty first pages, so the
    * new page can reuse their memory (not at every one: a program that
@@ -165,8 +148,6 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class, bool has_dema
   page->block_magic = UINT64_MAX / size + 1;
   page->area = tsr_slice_start(page);
   page->reserved = (uint32_t)(((size_t)slices << TSR_SLICE_SHIFT) / size);
-  page->touched_size = tsr_span_resident_prefix(page, slices);
-  if (!has_demand) page_trim_cold(page);
   page->capacity = 0;
   page->carved_size = 0;
   page->used = 0;
@@ -225,7 +206,6 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
     tsr_heap_housekeeping_others(heap, tsr_platform_clock_ms());
   tsr_page_queue_t *q = &heap->queue[size_class];
   tsr_page_t *page = q->first;
-  bool has_demand = page != NULL;   /* the class has a page, now found full */
   while (page != NULL) {
     if (page->free == NULL && page->spill != NULL) { page->free = page->spill; page->spill = NULL; }
     if (page->free == NULL && page->capacity < page->reserved) page_extend(heap, page);
@@ -236,7 +216,7 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
     page = next;
   }
   if (page == NULL) {
-    page = page_new(heap, size_class, has_demand);
+    page = page_new(heap, size_class);
     if (page == NULL) return NULL;
     page_extend(heap, page);
     queue_push_front(heap, page);

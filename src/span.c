@@ -19,11 +19,6 @@
  * span's summary: set only when every slice is clean. One flag for the
  * merged span used to count the purged part as dirty in free_span_bytes and
  * purge it again (tests/unit/span_stats.c).
- * Each dirty free slice also keeps in touched_size how many bytes from its
- * start were written while it was in use: a small page made on a dirty span
- * learns how much of it is resident (tsr_span_resident_prefix), memory that
- * no statistic showed while a page held it uncarved (page.c gives most of it
- * back when the page's class needs little).
  */
 #include "internal.h"
 
@@ -214,37 +209,12 @@ tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_sli
 
 /* ---- free, grow, shrink ---------------------------------------------------------- */
 
-/* Bytes from the start of a used span that it wrote: a small page's carved
- * blocks (or the resident prefix it began with), a large block's request;
- * anything else counts as written in full. */
-static uint64_t span_written_size(const tsr_page_t *span, uint32_t slices) {
-  uint64_t span_size = (uint64_t)slices << TSR_SLICE_SHIFT;
-  if (span->kind == TSR_PAGE_SMALL)
-    return span->carved_size > span->touched_size ? span->carved_size : span->touched_size;
-  if (span->kind == TSR_PAGE_LARGE && span->block_size == span_size && span->requested_tail < span_size)
-    return span_size - span->requested_tail;
-  return span_size;
-}
-
-/* The bytes from the start of a span fresh from tsr_span_alloc that are
- * likely resident: its leading dirty slices' written prefixes, up to the
- * first slice not written in full. */
-uint32_t tsr_span_resident_prefix(const tsr_page_t *span, uint32_t slices) {
-  uint32_t bytes = 0;
-  for (uint32_t i = 0; i < slices && span[i].free_time_ms != 0; i++) {
-    bytes += span[i].touched_size;
-    if (span[i].touched_size < TSR_SLICE_SIZE) break;
-  }
-  return bytes;
-}
-
 /* Give a used span back to its segment, coalescing with free neighbours. */
 void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
   tsr_segment_t *segment = tsr_segment_of(span);
   uint32_t slices = span->slice_count;
   size_t index = tsr_slice_index(span);
   bool is_purged = span->is_purged;
-  uint64_t written = is_purged ? 0 : span_written_size(span, slices);
   uint64_t now = tsr_platform_clock_ms() | 1;   /* never 0: that means clean */
   tsr_os_account_pages(-((long)slices << TSR_SLICE_SHIFT));
   segment->free_slice_count += slices;
@@ -253,14 +223,6 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
     span[i].back_bytes = 0;
     span[i].kind = TSR_PAGE_FREE;
     span[i].free_time_ms = is_purged ? 0 : now;
-    /* A slice past the written prefix keeps what it held before this use
-     * (its own hint, still resident unless purged); the head's field was
-     * the page's and is replaced. */
-    uint64_t offset = (uint64_t)i << TSR_SLICE_SHIFT;
-    uint32_t part = written <= offset ? 0 : written - offset >= TSR_SLICE_SIZE ? (uint32_t)TSR_SLICE_SIZE
-                                                                               : (uint32_t)(written - offset);
-    if (is_purged) span[i].touched_size = 0;
-    else if (i == 0 || part > span[i].touched_size) span[i].touched_size = part;
   }
   bool is_dirty = !is_purged;   /* the freed span's slices; the merge keeps each part's */
   if (index + slices < TSR_SLICE_COUNT) {
@@ -348,7 +310,7 @@ static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay,
       if (span[k].free_time_ms > newest) newest = span[k].free_time_ms;
     size_t bytes = (size_t)(k - i) << TSR_SLICE_SHIFT;
     if ((force || now_ms >= newest + delay) && tsr_os_purge(tsr_slice_start(&span[i]), bytes)) {
-      for (uint32_t j = i; j < k; j++) span[j].free_time_ms = 0, span[j].touched_size = 0;
+      for (uint32_t j = i; j < k; j++) span[j].free_time_ms = 0;
       released += bytes;
     } else {
       is_clean = false;

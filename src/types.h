@@ -117,9 +117,7 @@ typedef struct tsr_page_s {
   struct tsr_page_s *prev;
   uint64_t  free_time_ms;           /* free spans: when the span became free */
   uint32_t  requested_tail;         /* large: bytes requested (for slack stats) */
-  uint32_t  touched_size;           /* bytes likely resident: a small page's from its area's
-                                       start; a free slice's from the slice's start (span.c) */
-  uint32_t  reserved_pad[2];
+  uint32_t  reserved_pad[3];
   tsr_block_t *spill;               /* collected remote frees, used when free runs out */
 } tsr_page_t;
 

@@ -2,40 +2,8 @@
  * bias keeps the only page of a class alive through a malloc/free loop;
  * emptied extra pages are retired; the heap's invariants hold throughout;
  * the double-free mark is set on free and cleared on malloc; free-list links
- * are stored encoded; a page made on memory still resident from another
- * class keeps little of it when its class has no other page, all of it when
- * its class just filled one. */
+ * are stored encoded. */
 #include "unit.h"
-
-#include <sys/mman.h>
-
-static size_t resident_os_pages(const void *start, size_t size) {
-  static unsigned char vec[TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE];
-  size_t n = size / TSR_OS_PAGE_SIZE, count = 0;
-  if (n > sizeof vec || mincore((void *)start, size, vec) != 0) return SIZE_MAX;
-  for (size_t i = 0; i < n; i++) count += vec[i] & 1;
-  return count;
-}
-
-/* Fill RESIDENT_PAGES pages of 2 KiB blocks and free them all: every page
- * but the class's first goes back as a dirty span, written in full; their
- * areas go to retired[]. */
-enum { RESIDENT_PAGES = 4, PER_PAGE = TSR_SLICE_SIZE / 2048 };
-static uint8_t *retired[RESIDENT_PAGES];
-
-static void leave_resident_spans(void) {
-  static void *blocks[RESIDENT_PAGES * PER_PAGE];
-  int n = RESIDENT_PAGES * PER_PAGE;
-  for (int i = 0; i < n; i++) { blocks[i] = malloc(2048); memset(blocks[i], 0x5a, 2048); }
-  for (int k = 0; k < RESIDENT_PAGES; k++) retired[k] = tsr_page_of(blocks[k * PER_PAGE])->area;
-  for (int i = n - 1; i >= 0; i--) free(blocks[i]);
-}
-
-static bool was_retired(const uint8_t *area) {
-  for (int k = 0; k < RESIDENT_PAGES; k++)
-    if (retired[k] == area && tsr_page_of(area)->block_size != 2048) return true;
-  return false;
-}
 
 int main(void) {
   CHECK_SECTION("blocks");
@@ -89,41 +57,6 @@ int main(void) {
   for (int i = 0; i < 1000; i++) { void *p = malloc(40); free(p); }
   CHECK(tsr_heap_get()->queue[page->size_class].first == head);
   CHECK(tsr_page_live_count(tsr_heap_get(), head) == 0);
-
-  CHECK_SECTION("resident spans: a cold class keeps little");
-  /* No purge by housekeeping meanwhile: the spans stay resident until a
-   * page is made on them. */
-  long delay = tsr_option_values[TSR_OPT_PURGE_DELAY].number;
-  tsr_option_values[TSR_OPT_PURGE_DELAY].number = -1;
-  leave_resident_spans();
-  CHECK(resident_os_pages(retired[RESIDENT_PAGES - 1], TSR_SLICE_SIZE) == TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE);
-  void *cold = malloc(3500);   /* a class this test never used: it has no page */
-  tsr_page_t *cold_page = tsr_page_of(cold);
-  CHECKF(was_retired(cold_page->area), "the new page at %p should reuse a span just freed", (void *)cold_page->area);
-  CHECKF(resident_os_pages(cold_page->area, TSR_SLICE_SIZE) <= 1 + 3500 / TSR_OS_PAGE_SIZE,
-         "%zu OS pages resident under one 3500-byte block", resident_os_pages(cold_page->area, TSR_SLICE_SIZE));
-  free(cold);
-
-  CHECK_SECTION("resident spans: a busy class keeps all");
-  leave_resident_spans();
-  enum { BUSY = 1800, BUSY_PER_PAGE = TSR_SLICE_SIZE / 1792 };   /* class 1792 */
-  static void *busy[2 * BUSY_PER_PAGE];
-  busy[0] = malloc(BUSY);   /* the class's first page: cold, may purge */
-  tsr_page_t *first_busy = tsr_page_of(busy[0]);
-  uint64_t purges = atomic_load(&tsr_os_counters.purge_count);
-  int made = 1;
-  for (; made < 2 * BUSY_PER_PAGE; made++) {
-    busy[made] = malloc(BUSY);
-    if (tsr_page_of(busy[made]) != first_busy) break;   /* the class's second page */
-  }
-  CHECK(made < 2 * BUSY_PER_PAGE);
-  tsr_page_t *second = tsr_page_of(busy[made]);
-  CHECKF(was_retired(second->area), "the second page at %p should reuse a span just freed", (void *)second->area);
-  CHECK(second->touched_size == TSR_SLICE_SIZE);
-  CHECK(atomic_load(&tsr_os_counters.purge_count) == purges);
-  for (int i = 0; i <= made; i++) free(busy[i]);
-  tsr_option_values[TSR_OPT_PURGE_DELAY].number = delay;
-  CHECK(tsr_check_heap() == 0);
 
   CHECK_SECTION("stats");
   tsr_stats_t s;
