@@ -121,7 +121,7 @@ static void batch_remote(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block)
  * remotely goes on this heap's reuse list of its class, up to a bound; it
  * stays counted as used on its own page, and keeps its free mark, so a
  * double free of it is still seen. malloc's slow path for the class moves
- * the list into the class's reuse page (tsr_page_reuse_take). Peers flush
+ * the list into the class's reuse page (reuse_take in page.c). Peers flush
  * the lists of idle heaps, never a reuse page: the fast path pops from it. */
 static bool reuse_push(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
   unsigned c = page->size_class;
@@ -154,12 +154,8 @@ static void reuse_return(tsr_heap_t *heap, tsr_block_t *list) {
 /* The reuse lists (the owner, or a peer holding the heap's claim). */
 void tsr_free_flush_reuse(tsr_heap_t *heap) {
   for (unsigned c = 1; c < TSR_REUSE_CLASSES && heap->reuse_total != 0; c++) {
-    if (heap->reuse_list[c] == NULL) continue;
-    tsr_block_t *list = heap->reuse_list[c];
-    heap->reuse_total -= heap->reuse_count[c];
-    heap->reuse_list[c] = NULL;
-    heap->reuse_count[c] = 0;
-    reuse_return(heap, list);
+    uint32_t n;
+    if (heap->reuse_list[c] != NULL) reuse_return(heap, tsr_reuse_list_take(heap, c, &n));
   }
 }
 
@@ -170,12 +166,8 @@ void tsr_free_flush_reuse_stale(tsr_heap_t *heap) {
   for (unsigned c = 1; c < TSR_REUSE_CLASSES; c++) {
     uint32_t n = heap->reuse_count[c];
     if (n != 0 && n == heap->reuse_seen[c]) {
-      tsr_block_t *list = heap->reuse_list[c];
-      heap->reuse_total -= n;
-      heap->reuse_list[c] = NULL;
-      heap->reuse_count[c] = 0;
+      reuse_return(heap, tsr_reuse_list_take(heap, c, &n));
       n = 0;
-      reuse_return(heap, list);
     }
     heap->reuse_seen[c] = (uint16_t)n;
   }
@@ -219,9 +211,7 @@ static tsr_cold void free_special(void *p) {
     if (segment == NULL) tsr_free_invalid(p, "invalid free of a pointer inside a huge block:", 0);
     tsr_heap_t *heap = tsr_heap_get();
     if (heap != &tsr_heap_empty) heap->count.free_count++;
-    tsr_heap_t *entered = tsr_heap_enter(heap);   /* it may set our purge time, which a peer also writes */
     tsr_huge_free(segment);
-    tsr_heap_leave(entered);
     return;
   }
   if (tsr_huge_was_freed(p)) tsr_free_invalid(p, "double free of (huge block)", 0);

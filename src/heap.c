@@ -83,6 +83,11 @@ static void page_defer(tsr_heap_t *heap, tsr_page_t *page) {
   heap->deferred_count++;
 }
 
+static void collect_deferred_all(tsr_heap_t *heap) {
+  for (unsigned c = 1; c < TSR_CLASS_COUNT && heap->deferred_count != 0; c++)
+    if (heap->deferred[c] != NULL) tsr_heap_collect_deferred(heap, c, true);
+}
+
 /* Collect every page on the pending list; full: walk where needed and take
  * the deferred pages too (trim, thread exit, housekeeping). Owner only, or
  * a thread holding an abandoned heap. */
@@ -96,8 +101,7 @@ void tsr_heap_collect_remote(tsr_heap_t *heap, bool full) {
     else page_take_remote(heap, page, atomic_exchange_explicit(&page->thread_free, 0, memory_order_acq_rel));
     page = next;
   }
-  if (full && heap->deferred_count != 0)
-    for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) tsr_heap_collect_deferred(heap, c, true);
+  if (full) collect_deferred_all(heap);
 }
 
 /* Take a class's deferred pages that no longer need a walk (all if full):
@@ -107,14 +111,10 @@ void tsr_heap_collect_deferred(tsr_heap_t *heap, unsigned size_class, bool full)
   heap->deferred[size_class] = NULL;
   while (page != NULL) {
     tsr_page_t *next = page->pending_next;
-    if (!full && page_defers(page)) {
-      page->pending_next = heap->deferred[size_class];
-      heap->deferred[size_class] = page;
-    } else {
-      page->remote_deferred = 0;
-      heap->deferred_count--;
-      page_take_remote(heap, page, atomic_exchange_explicit(&page->thread_free, 0, memory_order_acq_rel));
-    }
+    page->remote_deferred = 0;
+    heap->deferred_count--;
+    if (!full && page_defers(page)) page_defer(heap, page);
+    else page_take_remote(heap, page, atomic_exchange_explicit(&page->thread_free, 0, memory_order_acq_rel));
     page = next;
   }
 }
@@ -302,8 +302,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   }
   heap->last_purge_ms = now;
   if (heap->reuse_total != 0) tsr_free_flush_reuse_stale(heap);
-  if (heap->deferred_count != 0)
-    for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) tsr_heap_collect_deferred(heap, c, true);
+  collect_deferred_all(heap);
   tsr_page_retire_empty_heads(heap, false);
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);

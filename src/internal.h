@@ -289,6 +289,15 @@ void *tsr_alloc_aligned(size_t alignment, size_t size) tsr_hidden;
 void *tsr_realloc_internal(void *p, size_t size) tsr_hidden;
 void  tsr_free_generic(void *p, tsr_heap_t *heap) tsr_hidden;   /* p first: free's own argument register */
 void  tsr_free_flush_remote(tsr_heap_t *heap) tsr_hidden;
+/* Take a class's whole reuse list (free.c), leaving it empty; *count: its length. */
+static inline tsr_block_t *tsr_reuse_list_take(tsr_heap_t *heap, unsigned size_class, uint32_t *count) {
+  tsr_block_t *list = heap->reuse_list[size_class];
+  *count = heap->reuse_count[size_class];
+  heap->reuse_total -= *count;
+  heap->reuse_list[size_class] = NULL;
+  heap->reuse_count[size_class] = 0;
+  return list;
+}
 void  tsr_free_flush_reuse(tsr_heap_t *heap) tsr_hidden;
 void  tsr_free_flush_reuse_all(tsr_heap_t *heap) tsr_hidden;
 void  tsr_free_flush_reuse_stale(tsr_heap_t *heap) tsr_hidden;

@@ -174,11 +174,9 @@ static void *reuse_take(tsr_heap_t *heap, unsigned size_class) {
   tsr_page_t *first = heap->queue[size_class].first;
   bool own = first != NULL && (first->free != NULL || first->spill != NULL);
   if (r->free == NULL && heap->reuse_list[size_class] != NULL && !own) {
-    r->free = heap->reuse_list[size_class];
-    r->capacity = r->used + heap->reuse_count[size_class];   /* capacity - used: blocks held (stats) */
-    heap->reuse_total -= heap->reuse_count[size_class];
-    heap->reuse_list[size_class] = NULL;
-    heap->reuse_count[size_class] = 0;
+    uint32_t n;
+    r->free = tsr_reuse_list_take(heap, size_class, &n);
+    r->capacity = r->used + n;   /* capacity - used: blocks held (stats) */
   }
   if ((r->free != NULL) != was_direct) tsr_page_direct_update(heap, size_class);   /* no-op above 1 KiB */
   return r->free != NULL ? tsr_page_pop(heap, r, r->free) : NULL;
