@@ -1,7 +1,7 @@
 /* alloc.c -- malloc, calloc, realloc and the aligned family.
  *
  * The fast path (tsr_malloc for sizes up to 1 KiB): thread heap, direct
- * table, pop from the page's free list. Expected cost: 18 instructions,
+ * table, pop from the page's free list. Expected cost: 19 instructions,
  * with one unlikely branch to the slow paths, which handle everything
  * else: the first call of a thread, empty pages, larger classes, large and
  * huge blocks. Every failure returns NULL with errno ENOMEM and changes
@@ -71,9 +71,12 @@ tsr_noinline void *tsr_alloc_generic(tsr_heap_t *heap, size_t size, size_t align
 /* The fast path, uncounted: callers count the call they serve. */
 static inline void *alloc_block(tsr_heap_t *heap, size_t size) {
   if (tsr_likely(size <= TSR_DIRECT_MAX)) {
+    tsr_pop_begin(heap);
     tsr_page_t *page = heap->direct[(size + 15) >> 4];
     tsr_block_t *block = page->free;
-    if (tsr_likely(block != NULL)) return tsr_page_pop(heap, page, block);
+    void *p = tsr_likely(block != NULL) ? tsr_page_pop(heap, page, block) : NULL;
+    tsr_pop_end(heap, false);
+    if (tsr_likely(p != NULL)) return p;
   }
   return tsr_alloc_generic(heap, size, 0, false);
 }
@@ -103,18 +106,23 @@ static tsr_noinline void *malloc_slow(size_t size, tsr_heap_t *heap) {
   return p;
 }
 
-/* Expected cost: 18 instructions (TLS 2, size test 2, index 2, loads 2,
- * test 2, decode and unlink 3, clear mark 1, count 3, ret 1; `make fastpath`). */
+/* Expected cost: 19 instructions (TLS 2, size test 2, index 2, loads 2,
+ * test 2, decode and unlink 3, clear mark 1, pop marks and counts 4, ret 1;
+ * `make fastpath`). The pop marks (internal.h, tsr_pop_begin) let a peer
+ * retire an idle thread's first pages (heap.c). */
 tsr_public void *tsr_malloc(size_t size) {
   tsr_heap_t *heap = tsr_heap_get();
   if (tsr_likely(size <= TSR_DIRECT_MAX)) {
+    tsr_pop_begin(heap);
     tsr_page_t *page = heap->direct[(size + 15) >> 4];
     tsr_block_t *block = page->free;
     if (tsr_likely(block != NULL)) {
-      heap->count.malloc_count++;
       heap->count.requested_bytes += size;
-      return tsr_page_pop(heap, page, block);
+      void *p = tsr_page_pop(heap, page, block);
+      tsr_pop_end(heap, true);   /* also the count: pop_seq / 2 */
+      return p;
     }
+    tsr_pop_end(heap, false);
   }
   return malloc_slow(size, heap);
 }

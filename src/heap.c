@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #define EMPTY_DIRECT { [0 ... TSR_DIRECT_COUNT - 1] = &tsr_page_empty }
 
@@ -143,9 +144,60 @@ void tsr_heap_wait_unclaimed(tsr_heap_t *heap) {
   while (atomic_load_explicit(&heap->claimed, memory_order_acquire) != 0) tsr_platform_yield();
 }
 
+/* ---- first pages of the direct table ---- an idle thread's malloc fast path
+ * would pop from them at its next call, without a bracket. A peer takes a
+ * class's first page out of the direct table (its slots then send malloc to
+ * the slow path, which waits for the claim), makes every thread pass a
+ * barrier, and then reads the owner's pop_seq: even means no fast pop that
+ * read the slots before they changed is still at work (types.h), so the
+ * page is the peer's to retire if its blocks are all free. Only the class's
+ * one page: retiring a first page moves the head bias (page.c) onto the
+ * next, whose count the owner's free may be changing. heads: a bit per
+ * class whose first page is out of the direct table for this pass. */
+typedef uint64_t peer_heads_t[(TSR_CLASS_COUNT + 63) / 64];
+
+static bool heads_has(const uint64_t *heads, unsigned c) {
+  return heads != NULL && (heads[c >> 6] >> (c & 63) & 1) != 0;
+}
+
+/* The class's one page, every block free (its used count is the bias plus
+ * the blocks freed remotely); a first read, taken again after the barrier. */
+static tsr_page_t *head_if_free(tsr_heap_t *h, unsigned c) {
+  tsr_page_t *page = h->queue[c].first;
+  if (page == NULL || page->next != NULL) return NULL;
+  uintptr_t list = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  uint32_t count = (uint32_t)(list >> TSR_REMOTE_COUNT_SHIFT);
+  return __atomic_load_n(&page->used, __ATOMIC_ACQUIRE) == count + 1 ? page : NULL;
+}
+
+/* Take the free first pages of the claimed heaps out of their direct
+ * tables; returns whether any was (heads[i] says which classes). */
+static bool peer_heads_release(tsr_heap_t **claimed, unsigned n, peer_heads_t *heads) {
+  bool any = false;
+  (void)claimed;
+  for (unsigned i = 0; i < n; i++) {
+    memset(heads[i], 0, sizeof heads[i]);
+#if !defined(__SANITIZE_THREAD__)   /* it cannot see the barrier that orders pop_seq */
+    for (unsigned c = 1; c < TSR_CLASS_COUNT && tsr_class_size[c] <= TSR_DIRECT_MAX; c++) {
+      if (head_if_free(claimed[i], c) == NULL) continue;
+      tsr_page_direct_clear(claimed[i], c);
+      heads[i][c >> 6] |= (uint64_t)1 << (c & 63);
+      any = true;
+    }
+#endif
+  }
+  return any;
+}
+
+static void peer_heads_restore(tsr_heap_t *h, uint64_t *heads) {
+  for (unsigned c = 1; c < TSR_CLASS_COUNT; c++)
+    if (heads_has(heads, c)) tsr_page_direct_update(h, c);
+  memset(heads, 0, sizeof(peer_heads_t));
+}
+
 /* Retire a page of a claimed heap if every block in it is free, the rest
  * of them on its remote list. false: it stays (on the pending list). */
-static bool peer_retire_if_free(tsr_heap_t *h, tsr_page_t *page) {
+static bool peer_retire_if_free(tsr_heap_t *h, tsr_page_t *page, const uint64_t *heads) {
   uintptr_t list = atomic_load_explicit(&page->thread_free, memory_order_acquire);
   if (page->kind == TSR_PAGE_LARGE) {
     /* Its one block was freed remotely; the page is on no fast path. */
@@ -164,25 +216,36 @@ static bool peer_retire_if_free(tsr_heap_t *h, tsr_page_t *page) {
   if (page->is_queued) return false;
 #endif
   /* The first page of a class of the direct table is where malloc's fast
-   * path pops; the other classes' first pages are reached by slow paths only. */
-  if (page->is_queued && h->queue[page->size_class].first == page && page->block_size <= TSR_DIRECT_MAX) return false;
+   * path pops, unless this pass took it out (above); the other classes'
+   * first pages are reached by slow paths only. */
+  bool head = page->is_queued && h->queue[page->size_class].first == page && page->block_size <= TSR_DIRECT_MAX;
+  if (head && !(heads_has(heads, page->size_class) && page->next == NULL)) return false;
+  uint32_t bias = head ? 1 : 0;
   /* The owner's fast free of a live block of this page stores the count
    * after its push, so a count equal to the remote one means no block of
    * the page is live, and none will be freed into it again. */
-  if (__atomic_load_n(&page->used, __ATOMIC_ACQUIRE) != count) return false;
+  if (__atomic_load_n(&page->used, __ATOMIC_ACQUIRE) != count + bias) return false;
   if (!atomic_compare_exchange_strong(&page->thread_free, &list, 0)) return false;
-  page->used = 0;
+  page->used = bias;
   tsr_page_retire_now(h, page);
   atomic_fetch_add_explicit(&tsr_heap_peer_retired, 1, memory_order_relaxed);
   return true;
 }
 
-static void peer_collect(tsr_heap_t *h, uint64_t now, bool force) {
+static void peer_collect(tsr_heap_t *h, uint64_t now, bool force, uint64_t *heads) {
+  /* First pages freed in full by their owner: on no remote list. */
+  for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
+    tsr_page_t *head = heads_has(heads, c) ? head_if_free(h, c) : NULL;
+    if (head != NULL && atomic_load_explicit(&head->thread_free, memory_order_acquire) == 0) {
+      tsr_page_retire_now(h, head);
+      atomic_fetch_add_explicit(&tsr_heap_peer_retired, 1, memory_order_relaxed);
+    }
+  }
   tsr_page_t *page = atomic_exchange_explicit(&h->pending, NULL, memory_order_acq_rel);
   tsr_page_t *keep = NULL, *keep_last = NULL;
   while (page != NULL) {
     tsr_page_t *next = page->pending_next;
-    if (!peer_retire_if_free(h, page)) {
+    if (!peer_retire_if_free(h, page, heads)) {
       /* Its remote list stays non-empty, so no freeing thread pushes it
        * on the pending list meanwhile: the link is ours to rewrite. */
       page->pending_next = keep;
@@ -197,10 +260,11 @@ static void peer_collect(tsr_heap_t *h, uint64_t now, bool force) {
     tsr_page_t **link = &h->deferred[c];
     while ((page = *link) != NULL) {
       tsr_page_t *next = page->pending_next;
-      if (peer_retire_if_free(h, page)) { *link = next; h->deferred_count--; }
+      if (peer_retire_if_free(h, page, heads)) { *link = next; h->deferred_count--; }
       else link = &page->pending_next;
     }
   }
+  peer_heads_restore(h, heads);
   if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) tsr_span_purge_due(h, now, force);
 }
 
@@ -231,7 +295,8 @@ static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim
     bool has_work = *(volatile uint32_t *)&h->remote_pending != 0 || *(volatile uint32_t *)&h->reuse_total != 0 ||
                     atomic_load_explicit(&h->pending, memory_order_relaxed) != NULL ||
                     *(volatile uint32_t *)&h->deferred_count != 0 ||
-                    *(volatile uint64_t *)&h->purge_due_ms != 0;
+                    *(volatile uint64_t *)&h->purge_due_ms != 0 ||
+                    *(volatile uint64_t *)&h->count.free_count != h->peer_seen_frees;   /* first pages */
     if (!has_work) continue;
 #endif
     uint8_t expected = 0;
@@ -249,12 +314,22 @@ static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim
     if (atomic_load_explicit(&claimed[i]->busy_depth, memory_order_seq_cst) == 0) claimed[m++] = claimed[i];
     else { peer_release(claimed[i]); busy++; }
   }
+  peer_heads_t heads[PEERS_PER_PASS];
+  if (peer_heads_release(claimed, m, heads)) {
+    bool barrier_ok = tsr_platform_barrier_all_threads() == 0;
+    for (unsigned i = 0; i < m; i++)
+      if (!barrier_ok || (__atomic_load_n(&claimed[i]->pop_seq, __ATOMIC_SEQ_CST) & 1) != 0)
+        peer_heads_restore(claimed[i], heads[i]);   /* a pop may be at work: another pass */
+  }
   for (unsigned i = 0; i < m; i++) {
     tsr_free_flush_reuse(claimed[i]);
     tsr_free_flush_remote(claimed[i]);
   }
   for (unsigned i = 0; i < m; i++) {
-    peer_collect(claimed[i], now, force);
+#if !defined(__SANITIZE_THREAD__)
+    claimed[i]->peer_seen_frees = *(volatile uint64_t *)&claimed[i]->count.free_count;
+#endif
+    peer_collect(claimed[i], now, force, heads[i]);
     claimed[i]->peer_trim_round = trim_round;
     peer_release(claimed[i]);
   }

@@ -159,6 +159,7 @@ void  tsr_page_retire_now(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) tsr_hidden;
 void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
+void  tsr_page_direct_clear(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 
 /* ---- large.c: large blocks (one per span) and huge blocks (own mapping) ------ */
 void  *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
@@ -219,6 +220,31 @@ static inline void tsr_heap_leave(tsr_heap_t *entered) {
   if (entered == NULL) return;
   uint32_t depth = atomic_load_explicit(&entered->busy_depth, memory_order_relaxed);
   atomic_store_explicit(&entered->busy_depth, depth - 1, memory_order_release);
+}
+
+/* malloc's fast-path marks around a pop from the direct table (types.h,
+ * pop_seq): odd from before the page is read until the pop's stores are
+ * done. Compiler fences keep that order; x86-64 keeps stores in order, and
+ * the barrier a peer makes every thread pass drains them. Plain adds on
+ * the owner's heap (tsr_heap_empty's is written by threads that have no
+ * heap yet, and never read); atomic under ThreadSanitizer, for that one. */
+#if defined(__SANITIZE_THREAD__)
+#define TSR_POP_SEQ_ADD(heap, n) __atomic_fetch_add(&(heap)->pop_seq, (uint64_t)(int64_t)(n), __ATOMIC_RELAXED)
+#else
+/* One add to memory: a plain or volatile += becomes a load, add and store. */
+#define TSR_POP_SEQ_ADD(heap, n) __asm__ volatile("addq %1, %0" : "+m"((heap)->pop_seq) : "er"((int64_t)(n)) : "cc")
+#endif
+static inline uint64_t tsr_heap_malloc_count(const tsr_heap_t *heap) {
+  return heap->count.malloc_count + heap->pop_seq / 2;
+}
+static inline void tsr_pop_begin(tsr_heap_t *heap) {
+  TSR_POP_SEQ_ADD(heap, 1);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+/* counted: malloc's own pop (pop_seq / 2 is the fast path's malloc count) */
+static inline void tsr_pop_end(tsr_heap_t *heap, bool counted) {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  TSR_POP_SEQ_ADD(heap, counted ? 1 : -1);
 }
 
 /* Test-only switches: each takes one piece of the default hardening out, so

@@ -454,6 +454,8 @@ static void heap_check(tsr_heap_t *heap) {
   heap_check_queues(heap, &w);
   heap_check_remote(heap, &w);
   if (heap->is_abandoned && heap == &tsr_heap_main) fail("the main heap is marked abandoned");
+  if (heap == tsr_heap_current && (heap->pop_seq & 1) != 0)
+    fail("heap %u: pop_seq %lu is odd outside malloc", heap->id, (unsigned long)heap->pop_seq);
   tsr_heap_counters_t *k = &heap->count;
   if (k->remote_free_count > k->free_count || k->realloc_inplace_count > k->realloc_count)
     fail("heap %u: counters: %lu remote of %lu frees, %lu in place of %lu reallocs", heap->id,
@@ -597,7 +599,7 @@ static void counters_check(void) {
     fail("a peak counter is below its current value");
   uint64_t allocs = 0, frees = 0;
   for (tsr_heap_t *h = tsr_heap_all; h != NULL; h = h->all_next) {
-    allocs += h->count.malloc_count + h->count.calloc_count + h->count.realloc_count + h->count.aligned_count;
+    allocs += tsr_heap_malloc_count(h) + h->count.calloc_count + h->count.realloc_count + h->count.aligned_count;
     frees += h->count.free_count;
   }
   if (frees > allocs) fail("%lu frees counted, but only %lu allocations", (unsigned long)frees, (unsigned long)allocs);

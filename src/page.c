@@ -25,15 +25,25 @@ tsr_page_t tsr_page_empty;
 
 /* ---- the direct table ------------------------------------------------------ */
 
+static void direct_set(tsr_heap_t *heap, unsigned size_class, tsr_page_t *page) {
+  size_t lo = size_class == 1 ? 0 : tsr_class_size[size_class - 1] / 16 + 1;
+  size_t hi = tsr_class_size[size_class] / 16;
+  for (size_t d = lo; d <= hi; d++) heap->direct[d] = page;
+}
+
 /* Point the direct slots of a class (sizes up to 1 KiB) at its queue head. */
 void tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) {
   if (tsr_class_size[size_class] > TSR_DIRECT_MAX) return;
   tsr_page_t *page = heap->queue[size_class].first;
   if (size_class < TSR_REUSE_CLASSES && heap->reuse_page[size_class].free != NULL) page = &heap->reuse_page[size_class];
   else if (page == NULL) page = &tsr_page_empty;
-  size_t lo = size_class == 1 ? 0 : tsr_class_size[size_class - 1] / 16 + 1;
-  size_t hi = tsr_class_size[size_class] / 16;
-  for (size_t d = lo; d <= hi; d++) heap->direct[d] = page;
+  direct_set(heap, size_class, page);
+}
+
+/* Send a class's mallocs to the slow path (a peer about to retire its
+ * first page; tsr_page_direct_update puts the slots back). */
+void tsr_page_direct_clear(tsr_heap_t *heap, unsigned size_class) {
+  if (tsr_class_size[size_class] <= TSR_DIRECT_MAX) direct_set(heap, size_class, &tsr_page_empty);
 }
 
 /* ---- queues (with the head bias) ------------------------------------------------- */
@@ -256,8 +266,9 @@ void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
   tsr_heap_leave(entered);
 }
 
-/* Retire an empty page whatever its place (a peer's collection, heap.c):
- * not a first page of the direct table's classes, whose bias it would move. */
+/* Retire an empty page whatever its place (a peer's collection, heap.c).
+ * A first page of the direct table's classes comes here only as its
+ * class's one page, with used 1: the bias, which goes with it. */
 void tsr_page_retire_now(tsr_heap_t *heap, tsr_page_t *page) {
   page->remote_deferred = 0;   /* the caller took it off its deferred list */
   if (page->is_queued) queue_remove(heap, page);

@@ -37,7 +37,7 @@ static void stats_walk(tsr_stats_t *s) {
     s->heap_count++;
     if (heap->is_abandoned) s->abandoned_heap_count++;
     tsr_heap_counters_t *c = &heap->count;
-    s->malloc_count += c->malloc_count;
+    s->malloc_count += tsr_heap_malloc_count(heap);
     s->calloc_count += c->calloc_count;
     s->realloc_count += c->realloc_count;
     s->aligned_count += c->aligned_count;
@@ -176,7 +176,7 @@ static void stats_text(writer_t *w, const tsr_stats_t *s) {
   writer_put(w, "tessera: threads (heap: malloc, free, remote free)\n");
   for (tsr_heap_t *h = tsr_heap_all; h != NULL; h = h->all_next)
     writer_put(w, "tessera:   heap %u%s: %lu malloc, %lu free, %lu remote free\n", h->id,
-               h->is_abandoned ? " (thread exited)" : "", (unsigned long)h->count.malloc_count,
+               h->is_abandoned ? " (thread exited)" : "", (unsigned long)tsr_heap_malloc_count(h),
                (unsigned long)h->count.free_count, (unsigned long)h->count.remote_free_count);
 }
 
@@ -198,7 +198,7 @@ static void stats_json(writer_t *w, const tsr_stats_t *s) {
   first = true;
   for (tsr_heap_t *h = tsr_heap_all; h != NULL; h = h->all_next) {
     writer_put(w, "%s{\"id\": %u, \"exited\": %s, \"malloc_count\": %lu, \"free_count\": %lu, \"remote_free_count\": %lu}",
-               first ? "" : ", ", h->id, h->is_abandoned ? "true" : "false", (unsigned long)h->count.malloc_count,
+               first ? "" : ", ", h->id, h->is_abandoned ? "true" : "false", (unsigned long)tsr_heap_malloc_count(h),
                (unsigned long)h->count.free_count, (unsigned long)h->count.remote_free_count);
     first = false;
   }

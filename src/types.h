@@ -164,6 +164,11 @@ typedef struct tsr_heap_counters_s {
 typedef struct tsr_heap_s {
   tsr_page_t *direct[TSR_DIRECT_COUNT];   /* size/16 -> page to pop from (fast path) */
   uintptr_t   secret;                     /* free-list encoding key (copy of the process one) */
+  /* Odd while malloc's fast path pops from a page the direct table gave it;
+   * malloc adds 2 per fast pop (so it counts them), calloc's pops 0. A peer
+   * that took a first page out of the direct table reads it even after a
+   * barrier: no pop is still at work on that page (heap.c, peer collection). */
+  uint64_t    pop_seq;
   tsr_heap_counters_t count;
   tsr_page_queue_t queue[TSR_CLASS_COUNT];/* pages with free blocks, per class */
   tsr_page_t *span_bin[TSR_SPAN_BIN_COUNT]; /* free spans by length */
@@ -194,6 +199,7 @@ typedef struct tsr_heap_s {
   _Atomic uint64_t slow_entries;          /* owner's slow-path entries, to see it idle */
   _Atomic uint8_t  claimed;               /* a peer is working on this heap */
   uint64_t    peer_seen_entries;          /* slow_entries at the last peer pass */
+  uint64_t    peer_seen_frees;            /* count.free_count when a peer last did this heap */
   uint64_t    peer_trim_round;            /* the malloc_trim that last did this heap */
   /* -- reuse of blocks freed here but owned by other heaps (free.c): the
    *    list fills on remote frees (owner's, or a peer's under a claim);
