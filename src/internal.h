@@ -172,6 +172,7 @@ tsr_segment_t *tsr_huge_segment_of(const void *p) tsr_hidden;  /* NULL if not a 
 bool   tsr_huge_was_freed(const void *p) tsr_hidden;
 uint64_t tsr_huge_cache_purge(uint64_t now_ms, bool force) tsr_hidden;
 void   tsr_huge_each(void (*fn)(tsr_segment_t *segment, void *arg), void *arg) tsr_hidden;
+bool   tsr_huge_extents_ok(tsr_segment_t *segment) tsr_hidden;   /* invariant walk */
 
 /* ---- heap.c -------------------------------------------------------------------- */
 extern tsr_heap_t tsr_heap_empty tsr_hidden;    /* every thread starts here */

@@ -513,6 +513,7 @@ static void huge_check_slots(tsr_segment_t *s) {
     }
   inv.huge_slot_count += slots_of(s->map_size);
   inv.huge_map_bytes += s->map_size;
+  if (!tsr_huge_extents_ok(s)) fail("huge mapping %p: its extents do not tile its %zu bytes", (void *)s, s->map_size);
 }
 
 static void huge_visit(tsr_segment_t *s, void *arg) {

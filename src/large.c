@@ -12,6 +12,8 @@
  * that frees a big buffer and allocates another (a file read per request),
  * or grows a vector again, gets the pages already faulted in, moved into
  * the new block with mremap, instead of paying a fault per OS page again.
+ * A block bigger than any cached mapping is assembled from several; the
+ * cache stays within the program's peak of live huge bytes (huge_link).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -22,7 +24,6 @@
 
 #define HUGE_CACHE_COUNT 16
 #define HUGE_CACHE_MIN_PIECE ((size_t)1 << 20)
-#define HUGE_CACHE_MIN_BYTES ((size_t)64 << 20)
 #define HUGE_CACHE_MAX_BYTES ((size_t)256 << 20)
 
 static struct {
@@ -32,6 +33,7 @@ static struct {
   uint64_t cache_used_ms;            /* when the cache last served a block */
   size_t cache_bytes;
   size_t live_bytes;                 /* mapped for huge blocks in use (TSR_LOCK_HUGE) */
+  size_t peak_live_bytes;            /* most live_bytes since the cache was last released (TSR_LOCK_HUGE) */
   _Atomic uintptr_t freed_ring[16];  /* recently unmapped huge blocks: names double frees */
   _Atomic unsigned freed_next;
 } large;
@@ -92,14 +94,96 @@ void *tsr_large_realloc_inplace(tsr_heap_t *heap, tsr_page_t *page, size_t size)
 
 static size_t round_os(size_t n) { return (n + TSR_OS_PAGE_SIZE - 1) & ~(size_t)(TSR_OS_PAGE_SIZE - 1); }
 
+/* ---- extents: the kernel mappings a huge mapping is made of ----
+ * A mapping is one kernel mapping when it is mapped, but one assembled from
+ * cached pieces (huge_cache_take) is several, and mremap works within one
+ * kernel mapping only. So the header page records where the pieces meet
+ * (the kernel may merge neighbours, never split them unasked), and every
+ * move works extent by extent, from the end: a refusal halfway leaves a
+ * shorter piece and a block whose front is still fresh, both consistent. */
+#define HUGE_EXTENTS_MAX 32
+typedef struct huge_extents_s {
+  uint32_t count;                    /* 1: a single kernel mapping */
+  size_t   end[HUGE_EXTENTS_MAX];    /* extent i is [end[i-1], end[i]) of the mapping (end[-1] = 0) */
+} huge_extents_t;
+_Static_assert(sizeof(tsr_segment_t) + sizeof(huge_extents_t) <= TSR_OS_PAGE_SIZE, "extents fit the header page");
+
+static huge_extents_t *extents_of(tsr_segment_t *segment) { return (huge_extents_t *)(segment + 1); }
+
+static void extents_single(tsr_segment_t *segment, size_t map_size) {
+  extents_of(segment)->count = 1;
+  extents_of(segment)->end[0] = map_size;
+}
+
+/* For the invariant walk: the extents tile the mapping. */
+bool tsr_huge_extents_ok(tsr_segment_t *segment) {
+  huge_extents_t *e = extents_of(segment);
+  if (e->count == 0 || e->count > HUGE_EXTENTS_MAX || e->end[e->count - 1] != segment->map_size) return false;
+  for (uint32_t i = 0; i < e->count; i++)
+    if (e->end[i] % TSR_OS_PAGE_SIZE != 0 || e->end[i] <= (i == 0 ? 0 : e->end[i - 1])) return false;
+  return true;
+}
+
+/* Move the last len bytes of a cached piece (its segment-map marks cleared
+ * by the caller) so that they end at dst_end, extent by extent from the
+ * end. Returns the bytes moved: len, or less where mremap refused. The
+ * piece shrinks by as much; *gone: it was moved whole (its header too),
+ * and is not to be touched again. starts[] gets each moved chunk's place
+ * (its start, as an offset of dst_base), up to max of them. */
+static size_t move_tail(tsr_segment_t *piece, size_t len, uint8_t *dst_base, uint8_t *dst_end, size_t *starts,
+                        uint32_t *n_starts, uint32_t max, bool *gone) {
+  size_t moved = 0;
+  *gone = false;
+  while (moved < len && *n_starts < max) {
+    huge_extents_t *e = extents_of(piece);
+    uint32_t last = e->count - 1;
+    size_t ext_start = last == 0 ? 0 : e->end[last - 1];
+    size_t chunk = e->end[last] - ext_start;
+    if (chunk > len - moved) chunk = len - moved;
+    size_t from = e->end[last] - chunk;
+    uint8_t *to = dst_end - moved - chunk;
+    if (tsr_platform_remap((uint8_t *)piece + from, chunk, chunk, to) == NULL) break;
+    starts[(*n_starts)++] = (size_t)(to - dst_base);
+    moved += chunk;
+    if (from == 0) { *gone = true; break; }   /* the header went with it */
+    e->end[last] = from;
+    if (from == ext_start) e->count--;
+    piece->map_size = from;
+  }
+  return moved;
+}
+
+static void huge_unmap_all(tsr_segment_t **segments, int n);
+
+/* The cache is bounded by the program's own peak: live and cached huge
+ * mappings together never exceed the most that was live at once (since the
+ * cache was last released), so caching costs RSS only up to a footprint
+ * the program already had. At a free the cache keeps at most peak - live
+ * (tsr_huge_free); here, a block that takes live past the old peak gives
+ * cached mappings back, smallest first. */
 static void huge_link(tsr_segment_t *segment) {
+  tsr_segment_t *evicted[HUGE_CACHE_COUNT];
+  int n = 0;
   tsr_lock(TSR_LOCK_HUGE);
   segment->prev = NULL;
   segment->next = large.huge_list;
   if (large.huge_list != NULL) large.huge_list->prev = segment;
   large.huge_list = segment;
+  size_t bound = large.peak_live_bytes;
   large.live_bytes += segment->map_size;
+  if (large.live_bytes > large.peak_live_bytes) large.peak_live_bytes = large.live_bytes;
+  if (bound < large.live_bytes) bound = large.live_bytes;
+  while (large.live_bytes + large.cache_bytes > bound) {
+    int small = -1;
+    for (int k = 0; k < HUGE_CACHE_COUNT; k++)
+      if (large.cache[k] != NULL && (small < 0 || large.cache[k]->map_size < large.cache[small]->map_size)) small = k;
+    if (small < 0) break;
+    evicted[n++] = large.cache[small];
+    __atomic_fetch_sub(&large.cache_bytes, large.cache[small]->map_size, __ATOMIC_RELAXED);
+    large.cache[small] = NULL;
+  }
   tsr_unlock(TSR_LOCK_HUGE);
+  huge_unmap_all(evicted, n);
 }
 
 static void huge_unlink(tsr_segment_t *segment) {
@@ -110,15 +194,21 @@ static void huge_unlink(tsr_segment_t *segment) {
   tsr_unlock(TSR_LOCK_HUGE);
 }
 
-/* A cached mapping for a huge segment of map_size bytes, or NULL. The
- * smallest that fits is used; when it is much larger, only its last
- * map_size bytes are moved (mremap moves page-table entries, not bytes) to
- * a fresh aligned address, and the rest stays cached. If none fits (and
- * !fit_only), the largest, which the caller grows with mremap (only the new
- * tail is faulted in). Either way the pages arrive resident: no fault,
- * no zeroing, which a program that frees and allocates big buffers in turn
- * pays for otherwise, once per OS page. One piece per block: every huge
- * mapping stays a single kernel mapping, so mremap can grow or move it. */
+/* Remove cache slot i (TSR_LOCK_HUGE held). */
+static void cache_drop(int i) {
+  __atomic_fetch_sub(&large.cache_bytes, large.cache[i]->map_size, __ATOMIC_RELAXED);
+  large.cache[i] = NULL;
+}
+
+/* A mapping of at least map_size bytes made of cached pages, or NULL. The
+ * smallest cached piece that fits is used; when it is much larger, only
+ * its last map_size bytes are moved (mremap moves page-table entries, not
+ * bytes) to a fresh aligned address, and the rest stays cached. If none
+ * fits (and !fit_only), a fresh mapping of map_size is filled from its end
+ * with the largest pieces, as far as they go: only its front, if the cache
+ * held less, is faulted in. Either way the pages arrive resident: no
+ * fault, no zeroing, which a program that frees and allocates big buffers
+ * in turn pays for otherwise, once per OS page. */
 static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
   tsr_lock(TSR_LOCK_HUGE);
   int bi = -1;
@@ -126,35 +216,55 @@ static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
     tsr_segment_t *s = large.cache[i];
     if (s != NULL && s->map_size >= map_size && (bi < 0 || s->map_size < large.cache[bi]->map_size)) bi = i;
   }
-  if (bi < 0 && !fit_only) {   /* none fits: the largest, which the caller grows (faults only for its new tail) */
-    for (int i = 0; i < HUGE_CACHE_COUNT; i++)
-      if (large.cache[i] != NULL && (bi < 0 || large.cache[i]->map_size > large.cache[bi]->map_size)) bi = i;
+  if (bi >= 0 && large.cache[bi]->map_size < map_size + HUGE_CACHE_MIN_PIECE) {   /* whole */
+    tsr_segment_t *taken = large.cache[bi];
+    cache_drop(bi);
+    large.cache_used_ms = tsr_platform_clock_ms();
+    tsr_unlock(TSR_LOCK_HUGE);
+    return taken;
   }
-  tsr_segment_t *piece = bi >= 0 ? large.cache[bi] : NULL, *taken = NULL;
-  if (piece != NULL) large.cache_used_ms = tsr_platform_clock_ms();
-  if (piece != NULL && piece->map_size < map_size + HUGE_CACHE_MIN_PIECE) {
-    large.cache[bi] = NULL;
-    __atomic_fetch_sub(&large.cache_bytes, piece->map_size, __ATOMIC_RELAXED);
-    taken = piece;
-  } else if (piece != NULL) {
-    uint8_t *target = tsr_os_map_aligned(map_size, TSR_SEGMENT_SIZE);
-    size_t size = piece->map_size;
-    /* Unmarked before the tail moves away: once it has, another thread's
-     * mmap may get that range and mark it, and a late clear would undo that. */
-    if (target != NULL) tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
-    if (target != NULL && tsr_platform_remap((uint8_t *)piece + size - map_size, map_size, map_size, target) != NULL) {
-      tsr_os_account_map(-(long)map_size);   /* the target was accounted when it was mapped */
-      piece->map_size = size - map_size;
-      __atomic_fetch_sub(&large.cache_bytes, map_size, __ATOMIC_RELAXED);
-      tsr_os_segmap_set((uintptr_t)piece, piece->map_size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
-      taken = (tsr_segment_t *)target;
-      taken->map_size = map_size;
-    } else if (target != NULL) {
-      tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);   /* it stays whole */
-      tsr_os_unmap(target, map_size);
+  if (bi < 0 && fit_only) { tsr_unlock(TSR_LOCK_HUGE); return NULL; }
+  uint8_t *target = tsr_os_map_aligned(map_size, TSR_SEGMENT_SIZE);
+  if (target == NULL) { tsr_unlock(TSR_LOCK_HUGE); return NULL; }
+  size_t starts[HUGE_EXTENTS_MAX];
+  uint32_t n_starts = 0;
+  size_t filled = 0;
+  while (filled < map_size && n_starts < HUGE_EXTENTS_MAX - 1) {
+    int pi = bi;   /* the piece that fits (split), else the largest left */
+    if (pi < 0) {
+      for (int i = 0; i < HUGE_CACHE_COUNT; i++)
+        if (large.cache[i] != NULL && (pi < 0 || large.cache[i]->map_size > large.cache[pi]->map_size)) pi = i;
     }
+    if (pi < 0) break;
+    tsr_segment_t *piece = large.cache[pi];
+    size_t size = piece->map_size, want = map_size - filled < size ? map_size - filled : size;
+    /* Unmarked before its pages move away: once they have, another
+     * thread's mmap may get that range and mark it, and a late clear
+     * would undo that. */
+    tsr_os_segmap_set((uintptr_t)piece, size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+    bool gone;
+    size_t moved = move_tail(piece, want, target, target + map_size - filled, starts, &n_starts,
+                             HUGE_EXTENTS_MAX - 1, &gone);
+    __atomic_fetch_sub(&large.cache_bytes, moved, __ATOMIC_RELAXED);
+    tsr_os_account_map(-(long)moved);   /* the target's reservation was accounted when it was mapped */
+    filled += moved;
+    if (gone) large.cache[pi] = NULL;
+    else tsr_os_segmap_set((uintptr_t)piece, piece->map_size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
+    if (moved < want) break;   /* the OS refused a move: the rest stays fresh */
+    bi = -1;
   }
+  if (filled != 0) large.cache_used_ms = tsr_platform_clock_ms();
   tsr_unlock(TSR_LOCK_HUGE);
+  /* Extents, in address order: the fresh front (if any), then the chunks
+   * (moved from the end backwards). */
+  tsr_segment_t *taken = (tsr_segment_t *)target;
+  huge_extents_t *e = extents_of(taken);
+  e->count = 0;
+  size_t front = n_starts == 0 ? map_size : starts[n_starts - 1];
+  if (front != 0) e->end[e->count++] = front;
+  for (uint32_t k = n_starts; k-- > 1;) e->end[e->count++] = starts[k - 1];
+  if (n_starts != 0) e->end[e->count++] = map_size;
+  taken->map_size = map_size;
   return taken;
 }
 
@@ -209,6 +319,7 @@ uint64_t tsr_huge_cache_purge(uint64_t now_ms, bool force) {
       next_due = due;
     }
   }
+  if (n != 0 && large.cache_bytes == 0) large.peak_live_bytes = large.live_bytes;   /* released in full: a new phase */
   tsr_unlock(TSR_LOCK_HUGE);
   huge_unmap_all(release, n);
   return next_due;
@@ -222,18 +333,12 @@ void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
    * while cached ones would have to be cleared now. */
   if (!zero && alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
     tsr_segment_t *cached = huge_cache_take(map_size, false);
-    if (cached != NULL) {
-      void *p = huge_setup(cached, cached->map_size, offset);
-      if (cached->map_size < map_size && (p = tsr_huge_realloc(cached, size)) == NULL) {
-        tsr_huge_free(cached);   /* could not grow it: map afresh */
-      } else {
-        return p;
-      }
-    }
+    if (cached != NULL) return huge_setup(cached, cached->map_size, offset);
   }
   size_t map_align = alignment > TSR_SEGMENT_SIZE ? alignment : TSR_SEGMENT_SIZE;
   tsr_segment_t *segment = tsr_os_map_aligned(map_size, map_align);
   if (segment == NULL) return NULL;
+  extents_single(segment, map_size);
   return huge_setup(segment, map_size, offset);
 }
 
@@ -259,12 +364,12 @@ void tsr_huge_free(tsr_segment_t *segment) {
     tsr_segment_t *evicted[HUGE_CACHE_COUNT];
     int n_evicted = 0;
     tsr_lock(TSR_LOCK_HUGE);
-    /* The cache may hold as much as the huge blocks in use (within bounds):
-     * RSS at most about doubles for a program that cycles big blocks.
-     * Full: smaller cached mappings make room for this one (a big block
-     * saves more faults, and a request takes a bigger piece in part). */
-    size_t cap = large.live_bytes + segment->map_size;
-    cap = cap < HUGE_CACHE_MIN_BYTES ? HUGE_CACHE_MIN_BYTES : cap > HUGE_CACHE_MAX_BYTES ? HUGE_CACHE_MAX_BYTES : cap;
+    /* The cache holds at most what the program had live at its peak and
+     * has not now (huge_link), within a fixed bound. Full: smaller cached
+     * mappings make room for this one (a big block saves more faults, and
+     * a request takes a bigger piece in part, or several pieces at once). */
+    size_t cap = large.peak_live_bytes - large.live_bytes;
+    if (cap > HUGE_CACHE_MAX_BYTES) cap = HUGE_CACHE_MAX_BYTES;
     for (;;) {
       int small = -1, used = 0;
       for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
@@ -309,6 +414,46 @@ bool tsr_huge_was_freed(const void *p) {
   return false;
 }
 
+/* Resize a mapping of several kernel mappings (huge_cache_take): shrink
+ * by unmapping the tail; grow the last one in place, else copy the block
+ * into a new one (mremap moves one kernel mapping at a time). */
+static void *huge_realloc_pieces(tsr_segment_t *segment, size_t size, size_t offset, size_t new_map) {
+  huge_extents_t *e = extents_of(segment);
+  size_t old_map = segment->map_size;
+  huge_unlink(segment);
+  if (new_map < old_map) {
+    tsr_os_segmap_set((uintptr_t)segment, old_map, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+    /* If the OS refuses (a split beyond the mapping limit), the block keeps its size. */
+    if (tsr_platform_unmap((uint8_t *)segment + new_map, old_map - new_map) == 0) {
+      tsr_os_account_map(-(long)(old_map - new_map));
+      while (e->count > 1 && e->end[e->count - 2] >= new_map) e->count--;
+      e->end[e->count - 1] = new_map;
+      segment->map_size = new_map;
+      segment->huge_size = new_map - offset;
+    }
+    tsr_os_segmap_set((uintptr_t)segment, segment->map_size, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
+    huge_link(segment);
+    return segment->huge_block;
+  }
+  size_t last_start = e->end[e->count - 2], last_len = old_map - last_start;
+  /* In place or not at all: the marks stay right meanwhile. */
+  if (tsr_platform_remap((uint8_t *)segment + last_start, last_len, last_len + (new_map - old_map), NULL) != NULL) {
+    tsr_os_account_map((long)(new_map - old_map));
+    e->end[e->count - 1] = new_map;
+    segment->map_size = new_map;
+    segment->huge_size = new_map - offset;
+    tsr_os_segmap_set((uintptr_t)segment, new_map, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
+    huge_link(segment);
+    return segment->huge_block;
+  }
+  huge_link(segment);
+  void *p = tsr_huge_alloc(size, offset == TSR_OS_PAGE_SIZE ? 0 : offset, false);
+  if (p == NULL) return NULL;   /* errno ENOMEM; the block is unchanged */
+  memcpy(p, segment->huge_block, segment->huge_size);
+  tsr_huge_free(segment);
+  return p;
+}
+
 /* Resize a huge block: shrink or grow in place with mremap, else move the
  * pages (not the bytes) to a new aligned address. NULL (errno ENOMEM) if the
  * OS refuses; the block is then unchanged. */
@@ -330,6 +475,7 @@ void *tsr_huge_realloc(tsr_segment_t *segment, size_t size) {
       return p;
     }
   }
+  if (extents_of(segment)->count > 1) return huge_realloc_pieces(segment, size, offset, new_map);
   huge_unlink(segment);   /* its list links move with it, or vanish */
   /* Unmarked before the mapping moves: once the old range is free, another
    * thread's mmap may get it and mark it, and a clear after the move would
@@ -353,6 +499,7 @@ void *tsr_huge_realloc(tsr_segment_t *segment, size_t size) {
     return NULL;
   }
   tsr_os_account_map((long)new_map - (long)old_map);
+  extents_single(moved, new_map);
   moved->map_size = new_map;
   moved->huge_block = (uint8_t *)moved + offset;
   moved->huge_size = new_map - offset;

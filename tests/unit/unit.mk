@@ -1,7 +1,7 @@
 # unit.mk -- one program per module (tests/unit/<module>.c), each compiled
 # with the whole allocator inside (unity build) and UBSan; plus the
 # ThreadSanitizer build of the allocator for the threaded stress test.
-UNIT_TESTS := sizeclass span span_stats page heap format
+UNIT_TESTS := sizeclass span span_stats page heap format large
 UNIT_BINS  := $(addprefix build/san/unit-,$(UNIT_TESTS))
 UNIT_CFLAGS = $(CSTD) -O1 -g $(WARN) -Wno-unused-function -fno-builtin -pthread -Iinclude -Isrc \
               -fsanitize=undefined -fno-sanitize-recover=undefined -fno-sanitize=alignment

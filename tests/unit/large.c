@@ -1,0 +1,107 @@
+/* large.c -- the huge cache: freed huge mappings come back as parts of a
+ * bigger block (moved, not faulted in again), such a block of several
+ * kernel mappings grows, shrinks and is freed like any other, and the
+ * cache stays within the program's own peak. The invariant walk (which
+ * checks that every huge mapping's extents tile it) runs after each step. */
+#include "unit.h"
+
+#include <sys/resource.h>
+
+#define MIB ((size_t)1 << 20)
+
+static long minor_faults(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 4096) p[i] = (unsigned char)(seed + i / 4096);
+  p[n - 1] = (unsigned char)seed;
+}
+
+static bool filled(const unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 4096)
+    if (p[i] != (unsigned char)(seed + i / 4096)) return false;
+  return true;
+}
+
+static uint32_t extent_count(void *p) {
+  tsr_segment_t *s = tsr_huge_segment_of(p);
+  return s != NULL ? extents_of(s)->count : 0;
+}
+
+int main(void) {
+  tsr_init_process();
+  tsr_option_values[TSR_OPT_HUGE_CACHE_DELAY].number = -1;   /* kept until trimmed: the test decides */
+  tsr_option_values[TSR_OPT_HUGE_PAGES].number = 0;          /* fault counts per 4 KiB page */
+
+  CHECK_SECTION("pieces cached");
+  unsigned char *a = malloc(3 * MIB), *b = malloc(5 * MIB), *c = malloc(9 * MIB);
+  CHECK(a != NULL && b != NULL && c != NULL);
+  fill(a, 3 * MIB, 1);
+  fill(b, 5 * MIB, 2);
+  fill(c, 9 * MIB, 3);
+  CHECK(extent_count(a) == 1 && extent_count(c) == 1);
+  free(a);
+  free(b);
+  free(c);
+  CHECK(tsr_invariant_check() == 0);
+  CHECKF(large.cache_bytes >= 17 * MIB, "cache holds %zu bytes", large.cache_bytes);
+
+  CHECK_SECTION("a bigger block is assembled from them");
+  long before = minor_faults();
+  size_t dn = 15 * MIB;
+  unsigned char *d = malloc(dn);
+  CHECK(d != NULL);
+  uint32_t extents = extent_count(d);
+  CHECKF(extents >= 2, "extents %u", extents);
+  memset(d, 0x5a, dn);
+  long faults = minor_faults() - before;
+  /* 3840 pages; all but the part the cache could not fill (none here) arrive resident */
+  CHECKF(faults < (long)(dn / 4096) / 4, "%ld faults writing a %zu-byte block made of cached pages", faults, dn);
+  CHECK(tsr_invariant_check() == 0);
+  fill(d, dn, 4);
+
+  CHECK_SECTION("it grows (in place or by a copy), keeping its bytes");
+  size_t en = 40 * MIB;
+  unsigned char *e = realloc(d, en);
+  CHECK(e != NULL && filled(e, dn, 4));
+  memset(e + dn, 0x33, en - dn);
+  CHECK(tsr_invariant_check() == 0);
+
+  CHECK_SECTION("it shrinks, keeping its bytes");
+  unsigned char *f = realloc(e, 2 * MIB);
+  CHECK(f != NULL && filled(f, 2 * MIB, 4));
+  CHECK(malloc_usable_size(f) >= 2 * MIB && malloc_usable_size(f) < 3 * MIB);
+  CHECK(tsr_invariant_check() == 0);
+
+  CHECK_SECTION("a piece split, several times over");
+  free(f);
+  unsigned char *g[6];
+  for (int i = 0; i < 6; i++) {
+    g[i] = malloc((size_t)(1 + i) * MIB + 12345);
+    CHECK(g[i] != NULL);
+    fill(g[i], (size_t)(1 + i) * MIB + 12345, (unsigned)(10 + i));
+  }
+  for (int i = 0; i < 6; i++) CHECK(filled(g[i], (size_t)(1 + i) * MIB + 12345, (unsigned)(10 + i)));
+  CHECK(tsr_invariant_check() == 0);
+  for (int i = 0; i < 6; i++) free(g[i]);
+  CHECK(tsr_invariant_check() == 0);
+
+  CHECK_SECTION("the cache stays within the peak");
+  size_t peak = large.peak_live_bytes;
+  CHECKF(large.live_bytes + large.cache_bytes <= peak, "live %zu + cached %zu over the peak %zu", large.live_bytes,
+         large.cache_bytes, peak);
+  unsigned char *h = malloc(64 * MIB);   /* a new peak: the cache gives back what it held */
+  CHECK(h != NULL);
+  CHECKF(large.live_bytes + large.cache_bytes <= large.peak_live_bytes, "live %zu + cached %zu over the peak %zu",
+         large.live_bytes, large.cache_bytes, large.peak_live_bytes);
+  free(h);
+
+  CHECK_SECTION("trim releases the cache");
+  malloc_trim(0);
+  CHECK(large.cache_bytes == 0);
+  CHECK(tsr_invariant_check() == 0);
+  return check_done("unit-large");
+}
