@@ -45,6 +45,9 @@ bool     tsr_bt_text_refresh(void) tsr_hidden;
  * *walked: the frames found. A per-thread cache makes a repeated stack cost
  * no lock; a new one takes TSR_LOCK_CHECK. */
 uint32_t tsr_bt_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max, size_t *walked) tsr_hidden;
+/* The id of the calling thread's last stack from the same call site when
+ * the walk from fp would give it again; 0 otherwise (then tsr_bt_capture). */
+uint32_t tsr_bt_memo_match(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max) tsr_hidden;
 /* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK on a cache miss. */
 uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) tsr_hidden;
 /* The frames of id; returns the count (0 for id 0). Lock-free: entries never change. */
