@@ -531,7 +531,7 @@ static tsr_noinline uint32_t stack_walk(uintptr_t fp, uintptr_t pc0) {
 /* A memo hit is a stack seen before, so its short walk needs no new look at
  * the code ranges; every 4096th capture still takes the full walk, which
  * refreshes them (rate-limited) when the walk is short. */
-static inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
+static __attribute__((always_inline)) inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
   static __thread unsigned captures;
   tsr_check_thread_t *self = thread_self;
   if (tsr_likely(self != NULL) && tsr_likely(++captures % 4096 != 0)) {
