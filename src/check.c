@@ -1153,8 +1153,14 @@ static void damage_report(const tsr_check_block_t *b, damage_t d, const char *wh
 /* user has a header whose check fails: a write before the block (past its
  * left canary) or a wild write reached it. Its size and stacks cannot be
  * trusted, so the block is reported as it is and never given back to the
- * core (its layout is unknown). */
+ * core (its layout is unknown); its header's first word is cleared, so it
+ * is reported once (a later free of it is an invalid free). */
 static tsr_noinline void header_damage_report(uintptr_t user, const char *when, uint32_t stack) {
+  if (tsr_segmap_kind(user - tsr_check_left_min) != TSR_SEGMAP_NONE) {
+    check_header_t *h = header_at(user);
+    if (atomic_load_explicit(&h->user_key, memory_order_relaxed) == (user ^ TSR_CHECK_KEY))
+      atomic_store_explicit(&h->user_key, 0, memory_order_relaxed);
+  }
   const uintptr_t *frames;
   size_t n = tsr_depot_get(stack, &frames);
   uintptr_t h = user - tsr_check_left_min;
