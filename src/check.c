@@ -109,8 +109,13 @@ typedef struct shard_s {
 #define TABLE_TOMBSTONE ((uintptr_t)1)
 #define SHARD_FIRST_SLOTS ((size_t)1 << 12)   /* 128 KiB, touched as used: at 1024 slots pool-local ran at half load, its removals 5x dearer */
 
-/* A quarantined block: its address and the cost it was counted with. */
+/* A quarantined block: its address (| RING_GUARDED for a guarded block)
+ * and the cost it was counted with. */
 typedef struct ring_entry_s { uintptr_t user; size_t cost; } ring_entry_t;
+/* The segment map cannot tell: the last segment-sized slot of a huge
+ * mapping (HUGE_TAIL) also covers whatever the kernel mapped after it, a
+ * guarded block's own mapping included, whose header is not readable. */
+#define RING_GUARDED ((uintptr_t)1)
 
 static shard_t shards[TSR_CHECK_SHARD_COUNT];
 #define SHARD_MAP_COUNT ((size_t)1 << (TSR_ADDRESS_BITS - TSR_SEGMENT_SHIFT))
@@ -520,7 +525,8 @@ static tsr_noinline uint32_t stack_walk(uintptr_t fp, uintptr_t pc0) {
     uint32_t id = tsr_bt_capture(fp, here, self->stack_hi, check.stack_depth, &n);
     /* Short walks are normal in code without frame pointers; now and then
      * one may mean a library loaded since the code ranges were read. */
-    if (n < check.stack_depth && tsr_bt_text_refresh())
+    static __thread unsigned short_walks;
+    if (n < check.stack_depth && tsr_unlikely(++short_walks % 64 == 0) && tsr_bt_text_refresh())
       id = tsr_bt_capture(fp, here, self->stack_hi, check.stack_depth, &n);
     return id;
   }
@@ -529,8 +535,9 @@ static tsr_noinline uint32_t stack_walk(uintptr_t fp, uintptr_t pc0) {
   return tsr_depot_put(frames, n);
 }
 /* A memo hit is a stack seen before, so its short walk needs no new look at
- * the code ranges; every 4096th capture still takes the full walk, which
- * refreshes them (rate-limited) when the walk is short. */
+ * the code ranges; every 4096th capture still takes the full walk, and
+ * every 64th short full walk refreshes them (rate-limited): about as often
+ * as every 4096th short capture did before the memo hit was inline. */
 static __attribute__((always_inline)) inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
   static __thread unsigned captures;
   tsr_check_thread_t *self = thread_self;
@@ -1156,14 +1163,12 @@ static void damage_report(const tsr_check_block_t *b, damage_t d, const char *wh
  * core (its layout is unknown); its header's first word is cleared, so it
  * is reported once (a later free of it is an invalid free). */
 static tsr_noinline void header_damage_report(uintptr_t user, const char *when, uint32_t stack) {
-  if (tsr_segmap_kind(user - tsr_check_left_min) != TSR_SEGMAP_NONE) {
-    check_header_t *h = header_at(user);
-    if (atomic_load_explicit(&h->user_key, memory_order_relaxed) == (user ^ TSR_CHECK_KEY))
-      atomic_store_explicit(&h->user_key, 0, memory_order_relaxed);
-  }
+  check_header_t *hdr = header_at(user);   /* a core block's (every caller knows): readable */
+  if (atomic_load_explicit(&hdr->user_key, memory_order_relaxed) == (user ^ TSR_CHECK_KEY))
+    atomic_store_explicit(&hdr->user_key, 0, memory_order_relaxed);
   const uintptr_t *frames;
   size_t n = tsr_depot_get(stack, &frames);
-  uintptr_t h = user - tsr_check_left_min;
+  uintptr_t h = (uintptr_t)hdr;
   tsr_report_begin("heap-buffer-underflow", "write before the block 0x%lx: its %d-byte checking header at 0x%lx..0x%lx "
                    "(%zu to %zu bytes before the block) was written over, found %s; the block's size and stacks were "
                    "kept there and are lost", (unsigned long)user, TSR_CHECK_HEADER_SIZE, (unsigned long)h,
@@ -1273,7 +1278,7 @@ static void quarantine_leave(const ring_entry_t *out, size_t n) {
    * caches): each block's lines are fetched a few blocks ahead of its
    * verification (only its first line was fetched before: python-malloc
    * waited on the rest of the poison, a fifth of quarantine_leave). */
-  for (size_t i = 0; i < n && i < LEAVE_PREFETCH_AHEAD; i++) block_prefetch(out[i].user, out[i].cost);
+  for (size_t i = 0; i < n && i < LEAVE_PREFETCH_AHEAD; i++) block_prefetch(out[i].user & ~RING_GUARDED, out[i].cost);
   /* The common case in place: a core block whose header, poison and
    * redzones are intact. The rest, and the core frees, after. */
   void *bases[64];
@@ -1281,8 +1286,9 @@ static void quarantine_leave(const ring_entry_t *out, size_t n) {
   size_t base_count = 0, slow_count = 0;
   for (size_t i = 0; i < n && i < 64; i++) {
     uintptr_t user = out[i].user;
-    if (i + LEAVE_PREFETCH_AHEAD < n) block_prefetch(out[i + LEAVE_PREFETCH_AHEAD].user, out[i + LEAVE_PREFETCH_AHEAD].cost);
-    if (tsr_likely(tsr_segmap_kind(user) != TSR_SEGMAP_NONE)) {
+    if (i + LEAVE_PREFETCH_AHEAD < n)
+      block_prefetch(out[i + LEAVE_PREFETCH_AHEAD].user & ~RING_GUARDED, out[i + LEAVE_PREFETCH_AHEAD].cost);
+    if (tsr_likely(!(user & RING_GUARDED))) {
       check_header_t *h = header_at(user);
       uint64_t info = atomic_load_explicit(&h->info, memory_order_relaxed);
       size_t size = info & INFO_SIZE_MASK;
@@ -1303,8 +1309,8 @@ static void quarantine_leave(const ring_entry_t *out, size_t n) {
   for (size_t i = 0; i < base_count; i++) tsr_core_free(bases[i]);
   for (size_t i = 0; i < slow_count; i++) {
     tsr_check_block_t b;
-    uintptr_t user = slow[i];
-    if (tsr_segmap_kind(user) != TSR_SEGMAP_NONE) {
+    uintptr_t user = slow[i] & ~RING_GUARDED;
+    if (!(slow[i] & RING_GUARDED)) {
       check_header_t *h = header_at(user);
       if (atomic_load_explicit(&h->user_key, memory_order_relaxed) != (user ^ TSR_CHECK_KEY) || !header_read(h, user, &b) ||
           b.state != TSR_BLOCK_FREED) {
@@ -1600,7 +1606,7 @@ static tsr_noinline void free_general(uintptr_t user, int family, size_t size, s
   b.free_thread = self->number;
   if (tsr_unlikely(d.kind != DAMAGE_NONE)) damage_report(&b, d, "at free", stack);
   if (tsr_unlikely(b.flags & TSR_BLOCK_GUARDED)) tsr_guard_protect_freed(&b);
-  pending_push(user, block_cost(&b), b.size);
+  pending_push(user | ((b.flags & TSR_BLOCK_GUARDED) ? RING_GUARDED : 0), block_cost(&b), b.size);
 }
 
 /* Move a live block to FREEING: false if another thread's free won. A

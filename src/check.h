@@ -60,8 +60,9 @@ bool     tsr_bt_is_own(uintptr_t pc) tsr_hidden;   /* pc lies in this library */
 /* ---- check.c: blocks, threads, reports ------------------------------------------- */
 enum { TSR_FAMILY_MALLOC = 0, TSR_FAMILY_NEW = 1, TSR_FAMILY_NEW_ARRAY = 2,
        TSR_FAMILY_NEW_ALIGNED = 3, TSR_FAMILY_NEW_ARRAY_ALIGNED = 4 };
-/* A FREED block's poison is verified only once it is in the quarantine's
- * ring (it may still sit in its thread's free batch, being poisoned). */
+/* A block is FREED only once poisoned (check.c writes the state last); a
+ * core block's header passes through a third state, FREEING (check.c),
+ * while its free runs. */
 enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2 };
 #define TSR_BLOCK_GUARDED 1          /* flags: mapped on its own with a guard page */
 #define TSR_BLOCK_UNPROTECTED 2      /* flags: guard lifted after a report */
