@@ -2,21 +2,33 @@
  * tsr_check_heap as an invariant walk of the caller's heap. The checking
  * build (TSR_CHECK=1, libtessera-check.so) wraps every allocation call:
  *
- *   core block = [header 16 | left canary | user bytes | right canary]
+ *   core block = [pad canary | header 32 | left canary | user bytes | right canary]
  *
- * The header holds the user address XOR a key (so any address inside a core
- * block finds its checked block); the canaries start at the exact ends of
- * the requested bytes, so 1 byte past an odd-sized block is caught. Every
- * block is also kept out of line in the block table (open addressing keyed
- * by user address, in memory mapped here, split in shards by 32 MiB segment
- * with a lock each), live or quarantined, with its size, family and the
- * depot ids of its allocation and free stacks: invalid frees of arbitrary
- * addresses are diagnosed without trusting the memory before the pointer.
- * Freed blocks are poisoned under their shard's lock (so every FREED entry
- * is poisoned) and held, through per-thread batches, in a FIFO quarantine of
- * TESSERA_CHECK_QUARANTINE bytes; their poison is verified when they leave
- * it. Nothing here allocates from the heap it checks, and reports are
- * written only after the shard lock and TSR_LOCK_CHECK are released.
+ * The header (check_header_t) is the block's checked metadata: the user
+ * address XOR a key, the size, state, family and alignment, the depot ids
+ * of the allocation and free stacks, the thread numbers, and a 16-bit
+ * check over all of it. It always sits tsr_check_left_min bytes before the
+ * user bytes (the pad canary, before it, exists only for alignments above
+ * 16). A pointer is trusted only through the core's own page metadata
+ * (header_of): the core page holding the would-be header must be in use,
+ * the header's first word must be the pointer XOR the key, and the core
+ * page must say a block starts where the header says the block starts; so
+ * invalid frees of arbitrary addresses are diagnosed without trusting the
+ * memory before the pointer, and no lock or table is touched. A free moves
+ * the state LIVE -> FREEING with a compare-and-swap (a double free racing on
+ * another thread sees the block not live), poisons the first bytes, then
+ * writes the free stack and FREED. The canaries start at the exact ends of
+ * the requested bytes, so 1 byte past an odd-sized block is caught. Freed
+ * blocks are held, through per-thread batches, in a FIFO quarantine of
+ * TESSERA_CHECK_QUARANTINE bytes; their header, poison and redzones are
+ * verified when they leave it, and the header's first word is cleared
+ * before the core gets the block back. Guarded blocks (guard.c) live in
+ * memory of their own, which no core page vouches for: they alone are kept
+ * in the block table (open addressing keyed by user address, split in
+ * shards with a lock each). The leak scan and the heap check walk the
+ * core's pages for valid headers (tsr_check_blocks_each). Nothing here
+ * allocates from the heap it checks, and reports are written only after
+ * any shard lock and TSR_LOCK_CHECK are released.
  * Cost of a checked malloc/free pair: see docs/check.md ("Cost").
  * Not done here: guard pages (guard.c), the leak scan (leak.c).
  */
@@ -97,8 +109,13 @@ typedef struct shard_s {
 #define TABLE_TOMBSTONE ((uintptr_t)1)
 #define SHARD_FIRST_SLOTS ((size_t)1 << 12)   /* 128 KiB, touched as used: at 1024 slots pool-local ran at half load, its removals 5x dearer */
 
-/* A quarantined block: its address and the cost it was counted with. */
+/* A quarantined block: its address (| RING_GUARDED for a guarded block)
+ * and the cost it was counted with. */
 typedef struct ring_entry_s { uintptr_t user; size_t cost; } ring_entry_t;
+/* The segment map cannot tell: the last segment-sized slot of a huge
+ * mapping (HUGE_TAIL) also covers whatever the kernel mapped after it, a
+ * guarded block's own mapping included, whose header is not readable. */
+#define RING_GUARDED ((uintptr_t)1)
 
 static shard_t shards[TSR_CHECK_SHARD_COUNT];
 #define SHARD_MAP_COUNT ((size_t)1 << (TSR_ADDRESS_BITS - TSR_SEGMENT_SHIFT))
@@ -118,6 +135,7 @@ static struct {
   struct { uintptr_t start, size; } own[OWN_MAP_MAX];   /* our mappings (leak scan skips them) */
   size_t redzone;               /* bytes of canary on each side, at least */
   _Atomic bool redzone_fixed;   /* a block was allocated: the redzone no longer changes */
+  _Atomic bool aligned_used;    /* a core block of alignment above 16 was made: headers may sit past a block's start */
   size_t stack_depth;
   int log_fd;
   bool json;
@@ -171,8 +189,7 @@ static void options_load(void) {
   if (!check.redzone_fixed) {
     long redzone = tsr_option_long(TSR_OPT_CHECK_REDZONE);
     check.redzone = redzone < 0 ? 0 : redzone > 4096 ? 4096 : (size_t)redzone;
-    size_t want = check.redzone > TSR_CHECK_HEADER_SIZE ? check.redzone : TSR_CHECK_HEADER_SIZE;
-    tsr_check_left_min = (want + 15) & ~(size_t)15;
+    tsr_check_left_min = TSR_CHECK_HEADER_SIZE + ((check.redzone + 15) & ~(size_t)15);
   }
   long q = tsr_option_long(TSR_OPT_CHECK_QUARANTINE);
   check.quarantine_limit = q < 0 ? 0 : (size_t)q;
@@ -498,8 +515,9 @@ const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) {
   return NULL;
 }
 
-/* Capture the caller's stack (fp: the public entry's own frame) into the depot. */
-static inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
+/* Capture the caller's stack (fp: the public entry's own frame) into the
+ * depot: the memo's stack inline (tsr_bt_memo_match), else stack_walk. */
+static tsr_noinline uint32_t stack_walk(uintptr_t fp, uintptr_t pc0) {
   tsr_check_thread_t *self = tsr_check_thread_self();
   uintptr_t here = (uintptr_t)__builtin_frame_address(0);
   if (tsr_likely(self->stack_hi != 0 && fp >= here && fp < self->stack_hi)) {
@@ -508,7 +526,7 @@ static inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
     /* Short walks are normal in code without frame pointers; now and then
      * one may mean a library loaded since the code ranges were read. */
     static __thread unsigned short_walks;
-    if (n < check.stack_depth && tsr_unlikely(++short_walks % 4096 == 0) && tsr_bt_text_refresh())
+    if (n < check.stack_depth && tsr_unlikely(++short_walks % 64 == 0) && tsr_bt_text_refresh())
       id = tsr_bt_capture(fp, here, self->stack_hi, check.stack_depth, &n);
     return id;
   }
@@ -516,15 +534,29 @@ static inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
   size_t n = tsr_bt_walk(frames, check.stack_depth, pc0, 0, 0, 0);
   return tsr_depot_put(frames, n);
 }
+/* A memo hit is a stack seen before, so its short walk needs no new look at
+ * the code ranges; every 4096th capture still takes the full walk, and
+ * every 64th short full walk refreshes them (rate-limited): about as often
+ * as every 4096th short capture did before the memo hit was inline. */
+static __attribute__((always_inline)) inline uint32_t stack_capture(uintptr_t fp, uintptr_t pc0) {
+  static __thread unsigned captures;
+  tsr_check_thread_t *self = thread_self;
+  if (tsr_likely(self != NULL) && tsr_likely(++captures % 4096 != 0)) {
+    uint32_t id = tsr_bt_memo_match(fp, (uintptr_t)__builtin_frame_address(0), self->stack_hi, check.stack_depth);
+    if (tsr_likely(id != 0)) return id;
+  }
+  return stack_walk(fp, pc0);
+}
 #define CAPTURE() stack_capture((uintptr_t)__builtin_frame_address(0), (uintptr_t)__builtin_return_address(0))
 
 /* ---- layout ------------------------------------------------------------------------- */
 
-/* The header is the first TSR_CHECK_HEADER_SIZE bytes of the left redzone:
- * its two words are known values, verified like a canary, so with the
- * default 16-byte redzone a block carries no separate left canary (16 bytes
- * less per block: python's small objects). */
-size_t tsr_check_left_min = TSR_CHECK_HEADER_SIZE;
+/* The header, then the left canary (TESSERA_CHECK_REDZONE rounded up to
+ * 16): 48 bytes by default. The header no longer doubles as the canary (it
+ * did when it held only two words and the table held the rest): a short
+ * underflow damages the canary and leaves the header, with the block's
+ * stacks, readable for the report. */
+size_t tsr_check_left_min = TSR_CHECK_HEADER_SIZE + 16;
 
 static inline size_t left_size(size_t alignment) {
   size_t left = tsr_check_left_min;
@@ -605,25 +637,109 @@ static const uint8_t *bytes_damaged_last(const uint8_t *p, size_t n, uint8_t val
   return NULL;
 }
 
-/* Redzones of a block that is not guarded, the common case of block_verify
- * inlined: the header words and the canary on both sides. */
+/* ---- the in-block header ---------------------------------------------------------------- */
+
+/* A core block's checked metadata, TSR_CHECK_HEADER_SIZE bytes at
+ * user - tsr_check_left_min. The first word is written last at allocation
+ * (release) and cleared before the core gets the block back, so a header
+ * whose first word is its own user address XOR the key is a checked block
+ * (live or quarantined). The check covers every field but the state (which
+ * a free changes with one compare-and-swap): a wild write into the header,
+ * or an underflow past the left canary, is seen as damage instead of
+ * trusted. */
+typedef struct check_header_s {
+  _Atomic uintptr_t user_key;   /* user ^ TSR_CHECK_KEY; 0 once released */
+  _Atomic uint64_t info;        /* size (48 bits) | state << 48 | family << 52 | align_shift << 56 */
+  uint64_t stacks;              /* depot ids: allocation | free << 32 */
+  uint64_t tail;                /* allocating thread (24 bits) | freeing thread << 24 | check << 48 */
+} check_header_t;
+_Static_assert(sizeof(check_header_t) == TSR_CHECK_HEADER_SIZE, "the header is TSR_CHECK_HEADER_SIZE bytes");
+#define STATE_FREEING 3                              /* between a free's compare-and-swap and its last write */
+#define INFO_SIZE_MASK (((uint64_t)1 << 48) - 1)
+#define INFO_STATE_MASK ((uint64_t)15 << 48)
+#define TAIL_THREADS_MASK (((uint64_t)1 << 48) - 1)
+
+static inline uint64_t info_make(size_t size, unsigned state, unsigned family, unsigned shift) {
+  return (uint64_t)size | (uint64_t)state << 48 | (uint64_t)family << 52 | (uint64_t)shift << 56;
+}
+static inline unsigned info_state(uint64_t info) { return (unsigned)(info >> 48) & 15; }
+static inline unsigned info_family(uint64_t info) { return (unsigned)(info >> 52) & 15; }
+static inline unsigned info_shift(uint64_t info) { return (unsigned)(info >> 56); }
+static inline uint64_t info_with_state(uint64_t info, unsigned state) { return (info & ~INFO_STATE_MASK) | (uint64_t)state << 48; }
+
+/* The header's 16-bit check (its top 16 bits of tail). */
+/* One multiply: the fields are folded at different rotations (so no two
+ * share their low bits), and the product's top 16 bits depend on every bit
+ * below them; a wild write changing a field is missed about once in 65536. */
+static inline uint64_t header_sum(uintptr_t user, uint64_t info, uint64_t stacks, uint64_t tail) {
+  uint64_t x = (user ^ TSR_CHECK_KEY) ^ (info & ~INFO_STATE_MASK) ^ ((stacks << 21) | (stacks >> 43)) ^
+               ((tail & TAIL_THREADS_MASK) << 9);
+  return (x * 0x9e3779b97f4a7c15ULL) >> 48;
+}
+static inline bool header_sane(uintptr_t user, uint64_t info, uint64_t stacks, uint64_t tail) {
+  return (tail >> 48) == header_sum(user, info, stacks, tail);
+}
+static inline check_header_t *header_at(uintptr_t user) { return (check_header_t *)(user - tsr_check_left_min); }
+
+/* Write every word but the first; info last (release: a reader that sees
+ * the new state sees the rest). tail: the thread numbers, check added here. */
+static inline void header_store(check_header_t *h, uintptr_t user, uint64_t info, uint64_t stacks, uint64_t tail) {
+  tail &= TAIL_THREADS_MASK;
+  h->stacks = stacks;
+  h->tail = tail | header_sum(user, info, stacks, tail) << 48;
+  atomic_store_explicit(&h->info, info, memory_order_release);
+}
+
+/* A copy of the header as a block; false when its check fails (written
+ * over) or its state is no state. A block being freed (FREEING) is taken
+ * as it is: its free stack may not be written yet. */
+static bool header_read(const check_header_t *h, uintptr_t user, tsr_check_block_t *b) {
+  uint64_t info = atomic_load_explicit(&h->info, memory_order_acquire), stacks = h->stacks, tail = h->tail;
+  unsigned state = info_state(info);
+  if (state == STATE_FREEING) stacks &= 0xffffffffu, tail &= 0xffffff;
+  else if (!header_sane(user, info, stacks, tail) || (state != TSR_BLOCK_LIVE && state != TSR_BLOCK_FREED)) return false;
+  *b = (tsr_check_block_t){ .user = user, .size = info & INFO_SIZE_MASK, .state = state, .family = info_family(info),
+                            .align_shift = info_shift(info), .alloc_stack = (uint32_t)stacks,
+                            .free_stack = (uint32_t)(stacks >> 32), .alloc_thread = (uint32_t)tail & 0xffffff,
+                            .free_thread = (uint32_t)(tail >> 24) & 0xffffff };
+  return true;
+}
+
+/* Redzones of a core block (not guarded), the common case of block_verify
+ * inlined: the pad before the header (aligned blocks), the canary between
+ * the header and the user bytes, the canary after them. */
+/* A canary of 16 to 32 bytes (the left one and the right one at the
+ * default redzone) in two overlapping 16-byte compares, inline: through
+ * bytes_damaged, a call each, the redzones were a sixth of a checked pair's
+ * instructions (callgrind, micro-hot). */
+static inline bool canary_intact(const uint8_t *p, size_t n) {
+  if (tsr_likely(n >= 16 && n <= 32)) {
+    __m128i pattern = _mm_set1_epi8((char)TSR_CHECK_CANARY);
+    __m128i acc = _mm_or_si128(_mm_xor_si128(_mm_loadu_si128((const __m128i *)p), pattern),
+                               _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + n - 16)), pattern));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) == 0xffff;
+  }
+  return n == 0 || bytes_damaged(p, n, TSR_CHECK_CANARY) == NULL;
+}
+
 static inline bool redzones_intact(uintptr_t base, uintptr_t user, size_t size) {
-  const uintptr_t *hdr = (const uintptr_t *)base;
-  if (hdr[0] != (user ^ TSR_CHECK_KEY) || hdr[1] != ((uintptr_t)size ^ TSR_CHECK_KEY)) return false;
-  size_t left = (size_t)(user - base) - TSR_CHECK_HEADER_SIZE;
-  if (left != 0 && bytes_damaged((const uint8_t *)base + TSR_CHECK_HEADER_SIZE, left, TSR_CHECK_CANARY) != NULL) return false;
-  return bytes_damaged((const uint8_t *)user + size, right_size(size), TSR_CHECK_CANARY) == NULL;
+  uintptr_t h = user - tsr_check_left_min;
+  if (tsr_unlikely(h > base) && bytes_damaged((const uint8_t *)base, h - base, TSR_CHECK_CANARY) != NULL) return false;
+  return canary_intact((const uint8_t *)h + TSR_CHECK_HEADER_SIZE, tsr_check_left_min - TSR_CHECK_HEADER_SIZE) &&
+         canary_intact((const uint8_t *)user + size, right_size(size));
 }
 static inline bool block_intact(const tsr_check_block_t *b) { return redzones_intact(tsr_check_base(b), b->user, b->size); }
 
-/* The core block that contains addr, or 0 (tessera's own heap layout). */
-static uintptr_t core_block_of(uintptr_t a) {
+/* The core block that contains addr, or 0 (tessera's own heap layout);
+ * *size: its bytes. */
+static uintptr_t core_block_of(uintptr_t a, size_t *size) {
   uint8_t kind = tsr_segmap_kind(a);
   if (kind == TSR_SEGMAP_SEGMENT) {
     tsr_page_t *page = tsr_page_of((void *)a);
     if (tsr_page_owner(page) == 0 || page->area == NULL || page->block_size == 0) return 0;
     uintptr_t area = (uintptr_t)page->area;
     if (a < area) return 0;
+    *size = page->block_size;
     if (page->kind == TSR_PAGE_LARGE) return a < area + page->block_size ? area : 0;
     if (page->kind != TSR_PAGE_SMALL || a - area >= page->carved_size) return 0;
     return area + (a - area) / page->block_size * page->block_size;
@@ -634,9 +750,125 @@ static uintptr_t core_block_of(uintptr_t a) {
     if (tsr_segmap[slot & (TSR_SEGMAP_COUNT - 1)] != TSR_SEGMAP_HUGE) return 0;
     tsr_segment_t *segment = (tsr_segment_t *)(slot << TSR_SEGMENT_SHIFT);
     uintptr_t block = (uintptr_t)segment->huge_block;
+    *size = segment->huge_size;
     return a >= block && a < block + segment->huge_size ? block : 0;
   }
   return 0;
+}
+
+/* The header of user when user is the start of a checked core block, live
+ * or quarantined; else NULL. Trusted through the core's page metadata: the
+ * would-be header must lie in the carved part of a page in use (so reading
+ * it cannot fault), its first word must be user XOR the key, and the core
+ * page must say a block starts where the header's alignment puts the
+ * block's start (the divisibility test of the core's own free). */
+static inline check_header_t *header_of(uintptr_t user) {
+  uintptr_t hp = user - tsr_check_left_min;
+  if (tsr_unlikely((user & 15) != 0 || user < tsr_check_left_min)) return NULL;
+  uint8_t kind = tsr_segmap_kind(hp);
+  if (tsr_likely(kind == TSR_SEGMAP_SEGMENT)) {
+    if (tsr_segmap_kind(user) != TSR_SEGMAP_SEGMENT) return NULL;   /* not the same segment */
+    tsr_page_t *page = tsr_page_of((void *)hp);
+    uintptr_t area = (uintptr_t)page->area;
+    if (tsr_unlikely(tsr_page_owner(page) == 0 || hp < area)) return NULL;
+    uint8_t page_kind = page->kind;
+    size_t extent = page_kind == TSR_PAGE_SMALL ? __atomic_load_n(&page->carved_size, __ATOMIC_RELAXED)
+                    : page_kind == TSR_PAGE_LARGE ? page->block_size : 0;
+    if (tsr_unlikely(hp - area >= extent || hp - area + TSR_CHECK_HEADER_SIZE > extent)) return NULL;
+    check_header_t *h = (check_header_t *)hp;
+    if (tsr_unlikely(atomic_load_explicit(&h->user_key, memory_order_acquire) != (user ^ TSR_CHECK_KEY))) return NULL;
+    unsigned shift = info_shift(atomic_load_explicit(&h->info, memory_order_relaxed));
+    if (tsr_likely(shift == 4)) {
+      if (tsr_unlikely(page_kind == TSR_PAGE_LARGE ? hp != area : (hp - area) * page->block_magic >= page->block_magic)) return NULL;
+      return h;
+    }
+    size_t alignment = shift < 64 ? (size_t)1 << shift : 0;
+    uintptr_t base = user - left_size(alignment);
+    if (alignment == 0 || base < area || base > hp) return NULL;
+    if (page_kind == TSR_PAGE_LARGE ? base != area : (base - area) * page->block_magic >= page->block_magic) return NULL;
+    return h;
+  }
+  if (kind == TSR_SEGMAP_HUGE || kind == TSR_SEGMAP_HUGE_TAIL) {
+    size_t size;
+    uintptr_t block = core_block_of(hp, &size);
+    if (block == 0 || hp + TSR_CHECK_HEADER_SIZE > block + size) return NULL;
+    check_header_t *h = (check_header_t *)hp;
+    if (atomic_load_explicit(&h->user_key, memory_order_acquire) != (user ^ TSR_CHECK_KEY)) return NULL;
+    unsigned shift = info_shift(atomic_load_explicit(&h->info, memory_order_relaxed));
+    size_t alignment = shift < 64 ? (size_t)1 << shift : 0;
+    return alignment != 0 && user - left_size(alignment) == block ? h : NULL;
+  }
+  return NULL;
+}
+
+/* The checked block whose header lies in the core block [base, base +
+ * size): at base for blocks of alignment 16; past a pad for aligned ones,
+ * looked for 16 bytes at a time when such blocks were ever made. fn gets
+ * the first found; returns fn's answer (true when none is found). */
+static bool core_block_probe(uintptr_t base, size_t size, bool aligned, bool (*fn)(check_header_t *h, uintptr_t user, void *arg),
+                             void *arg) {
+  size_t left = tsr_check_left_min;
+  for (uintptr_t pos = base; pos + left <= base + size; pos += 16) {
+    check_header_t *h = (check_header_t *)pos;
+    uintptr_t user = pos + left;
+    if (atomic_load_explicit(&h->user_key, memory_order_acquire) == (user ^ TSR_CHECK_KEY) && header_of(user) == h)
+      return fn(h, user, arg);
+    if (!aligned) break;
+  }
+  return true;
+}
+
+typedef struct walk_s {
+  bool (*fn)(check_header_t *h, uintptr_t user, void *arg);
+  void *arg;
+  bool aligned, stopped;
+} walk_t;
+
+static void walk_huge(tsr_segment_t *segment, void *arg) {
+  walk_t *w = arg;
+  if (!w->stopped && !core_block_probe((uintptr_t)segment->huge_block, segment->huge_size, w->aligned, w->fn, w->arg))
+    w->stopped = true;
+}
+
+/* Every core block with a valid header (live, quarantined or being freed),
+ * heap by heap, segment by segment, page by page (the layout visit.c
+ * walks), then the huge blocks. fn returns false to stop; it runs under
+ * TSR_LOCK_HEAPS or TSR_LOCK_HUGE and takes no lock. Other threads may
+ * change headers meanwhile: fn re-reads what it relies on. */
+static bool core_blocks_walk(bool (*fn)(check_header_t *h, uintptr_t user, void *arg), void *arg) {
+  walk_t w = { fn, arg, atomic_load(&check.aligned_used), false };
+  tsr_lock(TSR_LOCK_HEAPS);
+  for (tsr_heap_t *heap = tsr_heap_all; heap != NULL && !w.stopped; heap = heap->all_next) {
+    for (tsr_segment_t *segment = heap->segments; segment != NULL && !w.stopped; segment = segment->next) {
+      tsr_page_t *slices = (tsr_page_t *)segment;
+      for (size_t i = 1; i < TSR_SLICE_COUNT && !w.stopped;) {
+        tsr_page_t *page = &slices[i];
+        uint32_t n = page->slice_count;
+        if (n == 0 || i + n > TSR_SLICE_COUNT) n = 1;
+        i += n;
+        if (tsr_page_owner(page) == 0 || page->area == NULL || page->block_size == 0) continue;
+        uintptr_t area = (uintptr_t)page->area;
+        size_t bs = page->block_size;
+        if (page->kind == TSR_PAGE_LARGE) {
+          if (!core_block_probe(area, bs, w.aligned, fn, arg)) w.stopped = true;
+        } else if (page->kind == TSR_PAGE_SMALL) {
+          size_t carved = __atomic_load_n(&page->carved_size, __ATOMIC_RELAXED);
+          for (size_t off = 0; off + bs <= carved && !w.stopped; off += bs)
+            if (!core_block_probe(area + off, bs, w.aligned, fn, arg)) w.stopped = true;
+        }
+      }
+    }
+  }
+  tsr_unlock(TSR_LOCK_HEAPS);
+  if (!w.stopped) tsr_huge_each(walk_huge, &w);
+  return !w.stopped;
+}
+
+typedef struct find_s { tsr_check_block_t *out; bool found; } find_t;
+static bool find_fn(check_header_t *h, uintptr_t user, void *arg) {
+  find_t *f = arg;
+  f->found = header_read(h, user, f->out);
+  return false;
 }
 
 bool tsr_check_find(uintptr_t addr, tsr_check_block_t *out) {
@@ -645,14 +877,31 @@ bool tsr_check_find(uintptr_t addr, tsr_check_block_t *out) {
   tsr_lock(TSR_LOCK_CHECK);
   bool guarded = tsr_guard_lookup(addr, &user);
   tsr_unlock(TSR_LOCK_CHECK);
-  if (!guarded) {
-    uintptr_t base = core_block_of(addr);
-    if (base != 0) {
-      uintptr_t w = *(const uintptr_t *)base ^ TSR_CHECK_KEY;
-      if (w > base && w - base <= ((size_t)1 << 30)) user = w;
-    }
+  if (guarded) return table_get(user, out);
+  size_t size = 0;
+  uintptr_t base = core_block_of(addr, &size);
+  if (base == 0) return false;
+  find_t f = { out, false };
+  core_block_probe(base, size, atomic_load(&check.aligned_used), find_fn, &f);
+  return f.found;
+}
+
+bool tsr_check_core_get(uintptr_t user, tsr_check_block_t *out) {
+  check_header_t *h = header_of(user);
+  return h != NULL && header_read(h, user, out);
+}
+
+/* user's block, wherever it is kept: its header, or the table for a
+ * guarded block. *damaged: user has a header whose check fails. */
+static bool block_get(uintptr_t user, tsr_check_block_t *out, bool *damaged) {
+  *damaged = false;
+  check_header_t *h = header_of(user);
+  if (h != NULL) {
+    if (header_read(h, user, out)) return true;
+    *damaged = true;
+    return false;
   }
-  return user != 0 && table_get(user, out);
+  return table_get(user, out);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */
@@ -820,6 +1069,19 @@ void tsr_report_where(uintptr_t addr) {
 /* ---- verifying a block ---------------------------------------------------------------------- */
 
 typedef enum { DAMAGE_NONE, DAMAGE_OVERFLOW, DAMAGE_UNDERFLOW, DAMAGE_FREED } damage_kind_t;
+
+/* The canary below b's user bytes, as two ranges in address order. */
+static void left_ranges(const tsr_check_block_t *b, const uint8_t *lo[2], size_t len[2]) {
+  uintptr_t base = tsr_check_base(b);
+  if (b->flags & TSR_BLOCK_GUARDED) {
+    lo[0] = (const uint8_t *)base; len[0] = (size_t)(b->user - base);
+    lo[1] = NULL; len[1] = 0;
+    return;
+  }
+  uintptr_t h = b->user - tsr_check_left_min;
+  lo[0] = (const uint8_t *)base; len[0] = (size_t)(h - base);
+  lo[1] = (const uint8_t *)h + TSR_CHECK_HEADER_SIZE; len[1] = tsr_check_left_min - TSR_CHECK_HEADER_SIZE;
+}
 typedef struct damage_s { damage_kind_t kind; uintptr_t first, last; } damage_t;
 
 /* Redzones of a live block, or the poison of a quarantined one. */
@@ -843,27 +1105,20 @@ static damage_t block_verify(const tsr_check_block_t *b, bool freed) {
     d.last = (uintptr_t)bytes_damaged_last(user + b->size, right, TSR_CHECK_CANARY);
     return d;
   }
-  /* The left redzone: [header | canary] below the user bytes (a guarded
-   * block has canary only). The header's expected bytes are its two words. */
-  bool guarded = (b->flags & TSR_BLOCK_GUARDED) != 0;
-  uintptr_t base = tsr_check_base(b);
-  const uint8_t *left_start = guarded ? (const uint8_t *)base : (const uint8_t *)base + TSR_CHECK_HEADER_SIZE;
-  size_t left = (size_t)(user - left_start);
-  uintptr_t expect[2] = { b->user ^ TSR_CHECK_KEY, (uintptr_t)b->size ^ TSR_CHECK_KEY };
-  const uintptr_t *hdr = (const uintptr_t *)base;
-  bool header_ok = guarded || (hdr[0] == expect[0] && hdr[1] == expect[1]);
-  const uint8_t *canary_first = bytes_damaged(left_start, left, TSR_CHECK_CANARY);
-  if (header_ok && canary_first == NULL) return d;
-  const uint8_t *first = canary_first, *last = canary_first ? bytes_damaged_last(left_start, left, TSR_CHECK_CANARY) : NULL;
-  if (!header_ok) {
-    const uint8_t *have = (const uint8_t *)hdr, *want = (const uint8_t *)expect;
-    for (size_t i = 0; i < TSR_CHECK_HEADER_SIZE; i++) {
-      if (have[i] == want[i]) continue;
-      first = first == NULL || have + i < first ? have + i : first;
-      if (last == NULL) last = have + i;   /* the canary, above the header, holds the last one if damaged */
-      else if (canary_first == NULL && have + i > last) last = have + i;
-    }
+  /* The left redzone: a guarded block's canary below the user bytes; a
+   * core block's pad before its header (aligned blocks) and canary between
+   * the header and the user bytes (the header is checked by header_read). */
+  const uint8_t *lo[2];
+  size_t len[2];
+  left_ranges(b, lo, len);
+  const uint8_t *first = NULL, *last = NULL;
+  for (int r = 0; r < 2; r++) {
+    const uint8_t *f = len[r] != 0 ? bytes_damaged(lo[r], len[r], TSR_CHECK_CANARY) : NULL;
+    if (f == NULL) continue;
+    if (first == NULL) first = f;
+    last = bytes_damaged_last(lo[r], len[r], TSR_CHECK_CANARY);
   }
+  if (first == NULL) return d;
   d.kind = DAMAGE_UNDERFLOW; d.first = (uintptr_t)first; d.last = (uintptr_t)last;
   return d;
 }
@@ -873,10 +1128,10 @@ static void block_repair(const tsr_check_block_t *b, damage_t d) {
   if (d.kind == DAMAGE_FREED) memset((void *)b->user, TSR_CHECK_POISON, b->size < TSR_CHECK_POISON_MAX ? b->size : TSR_CHECK_POISON_MAX);
   else if (d.kind == DAMAGE_OVERFLOW) canary_fill((uint8_t *)b->user + b->size, right_of(b));
   else if (d.kind == DAMAGE_UNDERFLOW) {
-    uintptr_t base = tsr_check_base(b);
-    uint8_t *start = b->flags & TSR_BLOCK_GUARDED ? (uint8_t *)base : (uint8_t *)base + TSR_CHECK_HEADER_SIZE;
-    canary_fill(start, (size_t)((uint8_t *)b->user - start));
-    if (!(b->flags & TSR_BLOCK_GUARDED)) { uintptr_t *h = (uintptr_t *)base; h[0] = b->user ^ TSR_CHECK_KEY; h[1] = b->size ^ TSR_CHECK_KEY; }
+    const uint8_t *lo[2];
+    size_t len[2];
+    left_ranges(b, lo, len);
+    for (int r = 0; r < 2; r++) if (len[r] != 0) canary_fill((uint8_t *)lo[r], len[r]);
   }
 }
 
@@ -902,20 +1157,54 @@ static void damage_report(const tsr_check_block_t *b, damage_t d, const char *wh
   tsr_report_end(true);
 }
 
-/* ---- the quarantine -------------------------------------------------------------------------- */
-
-/* The memory a block holds: its core block or guarded pages, and its table
- * slot (at the table's ~0.5 load, two slots' worth). */
-static inline size_t block_cost(const tsr_check_block_t *b) {
-  size_t slot = 2 * sizeof(tsr_check_block_t);
-  if (tsr_unlikely(b->flags & TSR_BLOCK_GUARDED)) return tsr_guard_map_size(b) + slot;
-  return left_size((size_t)1 << b->align_shift) + b->size + right_size(b->size) + slot;
+/* user has a header whose check fails: a write before the block (past its
+ * left canary) or a wild write reached it. Its size and stacks cannot be
+ * trusted, so the block is reported as it is and never given back to the
+ * core (its layout is unknown); its header's first word is cleared, so it
+ * is reported once (a later free of it is an invalid free). */
+static tsr_noinline void header_damage_report(uintptr_t user, const char *when, uint32_t stack) {
+  check_header_t *hdr = header_at(user);   /* a core block's (every caller knows): readable */
+  if (atomic_load_explicit(&hdr->user_key, memory_order_relaxed) == (user ^ TSR_CHECK_KEY))
+    atomic_store_explicit(&hdr->user_key, 0, memory_order_relaxed);
+  const uintptr_t *frames;
+  size_t n = tsr_depot_get(stack, &frames);
+  uintptr_t h = (uintptr_t)hdr;
+  tsr_report_begin("heap-buffer-underflow", "write before the block 0x%lx: its %d-byte checking header at 0x%lx..0x%lx "
+                   "(%zu to %zu bytes before the block) was written over, found %s; the block's size and stacks were "
+                   "kept there and are lost", (unsigned long)user, TSR_CHECK_HEADER_SIZE, (unsigned long)h,
+                   (unsigned long)(h + TSR_CHECK_HEADER_SIZE - 1), tsr_check_left_min - TSR_CHECK_HEADER_SIZE + 1,
+                   tsr_check_left_min, when);
+  if (n != 0) tsr_report_stack("found by this call:", frames, n, true, false);
+  tsr_report_end(true);
 }
 
-/* Give a block that left the quarantine (or was never kept) back to the core. */
+/* A pointer whose header is gone may still be a block's start: the core
+ * says a block starts where its header would be (alignment 16) and the
+ * canary just below it is damaged. Then an underflow ran over the canary
+ * and the header's first word: report that rather than an invalid free. */
+static bool header_destroyed(uintptr_t user) {
+  size_t left = tsr_check_left_min - TSR_CHECK_HEADER_SIZE, size = 0;
+  if ((user & 15) != 0 || left == 0 || user < tsr_check_left_min) return false;
+  uintptr_t hp = user - tsr_check_left_min;
+  if (tsr_segmap_kind(hp) == TSR_SEGMAP_NONE || core_block_of(hp, &size) != hp || size < tsr_check_left_min) return false;
+  return bytes_damaged((const uint8_t *)user - left, left, TSR_CHECK_CANARY) != NULL;
+}
+
+/* ---- the quarantine -------------------------------------------------------------------------- */
+
+/* The memory a block holds: its core block, or a guarded block's pages
+ * and its table slot (at the table's ~0.5 load, two slots' worth). */
+static inline size_t block_cost(const tsr_check_block_t *b) {
+  if (tsr_unlikely(b->flags & TSR_BLOCK_GUARDED)) return tsr_guard_map_size(b) + 2 * sizeof(tsr_check_block_t);
+  return left_size((size_t)1 << b->align_shift) + b->size + right_size(b->size);
+}
+
+/* Give a block that left the quarantine (or was never kept) back to the
+ * core, its header's first word cleared first (no longer a checked block). */
 static void block_release(const tsr_check_block_t *b) {
-  if (b->flags & TSR_BLOCK_GUARDED) tsr_guard_release(b);
-  else tsr_core_free((void *)tsr_check_base(b));
+  if (b->flags & TSR_BLOCK_GUARDED) { tsr_guard_release(b); return; }
+  atomic_store_explicit(&header_at(b->user)->user_key, 0, memory_order_relaxed);
+  tsr_core_free((void *)tsr_check_base(b));
 }
 
 /* The live blocks' cost as last published (a transient negative sum, one
@@ -973,58 +1262,64 @@ static size_t quarantine_pop(ring_entry_t *out, size_t out_max) {
  * prefetch never faults). */
 #define LEAVE_PREFETCH_AHEAD 8
 static inline void block_prefetch(uintptr_t user, size_t cost) {
-  size_t extra = 2 * sizeof(tsr_check_block_t) + TSR_CHECK_HEADER_SIZE;
+  size_t extra = tsr_check_left_min;
   uintptr_t end = user + (cost > extra ? cost - extra : 0);
   uintptr_t poison_end = user + TSR_CHECK_POISON_MAX < end ? user + TSR_CHECK_POISON_MAX : end;
-  __builtin_prefetch((const void *)(user - TSR_CHECK_HEADER_SIZE));
+  __builtin_prefetch((const void *)(user - tsr_check_left_min));
   for (uintptr_t line = (user & ~(uintptr_t)63) + 64; line < poison_end; line += 64) __builtin_prefetch((const void *)line);
   if (end > poison_end) __builtin_prefetch((const void *)(end - 1));
 }
 
-/* Blocks that left the quarantine: out of the table (each under its
- * shard's lock), poison and redzones verified, back to the core. No lock held. */
+/* Blocks that left the quarantine: header, poison and redzones verified,
+ * header cleared, back to the core. No lock held (guarded blocks: out of
+ * the table, each under its shard's lock). */
 static void quarantine_leave(const ring_entry_t *out, size_t n) {
-  /* Their table slots and bytes are cold by now (the quarantine is bigger
-   * than the caches): the slots are fetched all at once before the first
-   * is used, each block's lines a few blocks ahead of its verification
-   * (only its first line was fetched before: python-malloc waited on the
-   * rest of the poison, a fifth of quarantine_leave). */
-  for (size_t i = 0; i < n; i++) table_prefetch(out[i].user);
-  for (size_t i = 0; i < n && i < LEAVE_PREFETCH_AHEAD; i++) block_prefetch(out[i].user, out[i].cost);
-  /* The common case in place, under the shard lock (held across blocks of
-   * the same shard): an unguarded block whose poison and redzones are
-   * intact. The rest, and the core frees, after the lock. */
+  /* Their bytes are cold by now (the quarantine is bigger than the
+   * caches): each block's lines are fetched a few blocks ahead of its
+   * verification (only its first line was fetched before: python-malloc
+   * waited on the rest of the poison, a fifth of quarantine_leave). */
+  for (size_t i = 0; i < n && i < LEAVE_PREFETCH_AHEAD; i++) block_prefetch(out[i].user & ~RING_GUARDED, out[i].cost);
+  /* The common case in place: a core block whose header, poison and
+   * redzones are intact. The rest, and the core frees, after. */
   void *bases[64];
   uintptr_t slow[64];
   size_t base_count = 0, slow_count = 0;
-  shard_t *held = NULL;
   for (size_t i = 0; i < n && i < 64; i++) {
     uintptr_t user = out[i].user;
-    if (i + LEAVE_PREFETCH_AHEAD < n) block_prefetch(out[i + LEAVE_PREFETCH_AHEAD].user, out[i + LEAVE_PREFETCH_AHEAD].cost);
-    shard_t *s = shard_of(user);
-    if (s != held) {
-      if (held != NULL) shard_unlock(held);
-      shard_lock(s);
-      held = s;
-    }
-    tsr_check_block_t *slot = table_find(s, user);
-    if (tsr_likely(slot != NULL) && !(slot->flags & TSR_BLOCK_GUARDED) && slot->state == TSR_BLOCK_FREED) {
-      uintptr_t base = tsr_check_base(slot);
-      size_t size = slot->size;
-      if (tsr_likely(bytes_damaged((const uint8_t *)user, size < TSR_CHECK_POISON_MAX ? size : TSR_CHECK_POISON_MAX,
-                                   TSR_CHECK_POISON) == NULL && redzones_intact(base, user, size))) {
-        table_remove(s, slot);
-        bases[base_count++] = (void *)base;
-        continue;
+    if (i + LEAVE_PREFETCH_AHEAD < n)
+      block_prefetch(out[i + LEAVE_PREFETCH_AHEAD].user & ~RING_GUARDED, out[i + LEAVE_PREFETCH_AHEAD].cost);
+    if (tsr_likely(!(user & RING_GUARDED))) {
+      check_header_t *h = header_at(user);
+      uint64_t info = atomic_load_explicit(&h->info, memory_order_relaxed);
+      size_t size = info & INFO_SIZE_MASK;
+      if (tsr_likely(atomic_load_explicit(&h->user_key, memory_order_relaxed) == (user ^ TSR_CHECK_KEY) &&
+                     info_state(info) == TSR_BLOCK_FREED && info_shift(info) < 64 &&
+                     header_sane(user, info, h->stacks, h->tail))) {
+        uintptr_t base = user - left_size((size_t)1 << info_shift(info));
+        if (tsr_likely(bytes_damaged((const uint8_t *)user, size < TSR_CHECK_POISON_MAX ? size : TSR_CHECK_POISON_MAX,
+                                     TSR_CHECK_POISON) == NULL && redzones_intact(base, user, size))) {
+          atomic_store_explicit(&h->user_key, 0, memory_order_relaxed);
+          bases[base_count++] = (void *)base;
+          continue;
+        }
       }
     }
     slow[slow_count++] = user;
   }
-  if (held != NULL) shard_unlock(held);
   for (size_t i = 0; i < base_count; i++) tsr_core_free(bases[i]);
   for (size_t i = 0; i < slow_count; i++) {
     tsr_check_block_t b;
-    if (!table_take(slow[i], &b)) continue;
+    uintptr_t user = slow[i] & ~RING_GUARDED;
+    if (!(slow[i] & RING_GUARDED)) {
+      check_header_t *h = header_at(user);
+      if (atomic_load_explicit(&h->user_key, memory_order_relaxed) != (user ^ TSR_CHECK_KEY) || !header_read(h, user, &b) ||
+          b.state != TSR_BLOCK_FREED) {
+        header_damage_report(user, "when the block left the quarantine", 0);
+        continue;   /* its layout is unknown: kept */
+      }
+    } else if (!table_take(user, &b)) {
+      continue;
+    }
     damage_t d = block_verify(&b, true);
     if (d.kind != DAMAGE_NONE) damage_report(&b, d, "when the block left the quarantine", 0);
     block_release(&b);
@@ -1060,19 +1355,15 @@ static inline void live_add(long cost) {
 
 /* Start fetching what the next allocation of this size class will touch
  * first: the core block the core's fast path pops next (its link, then our
- * header) and that block's table slot. By then they have arrived: the
- * slot, prefetched only after the core returned the block, was still a
- * miss on a table bigger than the caches (python-malloc: two thirds of
- * alloc_with_stack on the slot, a sixth on the header). Reads the
- * thread's own heap (internal.h) without changing it; a stale guess only
- * wastes the prefetch. */
-static inline void next_block_prefetch(size_t core_size, size_t left) {
+ * header). By then it has arrived (python-malloc: a sixth of
+ * alloc_with_stack waited on the header). Reads the thread's own heap
+ * (internal.h) without changing it; a stale guess only wastes the
+ * prefetch. */
+static inline void next_block_prefetch(size_t core_size) {
   if (core_size > TSR_DIRECT_MAX) return;
   tsr_heap_t *heap = tsr_heap_get();
   tsr_block_t *next = heap->direct[(core_size + 15) >> 4]->free;
-  if (next == NULL) return;
-  __builtin_prefetch(next, 1);
-  table_prefetch((uintptr_t)next + left);
+  if (next != NULL) __builtin_prefetch(next, 1);
 }
 
 /* A guarded block (guard.c), or NULL when none can be made now. */
@@ -1097,10 +1388,8 @@ static tsr_noinline void *alloc_guarded(size_t size, size_t alignment, int famil
   return (void *)b.user;
 }
 
-/* The checked allocation with its stack already captured. The entry is
- * built whole in registers and stored once into its slot: built in a
- * local struct (memset, then bit-field stores) and copied, its 16-byte
- * reloads waited on the narrower stores (perf, micro hot). */
+/* The checked allocation with its stack already captured: the core block,
+ * its canaries, then its header, whose first word is stored last. */
 static void *alloc_with_stack(size_t size, size_t alignment, int family, bool zero, uint32_t stack, uintptr_t fp) {
   if (alignment < 16) alignment = 16;
   if (tsr_unlikely(size > TSR_CHECK_SIZE_MAX - 8192 - alignment)) { errno = ENOMEM; return NULL; }
@@ -1112,29 +1401,22 @@ static void *alloc_with_stack(size_t size, size_t alignment, int family, bool ze
   if (tsr_unlikely(!atomic_load_explicit(&check.redzone_fixed, memory_order_relaxed)))
     atomic_store(&check.redzone_fixed, true);
   size_t left = left_size(alignment), right = right_size(size);
+  if (tsr_unlikely(alignment > 16) && !atomic_load_explicit(&check.aligned_used, memory_order_relaxed))
+    atomic_store(&check.aligned_used, true);
   void *base = alignment <= 16 ? tsr_core_malloc(left + size + right) : tsr_core_alloc_aligned(alignment, left + size + right);
   if (base == NULL) return NULL;
   uintptr_t user = (uintptr_t)base + left;
-  table_prefetch(user);   /* overlapped with the redzones and the stack capture */
-  if (alignment <= 16) next_block_prefetch(left + size + right, left);
-  uintptr_t *hdr = base;
-  hdr[0] = user ^ TSR_CHECK_KEY;
-  hdr[1] = size ^ TSR_CHECK_KEY;
-  if (left > TSR_CHECK_HEADER_SIZE) canary_fill((uint8_t *)base + TSR_CHECK_HEADER_SIZE, left - TSR_CHECK_HEADER_SIZE);
+  if (alignment <= 16) next_block_prefetch(left + size + right);
+  check_header_t *h = header_at(user);
+  if (tsr_unlikely(left > tsr_check_left_min)) canary_fill(base, left - tsr_check_left_min);
+  if (tsr_check_left_min > TSR_CHECK_HEADER_SIZE) canary_fill((uint8_t *)(h + 1), tsr_check_left_min - TSR_CHECK_HEADER_SIZE);
   canary_fill((uint8_t *)user + size, right);
   if (zero) memset((void *)user, 0, size);
   if (fp != 0) stack = stack_capture(fp, 0);
   uint32_t thread = tsr_check_thread_self()->number;
-  shard_t *s = shard_for_new(user, thread);
-  shard_lock(s);
-  tsr_check_block_t *slot = table_slot_for(s, user);
-  if (tsr_likely(slot != NULL))
-    *slot = (tsr_check_block_t){ .user = user, .size = size, .state = TSR_BLOCK_LIVE,
-                                 .family = (uint8_t)family, .align_shift = (uint8_t)log2_of(alignment),
-                                 .alloc_stack = stack, .alloc_thread = thread };
-  shard_unlock(s);
-  if (tsr_unlikely(slot == NULL)) { tsr_core_free(base); errno = ENOMEM; return NULL; }
-  live_add((long)(left + size + right + 2 * sizeof(tsr_check_block_t)));
+  header_store(h, user, info_make(size, TSR_BLOCK_LIVE, (unsigned)family, log2_of(alignment)), stack, thread);
+  atomic_store_explicit(&h->user_key, user ^ TSR_CHECK_KEY, memory_order_release);
+  live_add((long)(left + size + right));
   return (void *)user;
 }
 
@@ -1240,52 +1522,60 @@ static inline void pending_push(uintptr_t user, size_t cost, size_t size) {
   if (pending.count == FREE_BATCH || pending.bytes >= FREE_BATCH_BYTES) pending_flush();
 }
 
-/* The checked free with its stack already captured. Under p's shard lock:
- * the block marked FREED, its redzones verified (and repaired) and its first
- * bytes poisoned; reports after. */
-static void free_with_stack(void *p, int family, size_t size, size_t alignment, uint32_t stack) {
+/* The rare cases of a free: anything but a live core block freed as it
+ * was allocated with its header and redzones intact (free_with_stack).
+ * h: p's header (header_of), NULL for guarded blocks and invalid pointers. */
+static tsr_noinline void free_general(uintptr_t user, int family, size_t size, size_t alignment, uint32_t stack,
+                                      check_header_t *h) {
   tsr_check_thread_t *self = tsr_check_thread_self();
-  uintptr_t user = (uintptr_t)p;
-  shard_t *s = shard_of(user);
   tsr_check_block_t b;
   damage_t d = { DAMAGE_NONE, 0, 0 };
-  shard_lock(s);
-  tsr_check_block_t *slot = table_find(s, user);
-  /* The common case, read in place: a live unguarded block, freed as it was
-   * allocated, redzones intact. Anything else takes the general path below. */
-  if (tsr_likely(slot != NULL) && slot->state == TSR_BLOCK_LIVE && !(slot->flags & TSR_BLOCK_GUARDED) &&
-      slot->family == (unsigned)family && (size == 0 || size == slot->size) &&
-      (alignment <= 16 || ((size_t)1 << slot->align_shift) == alignment)) {
-    size_t bsize = slot->size, balign = (size_t)1 << slot->align_shift;
-    if (tsr_likely(redzones_intact(user - left_size(balign), user, bsize))) {
-      slot->state = TSR_BLOCK_FREED;
-      slot->free_stack = stack;
-      slot->free_thread = self->number;
-      poison_fill((uint8_t *)user, bsize < TSR_CHECK_POISON_MAX ? bsize : TSR_CHECK_POISON_MAX);
-      shard_unlock(s);
-      pending_push(user, left_size(balign) + bsize + right_size(bsize) + 2 * sizeof(tsr_check_block_t), bsize);
-      return;
+  bool live = false;
+  if (h != NULL) {
+    for (;;) {
+      if (!header_read(h, user, &b)) { header_damage_report(user, "at free", stack); return; }
+      if (b.state != TSR_BLOCK_LIVE) break;   /* freed: a double free (also while another thread frees it) */
+      uint64_t info = info_make(b.size, TSR_BLOCK_LIVE, b.family, b.align_shift);
+      if (atomic_compare_exchange_strong(&h->info, &info, info_with_state(info, STATE_FREEING))) { live = true; break; }
     }
-  }
-  if (slot != NULL) {
-    b = *slot;
-    if (b.state == TSR_BLOCK_LIVE) {
-      slot->state = TSR_BLOCK_FREED;
-      slot->free_stack = stack;
-      slot->free_thread = self->number;
-      if (tsr_unlikely(b.flags & TSR_BLOCK_GUARDED) || tsr_unlikely(!block_intact(&b))) {
+    if (live) {
+      if (tsr_unlikely(!block_intact(&b))) {
         d = block_verify(&b, false);
         if (d.kind != DAMAGE_NONE) block_repair(&b, d);
       }
-      if (!(b.flags & TSR_BLOCK_GUARDED)) poison_fill((uint8_t *)user, b.size < TSR_CHECK_POISON_MAX ? b.size : TSR_CHECK_POISON_MAX);
+      poison_fill((uint8_t *)user, b.size < TSR_CHECK_POISON_MAX ? b.size : TSR_CHECK_POISON_MAX);
+      header_store(h, user, info_make(b.size, TSR_BLOCK_FREED, b.family, b.align_shift),
+                   b.alloc_stack | (uint64_t)stack << 32, b.alloc_thread | (uint64_t)self->number << 24);
+    }
+  } else {
+    shard_t *s = shard_of(user);
+    shard_lock(s);
+    tsr_check_block_t *slot = table_find(s, user);
+    if (slot != NULL) {
+      b = *slot;
+      if (b.state == TSR_BLOCK_LIVE) {
+        live = true;
+        slot->state = TSR_BLOCK_FREED;
+        slot->free_stack = stack;
+        slot->free_thread = self->number;
+        if (tsr_unlikely(b.flags & TSR_BLOCK_GUARDED) || tsr_unlikely(!block_intact(&b))) {
+          d = block_verify(&b, false);
+          if (d.kind != DAMAGE_NONE) block_repair(&b, d);
+        }
+        if (!(b.flags & TSR_BLOCK_GUARDED)) poison_fill((uint8_t *)user, b.size < TSR_CHECK_POISON_MAX ? b.size : TSR_CHECK_POISON_MAX);
+      }
+    }
+    shard_unlock(s);
+    if (tsr_unlikely(slot == NULL)) {
+      if (header_destroyed(user)) header_damage_report(user, "at free", stack);
+      else invalid_report("free", user, stack);
+      return;
     }
   }
-  shard_unlock(s);
-  if (tsr_unlikely(slot == NULL)) { invalid_report("free", user, stack); return; }
   const uintptr_t *frames;
   size_t n = tsr_depot_get(stack, &frames);
-  if (tsr_unlikely(b.state != TSR_BLOCK_LIVE)) {
-    tsr_report_begin("double-free", "free of 0x%lx, a %zu-byte block that was already freed", (unsigned long)p, (size_t)b.size);
+  if (tsr_unlikely(!live)) {
+    tsr_report_begin("double-free", "free of 0x%lx, a %zu-byte block that was already freed", (unsigned long)user, (size_t)b.size);
     tsr_report_stack("second free by this call:", frames, n, true, false);
     tsr_report_block(&b);
     tsr_report_end(true);
@@ -1294,19 +1584,19 @@ static void free_with_stack(void *p, int family, size_t size, size_t alignment, 
   if (family >= 0 && !families_match(b.family, family)) {
     static const char *const dealloc[] = { "free", "operator delete", "operator delete[]", "aligned operator delete", "aligned operator delete[]" };
     tsr_report_begin("alloc-dealloc-mismatch", "%s of 0x%lx, a %zu-byte block allocated by %s", dealloc[family],
-                     (unsigned long)p, (size_t)b.size, family_name(b.family));
+                     (unsigned long)user, (size_t)b.size, family_name(b.family));
     tsr_report_stack("at:", frames, n, true, false);
     tsr_report_block(&b);
     tsr_report_end(true);
   } else if (size != 0 && size != b.size) {
     tsr_report_begin("free-size-mismatch", "sized free of 0x%lx with size %zu, but the block has %zu bytes",
-                     (unsigned long)p, size, (size_t)b.size);
+                     (unsigned long)user, size, (size_t)b.size);
     tsr_report_stack("at:", frames, n, true, false);
     tsr_report_block(&b);
     tsr_report_end(true);
   } else if (alignment != 0 && alignment > 16 && ((size_t)1 << b.align_shift) != alignment) {
     tsr_report_begin("free-alignment-mismatch", "aligned free of 0x%lx with alignment %zu, but the block was allocated "
-                     "with alignment %zu", (unsigned long)p, alignment, (size_t)1 << b.align_shift);
+                     "with alignment %zu", (unsigned long)user, alignment, (size_t)1 << b.align_shift);
     tsr_report_stack("at:", frames, n, true, false);
     tsr_report_block(&b);
     tsr_report_end(true);
@@ -1316,13 +1606,58 @@ static void free_with_stack(void *p, int family, size_t size, size_t alignment, 
   b.free_thread = self->number;
   if (tsr_unlikely(d.kind != DAMAGE_NONE)) damage_report(&b, d, "at free", stack);
   if (tsr_unlikely(b.flags & TSR_BLOCK_GUARDED)) tsr_guard_protect_freed(&b);
-  pending_push(user, block_cost(&b), b.size);
+  pending_push(user | ((b.flags & TSR_BLOCK_GUARDED) ? RING_GUARDED : 0), block_cost(&b), b.size);
+}
+
+/* Move a live block to FREEING: false if another thread's free won. A
+ * compare-and-swap while the process has more than one thread; before,
+ * a plain store (no other thread can be freeing it): the locked
+ * instruction, which waits for the store buffer to drain, was a third of
+ * free_with_stack (micro-hot, perf). The one window left: a thread's very
+ * first call into the checker is a free of the block the first thread is
+ * freeing at that instant (it registers before it reads the header). */
+static inline bool state_claim(check_header_t *h, uint64_t info) {
+  if (tsr_likely(atomic_load_explicit(&check.thread_count, memory_order_relaxed) <= 1)) {
+    atomic_store_explicit(&h->info, info_with_state(info, STATE_FREEING), memory_order_relaxed);
+    return true;
+  }
+  return atomic_compare_exchange_strong(&h->info, &info, info_with_state(info, STATE_FREEING));
+}
+
+/* The checked free with its stack already captured. The common case in
+ * place, with no lock: a live core block (header_of), freed as it was
+ * allocated, header and redzones intact; its state goes LIVE -> FREEING
+ * by compare-and-swap (one free wins a race), its first bytes are
+ * poisoned, then the free stack and FREED are written. Anything else:
+ * free_general. */
+static void free_with_stack(void *p, int family, size_t size, size_t alignment, uint32_t stack) {
+  uintptr_t user = (uintptr_t)p;
+  check_header_t *h = header_of(user);
+  if (tsr_likely(h != NULL)) {
+    uint64_t info = atomic_load_explicit(&h->info, memory_order_relaxed);
+    uint64_t stacks = h->stacks, tail = h->tail;
+    size_t bsize = info & INFO_SIZE_MASK;
+    unsigned shift = info_shift(info);
+    if (tsr_likely(info_state(info) == TSR_BLOCK_LIVE && info_family(info) == (unsigned)family &&
+                   (size == 0 || size == bsize) && shift < 64 && (alignment <= 16 || ((size_t)1 << shift) == alignment) &&
+                   header_sane(user, info, stacks, tail))) {
+      size_t left = left_size((size_t)1 << shift);
+      if (tsr_likely(redzones_intact(user - left, user, bsize)) && tsr_likely(state_claim(h, info))) {
+        poison_fill((uint8_t *)user, bsize < TSR_CHECK_POISON_MAX ? bsize : TSR_CHECK_POISON_MAX);
+        header_store(h, user, info_with_state(info, TSR_BLOCK_FREED), (stacks & 0xffffffffu) | (uint64_t)stack << 32,
+                     (tail & 0xffffff) | (uint64_t)tsr_check_thread_self()->number << 24);
+        pending_push(user, left + bsize + right_size(bsize), bsize);
+        return;
+      }
+    }
+  }
+  free_general(user, family, size, alignment, stack, h);
 }
 
 void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
   if (p == NULL) return;
   check_ready();
-  table_prefetch((uintptr_t)p);   /* overlapped with the stack capture */
+  __builtin_prefetch((const void *)((uintptr_t)p - tsr_check_left_min));   /* the header, overlapped with the stack capture */
   free_with_stack(p, family, size, alignment, stack_capture(fp, 0));
 }
 
@@ -1376,32 +1711,21 @@ tsr_public void *tsr_aligned_alloc(size_t alignment, size_t size) {
  * not done. */
 static bool realloc_in_place(uintptr_t user, size_t size, uint32_t stack) {
   if (tsr_unlikely(size > TSR_CHECK_SIZE_MAX - 8192)) return false;
-  uint32_t thread = tsr_check_thread_self()->number;
-  shard_t *s = shard_of(user);
-  shard_lock(s);
-  tsr_check_block_t *slot = table_find(s, user);
-  bool done = false;
-  long delta = 0;
-  if (tsr_likely(slot != NULL) && slot->state == TSR_BLOCK_LIVE && slot->flags == 0 &&
-      slot->family == TSR_FAMILY_MALLOC && slot->align_shift == 4) {
-    size_t old = slot->size, left = tsr_check_left_min;
-    uintptr_t base = user - left;
-    size_t need = left + size + right_size(size);
-    size_t usable = tsr_usable_size_internal((void *)base);   /* a live block of ours: no lock, no fault */
-    if (need <= usable && need * 2 > usable && redzones_intact(base, user, old)) {
-      uintptr_t *hdr = (uintptr_t *)base;
-      hdr[1] = size ^ TSR_CHECK_KEY;
-      canary_fill((uint8_t *)user + size, right_size(size));
-      slot->size = size;
-      slot->alloc_stack = stack;
-      slot->alloc_thread = thread;
-      delta = (long)(size + right_size(size)) - (long)(old + right_size(old));
-      done = true;
-    }
-  }
-  shard_unlock(s);
-  if (done) live_add(delta);
-  return done;
+  check_header_t *h = header_of(user);
+  if (h == NULL) return false;
+  uint64_t info = atomic_load_explicit(&h->info, memory_order_relaxed);
+  if (info_state(info) != TSR_BLOCK_LIVE || info_family(info) != TSR_FAMILY_MALLOC || info_shift(info) != 4 ||
+      !header_sane(user, info, h->stacks, h->tail))
+    return false;
+  size_t old = info & INFO_SIZE_MASK, left = tsr_check_left_min;
+  uintptr_t base = user - left;
+  size_t need = left + size + right_size(size);
+  size_t usable = tsr_usable_size_internal((void *)base);   /* a live block of ours: no lock, no fault */
+  if (need > usable || need * 2 <= usable || !redzones_intact(base, user, old)) return false;
+  canary_fill((uint8_t *)user + size, right_size(size));
+  header_store(h, user, info_make(size, TSR_BLOCK_LIVE, TSR_FAMILY_MALLOC, 4), stack, tsr_check_thread_self()->number);
+  live_add((long)(size + right_size(size)) - (long)(old + right_size(old)));
+  return true;
 }
 
 /* realloc moves the block unless it can stay (realloc_in_place): a stale
@@ -1414,9 +1738,15 @@ tsr_public void *tsr_realloc(void *p, size_t size) {
   uint32_t stack = stack_capture(fp, 0);
   if (size != 0 && realloc_in_place((uintptr_t)p, size, stack)) return p;
   tsr_check_block_t b;
-  bool found = table_get((uintptr_t)p, &b);
+  bool damaged;
+  bool found = block_get((uintptr_t)p, &b, &damaged);
   if (!found || b.state != TSR_BLOCK_LIVE) {
-    if (!found) { invalid_report("realloc", (uintptr_t)p, stack); errno = ENOMEM; return NULL; }
+    if (!found) {
+      if (damaged || header_destroyed((uintptr_t)p)) header_damage_report((uintptr_t)p, "at realloc", stack);
+      else invalid_report("realloc", (uintptr_t)p, stack);
+      errno = ENOMEM;
+      return NULL;
+    }
     const uintptr_t *frames;
     size_t n = tsr_depot_get(stack, &frames);
     tsr_report_begin("realloc-after-free", "realloc of 0x%lx, a %zu-byte block that was already freed",
@@ -1446,10 +1776,12 @@ tsr_public size_t tsr_usable_size(const void *p) {
   if (p == NULL) return 0;
   check_ready();
   tsr_check_block_t b;
-  bool found = table_get((uintptr_t)p, &b);
+  bool damaged;
+  bool found = block_get((uintptr_t)p, &b, &damaged);
   bool freed = found && b.state != TSR_BLOCK_LIVE;
   if (!found || freed) {
     uint32_t stack = CAPTURE();
+    if (damaged) { header_damage_report((uintptr_t)p, "at malloc_usable_size", stack); return 0; }
     const uintptr_t *frames;
     size_t n = tsr_depot_get(stack, &frames);
     if (freed) tsr_report_begin("use-after-free", "malloc_usable_size of 0x%lx, a freed %zu-byte block", (unsigned long)p, (size_t)b.size);
@@ -1464,13 +1796,69 @@ tsr_public size_t tsr_usable_size(const void *p) {
 
 /* ---- whole-heap checks ------------------------------------------------------------------------------- */
 
-/* Live blocks' redzones and freed blocks' poison (every FREED block in the
- * table is poisoned: see free_with_stack), shard by shard. Damage is
- * repaired as it is found, so a pass that stops after 32 finds the rest on
- * the next; reports are written without the lock. */
+/* What one pass of heap_verify found: at most 32 blocks, reported after
+ * the walk (no report is written under TSR_LOCK_HEAPS). */
+typedef struct verify_s {
+  size_t n;
+  tsr_check_block_t bad[32];
+  damage_t damage[32];
+  bool header[32];          /* the header itself was written over */
+} verify_t;
+
+/* One core block: its header's check, a live block's redzones or a freed
+ * block's poison. Another thread may be changing the block: damage counts
+ * only if the header is unchanged after the verification and a second
+ * verification agrees. Damage is repaired (a damaged header: its first
+ * word cleared, so the block is reported once and no longer trusted). */
+static bool verify_one(check_header_t *h, uintptr_t user, void *arg) {
+  verify_t *v = arg;
+  uint64_t info = atomic_load_explicit(&h->info, memory_order_acquire);
+  if (info_state(info) == STATE_FREEING) return true;
+  tsr_check_block_t b;
+  if (!header_read(h, user, &b)) {
+    if (atomic_load_explicit(&h->info, memory_order_acquire) != info ||
+        atomic_load_explicit(&h->user_key, memory_order_acquire) != (user ^ TSR_CHECK_KEY) || header_read(h, user, &b))
+      return true;   /* changed meanwhile */
+    memset(&v->bad[v->n], 0, sizeof v->bad[v->n]);
+    v->bad[v->n].user = user;
+    v->header[v->n++] = true;
+    atomic_store_explicit(&h->user_key, 0, memory_order_relaxed);
+    return v->n < 32;
+  }
+  damage_t d = block_verify(&b, b.state == TSR_BLOCK_FREED);
+  if (d.kind == DAMAGE_NONE) return true;
+  if (atomic_load_explicit(&h->info, memory_order_acquire) != info ||
+      atomic_load_explicit(&h->user_key, memory_order_acquire) != (user ^ TSR_CHECK_KEY))
+    return true;
+  d = block_verify(&b, b.state == TSR_BLOCK_FREED);
+  if (d.kind == DAMAGE_NONE) return true;
+  v->bad[v->n] = b;
+  v->damage[v->n] = d;
+  v->header[v->n++] = false;
+  block_repair(&b, d);
+  return v->n < 32;
+}
+
+/* Live blocks' redzones and freed blocks' poison (every FREED block is
+ * poisoned: see free_with_stack): the core's blocks through their headers,
+ * then the guarded blocks of the table, shard by shard. Damage is repaired
+ * as it is found, so a pass that stops after 32 finds the rest on the
+ * next; reports are written without any lock. */
 static size_t heap_verify(const char *when) {
   check_ready();
   size_t errors = 0;
+
+  for (bool more = true; more;) {
+    verify_t found;
+    found.n = 0;
+    more = !core_blocks_walk(verify_one, &found);
+    for (size_t i = 0; i < found.n; i++) {
+      if (found.header[i]) header_damage_report(found.bad[i].user, when, 0);
+      else damage_report(&found.bad[i], found.damage[i], when, 0);
+    }
+    errors += found.n;
+  }
+
   tsr_check_block_t bad[32];
   damage_t damage[32];
   for (size_t k = 0; k < TSR_CHECK_SHARD_COUNT; k++) {
@@ -1496,6 +1884,30 @@ static size_t heap_verify(const char *when) {
     }
   }
   return errors;
+}
+
+typedef struct each_s { bool (*fn)(const tsr_check_block_t *b, void *arg); void *arg; } each_t;
+static bool each_fn(check_header_t *h, uintptr_t user, void *arg) {
+  each_t *e = arg;
+  tsr_check_block_t b;
+  if (!header_read(h, user, &b) || b.state == STATE_FREEING) return true;
+  return e->fn(&b, e->arg);
+}
+
+bool tsr_check_blocks_each(bool (*fn)(const tsr_check_block_t *b, void *arg), void *arg) {
+  check_ready();
+  each_t e = { fn, arg };
+  if (!core_blocks_walk(each_fn, &e)) return false;
+  for (size_t k = 0; k < TSR_CHECK_SHARD_COUNT; k++) {
+    shard_t *s = &shards[k];
+    bool go = true;
+    shard_lock(s);
+    for (size_t i = 0; i < s->capacity && go; i++)
+      if (s->table[i].user > TABLE_TOMBSTONE) go = fn(&s->table[i], arg);
+    shard_unlock(s);
+    if (!go) return false;
+  }
+  return true;
 }
 
 tsr_public size_t tsr_check_heap(void) {

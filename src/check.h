@@ -18,7 +18,7 @@
 #if TSR_CHECK
 
 #define TSR_CHECK_MAX_FRAMES 64      /* cap of TESSERA_CHECK_STACK_DEPTH */
-#define TSR_CHECK_HEADER_SIZE 16     /* in-block header: the first 16 bytes of the left redzone */
+#define TSR_CHECK_HEADER_SIZE 32     /* in-block header (check.c, check_header_t), just before the left canary */
 #define TSR_CHECK_CANARY   0xcb      /* redzone bytes */
 #define TSR_CHECK_POISON   0xdf      /* freed blocks' bytes while quarantined */
 #define TSR_CHECK_POISON_MAX 256   /* bytes poisoned (and verified) at the start of a freed block: writing
@@ -30,7 +30,7 @@
  * quarantine as big as the live heap doubled that (126 MB against 28 MB);
  * a quarter keeps python-malloc and sqlite under 3x. */
 #define TSR_CHECK_QUARANTINE_LIVE_SHIFT 2
-#define TSR_CHECK_KEY      0x7e55e7a3c0de5afeULL  /* header word: user address XOR this */
+#define TSR_CHECK_KEY      0x7e55e7a3c0de5afeULL  /* header's first word: user address XOR this */
 
 /* ---- backtrace.c: stacks ------------------------------------------------------ */
 /* Walk the frame-pointer chain from fp, first frame pc0 (0: start at fp's
@@ -45,6 +45,9 @@ bool     tsr_bt_text_refresh(void) tsr_hidden;
  * *walked: the frames found. A per-thread cache makes a repeated stack cost
  * no lock; a new one takes TSR_LOCK_CHECK. */
 uint32_t tsr_bt_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max, size_t *walked) tsr_hidden;
+/* The id of the calling thread's last stack from the same call site when
+ * the walk from fp would give it again; 0 otherwise (then tsr_bt_capture). */
+uint32_t tsr_bt_memo_match(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max) tsr_hidden;
 /* Store frames in the depot; returns its id (0: depot full). Takes TSR_LOCK_CHECK on a cache miss. */
 uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) tsr_hidden;
 /* The frames of id; returns the count (0 for id 0). Lock-free: entries never change. */
@@ -57,19 +60,20 @@ bool     tsr_bt_is_own(uintptr_t pc) tsr_hidden;   /* pc lies in this library */
 /* ---- check.c: blocks, threads, reports ------------------------------------------- */
 enum { TSR_FAMILY_MALLOC = 0, TSR_FAMILY_NEW = 1, TSR_FAMILY_NEW_ARRAY = 2,
        TSR_FAMILY_NEW_ALIGNED = 3, TSR_FAMILY_NEW_ARRAY_ALIGNED = 4 };
-/* A FREED block's poison is verified only once it is in the quarantine's
- * ring (it may still sit in its thread's free batch, being poisoned). */
+/* A block is FREED only once poisoned (check.c writes the state last); a
+ * core block's header passes through a third state, FREEING (check.c),
+ * while its free runs. */
 enum { TSR_BLOCK_LIVE = 1, TSR_BLOCK_FREED = 2 };
 #define TSR_BLOCK_GUARDED 1          /* flags: mapped on its own with a guard page */
 #define TSR_BLOCK_UNPROTECTED 2      /* flags: guard lifted after a report */
 #define TSR_BLOCK_GUARD_BEFORE 4     /* flags: guarded on the underflow side (the guard page precedes it) */
 
-/* One checked block, kept out of line in the block table keyed by user.
- * 32 bytes, two to a cache line and never across one: at about 0.5 load
- * the table costs ~64 bytes per block, which is most of the checking
- * build's memory on programs of small blocks (python with
- * PYTHONMALLOC=malloc), so the fields are packed and the block's start is
- * not stored but derived (tsr_check_base). */
+/* One checked block as the reports see it: a copy of a core block's
+ * in-block header (check.c, check_header_t), or the entry of a guarded
+ * block in the block table, which since the header redesign holds only
+ * guarded blocks (their memory is not the core's, so no core page vouches
+ * for them). 32 bytes, two to a cache line; the block's start is not
+ * stored but derived (tsr_check_base). */
 typedef struct tsr_check_block_s {
   uintptr_t user;                /* first user byte: the key (0: empty slot) */
   uint64_t  size : 48;           /* bytes requested (TSR_CHECK_SIZE_MAX at most) */
@@ -104,7 +108,16 @@ const tsr_check_thread_t *tsr_check_thread_of_stack(uintptr_t addr) tsr_hidden;
 const tsr_check_thread_t *tsr_check_thread_at(size_t index) tsr_hidden;  /* NULL past the end */
 /* The block whose user bytes or redzones contain addr (copied to *out); false if none. */
 bool     tsr_check_find(uintptr_t addr, tsr_check_block_t *out) tsr_hidden;
-/* The block table is split in shards by address, each with its own lock
+/* Every checked block, live or quarantined (fn returns false to stop):
+ * core blocks found by walking the core's pages for valid headers (under
+ * TSR_LOCK_HEAPS: fn takes no lock), then the guarded blocks of the table
+ * (each shard under its lock). Returns false if fn stopped it. */
+bool     tsr_check_blocks_each(bool (*fn)(const tsr_check_block_t *b, void *arg), void *arg) tsr_hidden;
+/* A core block's header re-read without any lock (for the leak scan once
+ * the other threads are parked): true and *out when user is still a checked
+ * core block; false for anything else (guarded blocks included). */
+bool     tsr_check_core_get(uintptr_t user, tsr_check_block_t *out) tsr_hidden;
+/* The block table (guarded blocks only) is split in shards by address, each with its own lock
  * (check.c, shard_of). To visit every block: tsr_check_shards_lock, then
  * each shard's table, then tsr_check_shards_unlock. */
 #define TSR_CHECK_SHARD_SHIFT 6
@@ -121,7 +134,8 @@ void     tsr_check_unmap(void *p, size_t size) tsr_hidden;
 bool     tsr_check_is_own_memory(uintptr_t addr) tsr_hidden;         /* a mapping of this layer */
 size_t   tsr_check_left_size(size_t alignment) tsr_hidden;           /* header + left redzone */
 /* The header and left redzone of a block of alignment 16, fixed at the
- * first allocation (TESSERA_CHECK_REDZONE rounded up to 16, 16 at least). */
+ * first allocation: the 32-byte header, then TESSERA_CHECK_REDZONE rounded
+ * up to 16 of canary. The header always sits this far before the user bytes. */
 extern size_t tsr_check_left_min tsr_hidden;
 uintptr_t tsr_guard_base(const tsr_check_block_t *b) tsr_hidden;     /* guard.c */
 /* Where b starts: its core block (header first), or a guarded block's first data page. */

@@ -42,7 +42,7 @@
 
 enum { MARK_NONE = 0, MARK_REACHABLE = 1, MARK_INDIRECT = 2 };
 
-typedef struct leak_block_s { uintptr_t user; uint64_t size; uint32_t stack; uint32_t thread; uint8_t mark, family; } leak_block_t;
+typedef struct leak_block_s { uintptr_t user; uint64_t size; uint32_t stack; uint32_t thread; uint8_t mark, family; bool guarded; } leak_block_t;
 typedef struct range_s { uintptr_t lo, hi; } range_t;
 typedef struct group_s { uint64_t bytes, count; uint32_t stack; uint8_t kind; } group_t;
 
@@ -248,6 +248,20 @@ HEAPSORT(sort_groups, group_t, GROUP_LESS)
 
 /* ---- the report ---------------------------------------------------------------------------- */
 
+/* tsr_check_blocks_each: count the live blocks, or copy them while there is room. */
+typedef struct collect_s { size_t count, room; leak_block_t *out; } collect_t;
+static bool collect_fn(const tsr_check_block_t *b, void *arg) {
+  collect_t *c = arg;
+  if (b->state != TSR_BLOCK_LIVE) return true;
+  if (c->out != NULL) {
+    if (c->count >= c->room) return false;
+    c->out[c->count] = (leak_block_t){ b->user, b->size, b->alloc_stack, b->alloc_thread, MARK_NONE, b->family,
+                                       (b->flags & TSR_BLOCK_GUARDED) != 0 };
+  }
+  c->count++;
+  return true;
+}
+
 static const char *const kind_text[] = { "definitely lost", "indirectly lost", "still reachable" };
 
 void tsr_leak_report(void) {
@@ -258,40 +272,47 @@ void tsr_leak_report(void) {
   if (dladdr((void *)tsr_leak_report, &self) != 0) leak.own_base = (uintptr_t)self.dli_fbase;
   leak.ranges = tsr_check_map(RANGE_MAX * sizeof(range_t), "tessera check leak roots");
   if (leak.ranges == NULL) return;
-  /* Roots first, without our lock (dl_iterate_phdr takes the loader's). */
+  /* The objects' roots first, before the other threads are parked
+   * (dl_iterate_phdr takes the loader's lock); the mappings' after. */
   __builtin_unwind_init();   /* callee-saved registers onto the stack, which we scan */
   leak.stack_sp = (uintptr_t)__builtin_frame_address(0);
   dl_iterate_phdr(object_roots, NULL);
-  tsr_check_maps_each(mapping_roots, NULL);
 
-  /* Park the other threads: after taking the block table's locks, so that
-   * none holds one (one waiting for one answers the signal while it spins). */
-  tsr_check_shards_lock();
-  struct sigaction previous;
-  bool stopped = threads_stop(&previous);
-  size_t live = 0;
-  for (size_t k = 0; k < TSR_CHECK_SHARD_COUNT; k++) {
-    size_t capacity;
-    tsr_check_block_t *table = tsr_check_shard_table(k, &capacity);
-    for (size_t i = 0; i < capacity; i++) if (table[i].user != 0 && table[i].state == TSR_BLOCK_LIVE) live++;
-  }
+  /* The live blocks: core blocks by their headers (walking the core's
+   * pages, which takes the core's heap lock) and guarded ones from the
+   * table, before the other threads are parked (one parked holding a lock
+   * would stop the walk). Counted, then copied, with room for a few more
+   * made meanwhile; once the threads are parked, each core block is read
+   * again and kept only if still live. */
+  collect_t c = { 0, 0, NULL };
+  tsr_check_blocks_each(collect_fn, &c);
+  size_t live = c.count + c.count / 8 + 64;
   group_t *groups = NULL;
   size_t group_count = 0;
   uint64_t bytes[3] = { 0, 0, 0 }, counts[3] = { 0, 0, 0 };
-  if (live == 0) goto unlock;
+  struct sigaction previous;
+  bool stopped = false;
+  if (c.count == 0) goto unlock;
   leak.blocks = tsr_check_map(live * sizeof(leak_block_t), "tessera check leak blocks");
   leak.work = tsr_check_map(live * sizeof(uint32_t), "tessera check leak work");
   groups = tsr_check_map(live * sizeof(group_t), "tessera check leak groups");
   if (leak.blocks == NULL || leak.work == NULL || groups == NULL) goto unlock;
-  for (size_t k = 0; k < TSR_CHECK_SHARD_COUNT; k++) {
-    size_t capacity;
-    tsr_check_block_t *table = tsr_check_shard_table(k, &capacity);
-    for (size_t i = 0; i < capacity; i++) {
-      tsr_check_block_t *b = &table[i];
-      if (b->user == 0 || b->state != TSR_BLOCK_LIVE) continue;
-      leak.blocks[leak.block_count++] = (leak_block_t){ b->user, b->size, b->alloc_stack, b->alloc_thread, MARK_NONE, b->family };
-    }
+  c = (collect_t){ 0, live, leak.blocks };
+  tsr_check_blocks_each(collect_fn, &c);
+  stopped = threads_stop(&previous);
+  /* The mappings once the other threads stand still: a thread that exited
+   * meanwhile had its alternate signal stack unmapped (guard.c), and a
+   * mapping read before was then scanned after its unmapping (larson/2t
+   * under load: SIGSEGV in scan_words about once in 30 runs, in the table
+   * build too). Raw reads: no lock a parked thread could hold. */
+  tsr_check_maps_each(mapping_roots, NULL);
+  for (size_t i = 0; i < c.count; i++) {
+    leak_block_t *b = &leak.blocks[i];
+    tsr_check_block_t now;
+    if (b->guarded || (tsr_check_core_get(b->user, &now) && now.state == TSR_BLOCK_LIVE && now.size == b->size))
+      leak.blocks[leak.block_count++] = *b;
   }
+  if (leak.block_count == 0) goto unlock;
   sort_blocks(leak.blocks, leak.block_count);
   for (size_t r = 0; r < leak.range_count; r++) {
     scan_words(leak.ranges[r].lo, leak.ranges[r].hi, MARK_NONE, MARK_REACHABLE, NULL);
@@ -324,7 +345,6 @@ void tsr_leak_report(void) {
   sort_groups(groups, group_count);   /* definite, then indirect, then reachable; biggest first */
 unlock:
   if (stopped) threads_resume(&previous);
-  tsr_check_shards_unlock();
   size_t printed = 0;
   for (size_t g = group_count; g-- > 0;) {
     group_t *gr = &groups[g];
