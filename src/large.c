@@ -153,6 +153,23 @@ static size_t move_tail(tsr_segment_t *piece, size_t len, uint8_t *dst_base, uin
   return moved;
 }
 
+/* Remove cache slot i (TSR_LOCK_HUGE held). */
+static void cache_drop(int i) {
+  __atomic_fetch_sub(&large.cache_bytes, large.cache[i]->map_size, __ATOMIC_RELAXED);
+  large.cache[i] = NULL;
+}
+
+/* The slot of the smallest cached mapping under below bytes, or -1
+ * (TSR_LOCK_HUGE held): the first to go when the cache must shrink. */
+static int cache_smallest(size_t below) {
+  int small = -1;
+  for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
+    tsr_segment_t *c = large.cache[k];
+    if (c != NULL && c->map_size < below && (small < 0 || c->map_size < large.cache[small]->map_size)) small = k;
+  }
+  return small;
+}
+
 static void huge_unmap_all(tsr_segment_t **segments, int n);
 
 /* The cache is bounded by the program's own peak: live and cached huge
@@ -174,13 +191,10 @@ static void huge_link(tsr_segment_t *segment) {
   if (large.live_bytes > large.peak_live_bytes) large.peak_live_bytes = large.live_bytes;
   if (bound < large.live_bytes) bound = large.live_bytes;
   while (large.live_bytes + large.cache_bytes > bound) {
-    int small = -1;
-    for (int k = 0; k < HUGE_CACHE_COUNT; k++)
-      if (large.cache[k] != NULL && (small < 0 || large.cache[k]->map_size < large.cache[small]->map_size)) small = k;
+    int small = cache_smallest(SIZE_MAX);
     if (small < 0) break;
     evicted[n++] = large.cache[small];
-    __atomic_fetch_sub(&large.cache_bytes, large.cache[small]->map_size, __ATOMIC_RELAXED);
-    large.cache[small] = NULL;
+    cache_drop(small);
   }
   tsr_unlock(TSR_LOCK_HUGE);
   huge_unmap_all(evicted, n);
@@ -192,12 +206,6 @@ static void huge_unlink(tsr_segment_t *segment) {
   if (segment->next != NULL) segment->next->prev = segment->prev;
   large.live_bytes -= segment->map_size;
   tsr_unlock(TSR_LOCK_HUGE);
-}
-
-/* Remove cache slot i (TSR_LOCK_HUGE held). */
-static void cache_drop(int i) {
-  __atomic_fetch_sub(&large.cache_bytes, large.cache[i]->map_size, __ATOMIC_RELAXED);
-  large.cache[i] = NULL;
 }
 
 /* A mapping of at least map_size bytes made of cached pages, or NULL. The
@@ -308,8 +316,7 @@ uint64_t tsr_huge_cache_purge(uint64_t now_ms, bool force) {
                    (uint64_t)(delay > 0 ? delay : 0);
     if (force || (delay >= 0 && now_ms >= due)) {
       release[n++] = s;
-      large.cache[i] = NULL;
-      __atomic_fetch_sub(&large.cache_bytes, s->map_size, __ATOMIC_RELAXED);
+      cache_drop(i);
     } else if (delay >= 0 && (next_due == 0 || due < next_due)) {
       next_due = due;
     }
@@ -366,17 +373,12 @@ void tsr_huge_free(tsr_segment_t *segment) {
     size_t cap = large.peak_live_bytes - large.live_bytes;
     if (cap > HUGE_CACHE_MAX_BYTES) cap = HUGE_CACHE_MAX_BYTES;
     for (;;) {
-      int small = -1, used = 0;
-      for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
-        tsr_segment_t *c = large.cache[k];
-        if (c == NULL) continue;
-        used++;
-        if (c->map_size < segment->map_size && (small < 0 || c->map_size < large.cache[small]->map_size)) small = k;
-      }
+      int used = 0;
+      for (int k = 0; k < HUGE_CACHE_COUNT; k++) used += large.cache[k] != NULL;
+      int small = cache_smallest(segment->map_size);
       if ((used < HUGE_CACHE_COUNT && large.cache_bytes + segment->map_size <= cap) || small < 0) break;
       evicted[n_evicted++] = large.cache[small];
-      __atomic_fetch_sub(&large.cache_bytes, large.cache[small]->map_size, __ATOMIC_RELAXED);
-      large.cache[small] = NULL;
+      cache_drop(small);
     }
     for (int k = 0; k < HUGE_CACHE_COUNT; k++) {
       if (large.cache[k] == NULL && large.cache_bytes + segment->map_size <= cap) {
