@@ -16,7 +16,7 @@
  * within BURST_PCT of the level before the burst within BURST_MS; after
  * the second burst, malloc_trim(0) from the main thread must do it at once.
  * Usage: soak [-s CHURN_SECONDS] [-t THREADS] [-b BURST_MIB] [-a idle|exit|own|trim]
- * [-B enforce|report]. -a: what the bursters do after their frees (own: no
+ * [-B enforce|report] [-F FLAT_PCT]. -a: what the bursters do after their frees (own: no
  * cross-thread frees; trim: each calls malloc_trim(0)), to find where memory
  * stays. Exit 1 if a criterion fails (with -B report, not the burst ones) or
  * a block comes back damaged.
@@ -36,7 +36,7 @@
 
 #include "tessera.h"
 
-#define FLAT_PCT 10          /* late churn max over warm-up max */
+#define FLAT_PCT 10          /* late churn max over warm-up max (-F changes it) */
 #define BURST_PCT 10         /* the bar */
 #define BURST_MS 1000        /* the bar */
 #define BURST_THREADS 4
@@ -48,6 +48,7 @@
 static struct {
   int threads;
   double churn_s, warm_s;
+  int flat_pct;              /* -F: the flat criterion's limit */
   size_t burst_bytes;
   const char *after;         /* what bursters do after their frees (-a) */
   int burst_enforced;        /* 0 (-B report): burst criteria printed, not in the exit status */
@@ -323,14 +324,16 @@ int main(int argc, char **argv) {
   soak.burst_bytes = (size_t)1 << 30;
   soak.after = "idle";
   soak.burst_enforced = 1;
+  soak.flat_pct = FLAT_PCT;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "-s")) soak.churn_s = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "-t")) soak.threads = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "-b")) soak.burst_bytes = (size_t)atol(argv[i + 1]) << 20;
     else if (!strcmp(argv[i], "-a")) soak.after = argv[i + 1];
     else if (!strcmp(argv[i], "-B")) soak.burst_enforced = strcmp(argv[i + 1], "report") != 0;
+    else if (!strcmp(argv[i], "-F")) soak.flat_pct = atoi(argv[i + 1]);
     else {
-      fprintf(stderr, "usage: soak [-s CHURN_SECONDS] [-t THREADS] [-b BURST_MIB] [-a idle|exit|own|trim] [-B enforce|report]\n");
+      fprintf(stderr, "usage: soak [-s CHURN_SECONDS] [-t THREADS] [-b BURST_MIB] [-a idle|exit|own|trim] [-B enforce|report] [-F FLAT_PCT]\n");
       return 2;
     }
   }
@@ -365,7 +368,7 @@ int main(int argc, char **argv) {
   size_t warm_max = max_between(&s, 0, soak.warm_s);
   size_t late_max = max_between(&s, late_from, soak.churn_s + 1);
   double slope = slope_between(&s, soak.warm_s, soak.churn_s + 1);
-  int flat_ok = late_max <= warm_max + warm_max / 100 * FLAT_PCT;
+  int flat_ok = late_max <= warm_max + warm_max / 100 * (size_t)soak.flat_pct;
   size_t rss_min = SIZE_MAX, rss_max = 0;
   for (size_t i = 0; i < s.count; i++) {
     if (s.rss[i] < rss_min) rss_min = s.rss[i];
@@ -376,7 +379,7 @@ int main(int argc, char **argv) {
          soak.threads, SLOTS, soak.churn_s, soak.warm_s, s.count, rss_start / MIB, rss_min / MIB, rss_max / MIB);
   printf("soak: flat: warm-up max %.1f MiB, last-half max %.1f MiB (%+.1f %%, limit +%d %%), slope after warm-up"
          " %+.2f MiB/min: %s\n",
-         warm_max / MIB, late_max / MIB, 100.0 * ((double)late_max - (double)warm_max) / (double)warm_max, FLAT_PCT,
+         warm_max / MIB, late_max / MIB, 100.0 * ((double)late_max - (double)warm_max) / (double)warm_max, soak.flat_pct,
          slope, flat_ok ? "ok" : "FAIL");
 
   /* Burst 1: RSS must fall back by itself (the churn goes on). */
