@@ -90,13 +90,17 @@ typedef enum tsr_page_kind_e {
 struct tsr_heap_s;
 
 /* One descriptor per slice; only a span's first descriptor (its head) is live
- * metadata. Fields the fast paths read come first (one cache line). */
+ * metadata. Two cache lines, split by who writes them: the first holds what
+ * is set when the page is made and read by every free, the owner's and other
+ * threads' alike; the second what the owner writes on every malloc and free
+ * (free, used), the remote list other threads push to, and the links. A
+ * remote free then reads a line the owner does not keep writing: with free
+ * and used on the first line, each remote free of a block of a page its
+ * owner was allocating from missed in cache and took the line from it. */
 typedef struct tsr_page_s {
-  tsr_block_t *free;                /* local free list (owner thread only) */
   uintptr_t owner;                  /* heap | TSR_OWNER_SLOW; 0 for free spans, metadata */
   uint8_t  *area;                   /* first block; slice-aligned */
   uint64_t  block_magic;            /* UINT64_MAX / block_size + 1: divisibility test */
-  uint32_t  used;                   /* blocks allocated and not yet freed locally */
   uint32_t  carved_size;            /* bytes of the area carved into blocks so far */
   uint32_t  back_bytes;             /* distance back to this span's head descriptor */
   uint32_t  block_size;             /* bytes per block (span bytes for large) */
@@ -109,16 +113,17 @@ typedef struct tsr_page_s {
   uint8_t   is_queued : 1;          /* small page linked in its class queue */
   uint8_t   remote_deferred : 1;    /* remote list left uncollected; off the pending list */
   uint32_t  slice_count;            /* span length; also kept in a free span's last slice */
-  /* -- second cache line: remote frees, list links, housekeeping -- */
+  uint32_t  requested_tail;         /* large: bytes requested (for slack stats) */
+  /* -- second cache line: the owner's hot fields, remote frees, links -- */
+  _Alignas(64) tsr_block_t *free;   /* local free list (owner thread only) */
+  uint32_t  used;                   /* blocks allocated and not yet freed locally */
   _Atomic(uintptr_t) thread_free;   /* blocks freed by other threads (encoded links); the
                                        top 16 bits count them (a page holds < 65536 blocks) */
   struct tsr_page_s *pending_next;  /* link in the owner heap's pending list */
   struct tsr_page_s *next;          /* class queue or free-span bin */
   struct tsr_page_s *prev;
-  uint64_t  free_time_ms;           /* free spans: when the span became free */
-  uint32_t  requested_tail;         /* large: bytes requested (for slack stats) */
-  uint32_t  reserved_pad[3];
   tsr_block_t *spill;               /* collected remote frees, used when free runs out */
+  uint64_t  free_time_ms;           /* free spans: when the span became free */
 } tsr_page_t;
 
 _Static_assert(sizeof(tsr_page_t) == (1u << TSR_PAGE_DESC_SHIFT), "page descriptor size");
@@ -132,7 +137,8 @@ typedef enum tsr_segment_kind_e {
 /* The header overlays descriptor 0 (slice 0 holds only metadata). Its first
  * 64 bytes must read as a page descriptor of kind META with no owner and no
  * back distance, so a pointer into slice 0 falls into free()'s slow path; the
- * header's own fields sit where a page keeps its cold second line. */
+ * header's own fields sit where a page keeps its second line, which no path
+ * reads for a page of kind META. */
 typedef struct tsr_segment_s {
   uint8_t  as_page[64];             /* descriptor 0's hot line: kind META, owner 0 */
   struct tsr_heap_s *heap;          /* owner (normal segments) */
