@@ -21,7 +21,9 @@
 #define EMPTY_DIRECT { [0 ... TSR_DIRECT_COUNT - 1] = &tsr_page_empty }
 
 tsr_heap_t tsr_heap_empty = { .direct = EMPTY_DIRECT };
-tsr_heap_t tsr_heap_main = { .direct = EMPTY_DIRECT };
+/* In .bss, not .data: its direct table is set when a thread takes it, like a
+ * new heap's. Initialized, its 10.5 KiB were file pages every process mapped. */
+tsr_heap_t tsr_heap_main;
 __thread tsr_heap_t *tsr_heap_current = &tsr_heap_empty;
 tsr_heap_t *tsr_heap_all;
 
@@ -445,6 +447,10 @@ static void heap_register(tsr_heap_t *heap) {
   atomic_store_explicit((_Atomic(tsr_heap_t *) *)&tsr_heap_all, heap, memory_order_release);
 }
 
+static void heap_clear_direct(tsr_heap_t *heap) {
+  for (size_t d = 0; d < TSR_DIRECT_COUNT; d++) heap->direct[d] = &tsr_page_empty;
+}
+
 static void heap_bind_thread(tsr_heap_t *heap) {
   tsr_heap_current = heap;
   if (heap != &tsr_heap_main && atomic_load(&heaps.has_exit_key))
@@ -462,6 +468,7 @@ tsr_heap_t *tsr_heap_init_thread(void) {
   if (is_main && !heaps.main_taken) {
     heaps.main_taken = true;
     heap = &tsr_heap_main;
+    heap_clear_direct(heap);
     heap_register(heap);
   } else if (heaps.abandoned != NULL) {
     heap = heaps.abandoned;
@@ -473,7 +480,7 @@ tsr_heap_t *tsr_heap_init_thread(void) {
   if (heap == &tsr_heap_empty) {
     heap = tsr_os_meta_alloc(sizeof(tsr_heap_t));
     if (heap == NULL) { errno = ENOMEM; return NULL; }
-    for (size_t d = 0; d < TSR_DIRECT_COUNT; d++) heap->direct[d] = &tsr_page_empty;
+    heap_clear_direct(heap);
     tsr_lock(TSR_LOCK_HEAPS);
     heap_register(heap);
     tsr_unlock(TSR_LOCK_HEAPS);
