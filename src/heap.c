@@ -276,6 +276,20 @@ static void peer_collect(tsr_heap_t *h, uint64_t now, bool force, uint64_t *head
  * of every claimed heap are flushed, so that the pages they free are
  * complete when their own heaps are collected. */
 #define PEERS_PER_PASS 64
+/* The barrier is a membarrier system call, an interrupt on every CPU that
+ * runs a thread of ours: 3.7 ms a call on the 2-core VM (strace). The
+ * heaps lock is let go meanwhile, or every thread start and exit waits
+ * for it (larson -t 4: thousands of sched_yields in tsr_lock). Nothing the
+ * lock guards is held across it: the claims keep the claimed heaps ours
+ * (their owners wait in tsr_heap_enter, thread exit included), and the
+ * registry walk is done. Caller holds the heaps lock. */
+static int barrier_all_threads_unlocked(void) {
+  tsr_unlock(TSR_LOCK_HEAPS);
+  int r = tsr_platform_barrier_all_threads();
+  tsr_lock(TSR_LOCK_HEAPS);
+  return r;
+}
+
 /* trim_round (malloc_trim's pass, force): every heap not yet done in this
  * round, idle or not; returns how many were left because their owner was
  * inside a slow path (perhaps waiting for the heaps lock we hold). */
@@ -306,7 +320,7 @@ static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim
   }
   if (n == 0) return 0;
 #if !defined(__SANITIZE_THREAD__)
-  if (tsr_platform_barrier_all_threads() != 0) {   /* no membarrier here: no peer collection */
+  if (barrier_all_threads_unlocked() != 0) {   /* no membarrier here: no peer collection */
     for (unsigned i = 0; i < n; i++) peer_release(claimed[i]);
     return 0;
   }
@@ -318,7 +332,7 @@ static unsigned peers_housekeeping(tsr_heap_t *self, uint64_t now, uint64_t trim
   }
   peer_heads_t heads[PEERS_PER_PASS];
   if (peer_heads_release(claimed, m, heads)) {
-    bool barrier_ok = tsr_platform_barrier_all_threads() == 0;
+    bool barrier_ok = barrier_all_threads_unlocked() == 0;
     for (unsigned i = 0; i < m; i++)
       if (!barrier_ok || (__atomic_load_n(&claimed[i]->pop_seq, __ATOMIC_SEQ_CST) & 1) != 0)
         peer_heads_restore(claimed[i], heads[i]);   /* a pop may be at work: another pass */
@@ -381,6 +395,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   if (heap->reuse_total != 0) tsr_free_flush_reuse_stale(heap);
   collect_deferred_all(heap);
   tsr_page_retire_empty_heads(heap, false);
+  tsr_span_purge_spans_due(heap, now);   /* the madvise part, unlocked */
   tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
   tsr_span_purge_due(heap, now, false);
   others_housekeeping(heap, now);
@@ -508,6 +523,18 @@ void tsr_heap_thread_exit(void *arg) {
   heap->abandoned_next = heaps.abandoned;
   heaps.abandoned = heap;
   tsr_unlock(TSR_LOCK_HEAPS);
+}
+
+/* fork child: a peer in its barrier (barrier_all_threads_unlocked) holds
+ * claims without the heaps lock, so fork_prepare does not wait for it, and
+ * the child's one thread may find its heap claimed by a thread that is not
+ * there: its next slow path would wait for ever. The claim is dropped, and
+ * the direct slots the peer may have taken out for that pass put back. */
+void tsr_heap_fork_child(void) {
+  tsr_heap_t *heap = tsr_heap_current;
+  if (heap == &tsr_heap_empty || atomic_load_explicit(&heap->claimed, memory_order_relaxed) == 0) return;
+  for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) tsr_page_direct_update(heap, c);
+  atomic_store_explicit(&heap->claimed, 0, memory_order_relaxed);
 }
 
 /* Called once libc is ready (from the constructor): thread-exit hook. */

@@ -48,6 +48,7 @@ static void fork_parent(void) {
  * their state may be mid-update, so adopting them would be unsafe. */
 static void fork_child(void) {
   for (int r = 0; r < TSR_LOCK_COUNT; r++) atomic_store(&tsr_locks[r].held, 0);
+  tsr_heap_fork_child();
 }
 
 __attribute__((constructor(101))) static void tsr_init_constructor(void) {

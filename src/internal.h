@@ -146,6 +146,7 @@ bool  tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hid
 void  tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_span_mark_used(tsr_page_t *span, uint32_t slices) tsr_hidden;
 size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) tsr_hidden;
+void  tsr_span_purge_spans_due(tsr_heap_t *heap, uint64_t now_ms) tsr_hidden;
 uint64_t tsr_span_dirty_bytes(const tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_segment_release(tsr_heap_t *heap, tsr_segment_t *segment) tsr_hidden;
 bool  tsr_span_check(tsr_heap_t *heap) tsr_hidden;
@@ -187,6 +188,7 @@ void  tsr_heap_housekeeping_others(tsr_heap_t *heap, uint64_t now) tsr_hidden;
 bool  tsr_heap_trim(void) tsr_hidden;
 void  tsr_heap_thread_exit(void *heap) tsr_hidden;
 void  tsr_heap_process_ready(void) tsr_hidden;
+void  tsr_heap_fork_child(void) tsr_hidden;
 extern tsr_heap_t *tsr_heap_all tsr_hidden;
 
 /* The owner's side of peer collection (heap.c): every slow path that
