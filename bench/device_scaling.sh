@@ -29,6 +29,11 @@ if [ "$1" = "--bundle" ]; then
     versions="$versions $pkg $(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || echo '?'),"
   done
   echo "${versions%,}" | sed 's/^ //' > build/peers/VERSIONS
+  # The lent machine's copy of the tree can carry a stale HEAD: say here
+  # which commit build/ was made from.
+  c=$(git rev-parse --short HEAD)
+  [ -z "$(git status --porcelain --untracked-files=no)" ] || c="$c+dirty"
+  echo "$c" > build/peers/COMMIT
   ls -l build/peers
   exit 0
 fi
@@ -42,6 +47,7 @@ fi
 for so in $PEERS; do ldd "/usr/local/lib/$so" 2>/dev/null | grep "not found" || true; done
 
 versions=$(cat build/peers/VERSIONS 2>/dev/null || echo "unknown versions")
+[ -f build/peers/COMMIT ] && TSR_BENCH_COMMIT=$(cat build/peers/COMMIT) && export TSR_BENCH_COMMIT
 python3 bench/run.py --groups micro,alloc --no-fastpath \
   --threads "${THREADS:-1,2,4,8,16}" --rounds "${ROUNDS:-3}" --scale "${SCALE:-0.4}" \
   --only "${ONLY:-^(?!micro-calloc|micro-realloc)}" \

@@ -64,7 +64,19 @@ def ldconfig_path(soname):
 
 
 def dpkg_version(pkg):
-    return sh(["dpkg-query", "-W", "-f=${Version}", pkg]) or "?"
+    """The package's version; on a machine without it (the lent one), the
+    version bench/device_scaling.sh --bundle recorded with the copied peers."""
+    v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
+    if v:
+        return v
+    try:
+        for item in open(os.path.join(ROOT, "build", "peers", "VERSIONS")).read().split(","):
+            name, _, version = item.strip().partition(" ")
+            if name == pkg:
+                return version + " (copied in)"
+    except OSError:
+        pass
+    return "?"
 
 
 def discover_allocators(wanted):
@@ -96,6 +108,11 @@ def discover_allocators(wanted):
 
 
 def git_commit():
+    """The commit measured. A lent machine's copy of the tree may carry a
+    stale HEAD: there bench/device_scaling.sh passes the one the library
+    was built from (TSR_BENCH_COMMIT, recorded by --bundle)."""
+    if os.environ.get("TSR_BENCH_COMMIT"):
+        return os.environ["TSR_BENCH_COMMIT"]
     c = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]) or "nogit"
     if sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]):
         c += "+dirty"
