@@ -267,7 +267,7 @@ static void peer_collect(tsr_heap_t *h, uint64_t now, bool force, uint64_t *head
     }
   }
   peer_heads_restore(h, heads);
-  if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) tsr_span_purge_due(h, now, force);
+  if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) tsr_span_purge_due(h, now, force, false);
 }
 
 /* Do the idle live heaps' work (caller holds the heaps lock). A heap is
@@ -371,7 +371,7 @@ static void others_housekeeping(tsr_heap_t *self, uint64_t now) {
       tsr_heap_collect_remote(h, true);
       tsr_page_retire_empty_heads(h, true);
     }
-    if (h->purge_due_ms != 0 && now >= h->purge_due_ms) tsr_span_purge_due(h, now, false);
+    if (h->purge_due_ms != 0 && now >= h->purge_due_ms) tsr_span_purge_due(h, now, false, false);
   }
 }
 
@@ -395,11 +395,8 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   if (heap->reuse_total != 0) tsr_free_flush_reuse_stale(heap);
   collect_deferred_all(heap);
   tsr_page_retire_empty_heads(heap, false);
-  tsr_span_purge_spans_due(heap, now);   /* the madvise part, unlocked */
-  tsr_lock(TSR_LOCK_HEAPS);         /* segment unmaps: the stats walker must not see them half done */
-  tsr_span_purge_due(heap, now, false);
-  others_housekeeping(heap, now);
-  tsr_unlock(TSR_LOCK_HEAPS);
+  tsr_span_purge_due(heap, now, false, true);   /* the lock around its unmaps only */
+  tsr_heap_housekeeping_others(heap, now);
   uint64_t huge_due = tsr_huge_cache_purge(now, false);
   if (huge_due != 0 && (heap->purge_due_ms == 0 || huge_due < heap->purge_due_ms)) heap->purge_due_ms = huge_due;
 }
@@ -421,7 +418,7 @@ static size_t heap_trim_one(tsr_heap_t *heap) {
       if (page != heap->queue[c].first && page->used == 0) tsr_page_retire(heap, page);
     }
   }
-  return tsr_span_purge_due(heap, tsr_platform_clock_ms(), true);
+  return tsr_span_purge_due(heap, tsr_platform_clock_ms(), true, false);
 }
 
 bool tsr_heap_trim(void) {

@@ -322,24 +322,15 @@ static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay,
   return released;
 }
 
-/* The free spans' part of tsr_span_purge_due alone (madvise, no unmap):
- * the owner calls it before it takes the heaps lock for the rest, so the
- * syscalls do not hold up other threads' starts, exits and housekeeping
- * (larson -t 4: 779 sched_yields of threads spinning on the lock). The
- * stats walk reads span states unlocked anyway, as the owner changes them. */
-void tsr_span_purge_spans_due(tsr_heap_t *heap, uint64_t now_ms) {
-  long delay = tsr_option_long(TSR_OPT_PURGE_DELAY);
-  if (delay < 0) return;
-  uint64_t next_due = 0;
-  for (unsigned b = 0; b < TSR_SPAN_BIN_COUNT; b++)
-    for (tsr_page_t *span = heap->span_bin[b]; span != NULL; span = span->next)
-      if (!span->is_purged) span_purge_runs(span, now_ms, (uint64_t)delay, false, &next_due);
-}
-
 /* Return free spans that have been free for the purge delay (all of them if
  * force) to the OS, and unmap segments that are wholly free (keeping the
- * heap's last one). Returns the bytes released. */
-size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) {
+ * heap's last one). Returns the bytes released. The heaps lock guards the
+ * unmaps alone (the stats walker follows heap->segments; it reads span
+ * states unlocked anyway, as the owner changes them): lock_unmaps takes it
+ * around each, for the owner's housekeeping, so its madvise calls do not
+ * hold up other threads' starts, exits and housekeeping; the other callers
+ * hold it already. */
+size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force, bool lock_unmaps) {
   long delay = tsr_option_long(TSR_OPT_PURGE_DELAY);
   if (delay < 0 && !force) { heap->purge_due_ms = 0; return 0; }
   size_t released = 0;
@@ -350,7 +341,9 @@ size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force) {
     bool is_last = heap->segments == segment && segment->next == NULL;
     if (wholly_free && !is_last && (force || now_ms >= segment->empty_since_ms + (uint64_t)delay)) {
       released += TSR_SEGMENT_SIZE;
+      if (lock_unmaps) tsr_lock(TSR_LOCK_HEAPS);
       tsr_segment_release(heap, segment);
+      if (lock_unmaps) tsr_unlock(TSR_LOCK_HEAPS);
     } else if (wholly_free && !is_last) {
       uint64_t due = segment->empty_since_ms + (uint64_t)delay;
       if (next_due == 0 || due < next_due) next_due = due;

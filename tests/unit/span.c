@@ -66,7 +66,7 @@ int main(void) {
   CHECK(free_slices() == segments * (TSR_SLICE_COUNT - 1));
 
   CHECK_SECTION("purge");
-  size_t released = tsr_span_purge_due(&heap, tsr_platform_clock_ms() + 1000000, true);
+  size_t released = tsr_span_purge_due(&heap, tsr_platform_clock_ms() + 1000000, true, false);
   CHECK(released > 0);
   CHECK(heap.segments != NULL && heap.segments->next == NULL);   /* all but the last segment unmapped */
   tsr_page_t *z = tsr_span_alloc(&heap, 5, 1);

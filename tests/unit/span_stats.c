@@ -83,7 +83,7 @@ static void purge_all(const char *step) {
   uint64_t want = model_dirty_bytes(), stat_before = stat_free_span_bytes();
   uint64_t purged_before = atomic_load(&tsr_os_counters.purged_bytes);
   int64_t rss_before = rss_bytes();
-  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true);
+  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);
   int64_t rss_drop = rss_before - rss_bytes();
   uint64_t purged = atomic_load(&tsr_os_counters.purged_bytes) - purged_before;
   for (size_t i = 0; i < TSR_SLICE_COUNT; i++)
@@ -104,7 +104,7 @@ int main(void) {
   /* Whatever the calls below set up on first use (the RSS probe, a purge,
    * the stats walk) must not fall inside a measured RSS change. */
   CHECK(rss_bytes() > 0);
-  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true);
+  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);
   CHECK(stat_free_span_bytes() == 0);
 
   CHECK_SECTION("three spans side by side, the middle one freed and purged");
@@ -135,7 +135,7 @@ int main(void) {
   uint64_t now = tsr_platform_clock_ms();
   long delay = tsr_option_long(TSR_OPT_PURGE_DELAY);
   if (delay > 0) {
-    tsr_span_purge_due(&heap, now, false);   /* not due yet: nothing goes back */
+    tsr_span_purge_due(&heap, now, false, false);   /* not due yet: nothing goes back */
     expect_model("not due");
   }
   purge_all("due");
