@@ -41,6 +41,12 @@ done
 "$CLI" check -- "$T/double_free" >"$W/out" 2>&1
 if grep -q 'in main .*double_free.c:' "$W/out" && grep -q 'allocated (malloc) by thread T1' "$W/out" &&
    grep -q 'freed by thread T1' "$W/out"; then ok "double_free stacks symbolized"; else bad "double_free stacks" "missing stack lines"; fi
+"$CLI" check -- "$T/double_free_sites" >"$W/out" 2>&1
+if grep -A1 'second free by this call' "$W/out" | grep -q 'in free_6 ' &&
+   grep -A1 'was allocated (malloc)' "$W/out" | grep -q 'in alloc_5 ' &&
+   grep -A2 'was allocated (malloc)' "$W/out" | grep -q 'in main .*double_free_sites.c:19' &&
+   grep -A1 'and freed by' "$W/out" | grep -q 'in free_2 '; then ok "double_free_sites: each stack from its own call site"
+else bad "double_free_sites" "a stack names another call site"; fi
 "$CLI" check -- "$T/invalid_free_stack" >"$W/out" 2>&1
 if grep -q "on thread T1's stack" "$W/out"; then ok "invalid_free_stack names the thread"; else bad "invalid_free_stack" "no thread"; fi
 "$CLI" check -- "$T/invalid_free_global" >"$W/out" 2>&1
