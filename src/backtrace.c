@@ -287,7 +287,7 @@ static tsr_noinline uint32_t depot_insert(const uintptr_t *frames, size_t count,
       entry[0] = ((uintptr_t)tag << 32) | count;
       memcpy(entry + 1, frames, count * sizeof(uintptr_t));
       id = (uint32_t)(depot.arena_used + 1);
-      depot.arena_used += count + 1;
+      __atomic_store_n(&depot.arena_used, depot.arena_used + count + 1, __ATOMIC_RELAXED);   /* read by tsr_depot_get */
       __atomic_store_n(&depot.slots[i], id, __ATOMIC_RELEASE);
       depot.slot_used++;
       break;
@@ -305,11 +305,19 @@ out:
   return id;
 }
 
+/* Bounded by the arena's used words: a freed block's free stack id is
+ * outside its header's check (check.c, header_sum), so a wild write there
+ * may give any id, and it must not read past the arena (a wrong stack at
+ * worst). */
 size_t tsr_depot_get(uint32_t id, const uintptr_t **frames) {
-  if (id == 0 || depot.arena == NULL) { *frames = NULL; return 0; }
+  *frames = NULL;
+  size_t used = __atomic_load_n(&depot.arena_used, __ATOMIC_RELAXED);
+  if (id == 0 || depot.arena == NULL || id > used) return 0;
   uintptr_t *entry = depot.arena + (id - 1);
+  size_t count = (size_t)(entry[0] & 0xffffffffu);
+  if (count > TSR_CHECK_MAX_FRAMES || id + count > used) return 0;
   *frames = entry + 1;
-  return (size_t)(entry[0] & 0xffffffffu);
+  return count;
 }
 
 /* ---- symbols -------------------------------------------------------------------- */

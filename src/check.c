@@ -667,16 +667,28 @@ static inline unsigned info_family(uint64_t info) { return (unsigned)(info >> 52
 static inline unsigned info_shift(uint64_t info) { return (unsigned)(info >> 56); }
 static inline uint64_t info_with_state(uint64_t info, unsigned state) { return (info & ~INFO_STATE_MASK) | (uint64_t)state << 48; }
 
-/* The header's 16-bit check (its top 16 bits of tail). */
-/* One multiply: the fields are folded at different rotations (so no two
+/* The header's 16-bit check (its top 16 bits of tail), over what the
+ * allocation wrote: the user address, the info word but its state, the
+ * allocation stack and thread. The free's fields (free stack, freeing
+ * thread) are outside it, so a free writes them and its state without a
+ * new check, and the quarantine's exit trusts the info word by the cost it
+ * was queued with (quarantine_leave): of four checks a malloc/free pair
+ * computed, each on the way of the next step, two are left (micro-hot
+ * ran 9% faster with none at all). While the block is live, its free
+ * fields must be zero (header_sane), so a write there is still seen.
+ * One multiply: the fields are folded at different rotations (so no two
  * share their low bits), and the product's top 16 bits depend on every bit
  * below them; a wild write changing a field is missed about once in 65536. */
+#define HEADER_ALLOC_STACK_MASK 0xffffffffULL   /* stacks: the allocation's depot id; the free's above */
+#define HEADER_ALLOC_THREAD_MASK 0xffffffULL    /* tail: the allocating thread; the freeing one above */
 static inline uint64_t header_sum(uintptr_t user, uint64_t info, uint64_t stacks, uint64_t tail) {
-  uint64_t x = (user ^ TSR_CHECK_KEY) ^ (info & ~INFO_STATE_MASK) ^ ((stacks << 21) | (stacks >> 43)) ^
-               ((tail & TAIL_THREADS_MASK) << 9);
+  uint64_t x = (user ^ TSR_CHECK_KEY) ^ (info & ~INFO_STATE_MASK) ^ ((stacks & HEADER_ALLOC_STACK_MASK) << 21) ^
+               ((tail & HEADER_ALLOC_THREAD_MASK) << 9);
   return (x * 0x9e3779b97f4a7c15ULL) >> 48;
 }
 static inline bool header_sane(uintptr_t user, uint64_t info, uint64_t stacks, uint64_t tail) {
+  if (info_state(info) == TSR_BLOCK_LIVE && ((stacks >> 32) | (tail & TAIL_THREADS_MASK & ~HEADER_ALLOC_THREAD_MASK)) != 0)
+    return false;   /* a live block has no free fields yet */
   return (tail >> 48) == header_sum(user, info, stacks, tail);
 }
 static inline check_header_t *header_at(uintptr_t user) { return (check_header_t *)(user - tsr_check_left_min); }
@@ -690,14 +702,24 @@ static inline void header_store(check_header_t *h, uintptr_t user, uint64_t info
   atomic_store_explicit(&h->info, info, memory_order_release);
 }
 
+/* A live header's free: its free stack and thread, then FREED (release).
+ * The check stays valid (it does not cover these). */
+static inline void header_store_free(check_header_t *h, uint64_t info, uint64_t stacks, uint64_t tail, uint32_t stack,
+                                     uint32_t thread) {
+  h->stacks = (stacks & HEADER_ALLOC_STACK_MASK) | (uint64_t)stack << 32;
+  h->tail = (tail & ~(TAIL_THREADS_MASK & ~HEADER_ALLOC_THREAD_MASK)) | ((uint64_t)thread & HEADER_ALLOC_THREAD_MASK) << 24;
+  atomic_store_explicit(&h->info, info_with_state(info, TSR_BLOCK_FREED), memory_order_release);
+}
+
 /* A copy of the header as a block; false when its check fails (written
  * over) or its state is no state. A block being freed (FREEING) is taken
  * as it is: its free stack may not be written yet. */
 static bool header_read(const check_header_t *h, uintptr_t user, tsr_check_block_t *b) {
   uint64_t info = atomic_load_explicit(&h->info, memory_order_acquire), stacks = h->stacks, tail = h->tail;
   unsigned state = info_state(info);
-  if (state == STATE_FREEING) stacks &= 0xffffffffu, tail &= 0xffffff;
-  else if (!header_sane(user, info, stacks, tail) || (state != TSR_BLOCK_LIVE && state != TSR_BLOCK_FREED)) return false;
+  if (!header_sane(user, info, stacks, tail) || (state != TSR_BLOCK_LIVE && state != TSR_BLOCK_FREED && state != STATE_FREEING))
+    return false;
+  if (state == STATE_FREEING) stacks &= HEADER_ALLOC_STACK_MASK, tail &= HEADER_ALLOC_THREAD_MASK;
   *b = (tsr_check_block_t){ .user = user, .size = info & INFO_SIZE_MASK, .state = state, .family = info_family(info),
                             .align_shift = info_shift(info), .alloc_stack = (uint32_t)stacks,
                             .free_stack = (uint32_t)(stacks >> 32), .alloc_thread = (uint32_t)tail & 0xffffff,
@@ -1305,10 +1327,13 @@ static void quarantine_leave(const ring_entry_t *out, size_t n) {
       check_header_t *h = header_at(user);
       uint64_t info = atomic_load_explicit(&h->info, memory_order_relaxed);
       size_t size = info & INFO_SIZE_MASK;
+      /* Its size and alignment as queued (the cost): the header's check
+       * is not recomputed here; a header that fails this goes the slow way,
+       * where it is (header_read). */
+      size_t left = info_shift(info) < 64 ? left_size((size_t)1 << info_shift(info)) : 0;
       if (tsr_likely(atomic_load_explicit(&h->user_key, memory_order_relaxed) == (user ^ TSR_CHECK_KEY) &&
-                     info_state(info) == TSR_BLOCK_FREED && info_shift(info) < 64 &&
-                     header_sane(user, info, h->stacks, h->tail))) {
-        uintptr_t base = user - left_size((size_t)1 << info_shift(info));
+                     info_state(info) == TSR_BLOCK_FREED && left != 0 && left + size + right_size(size) == out[i].cost)) {
+        uintptr_t base = user - left;
         if (tsr_likely(bytes_damaged((const uint8_t *)user, size < TSR_CHECK_POISON_MAX ? size : TSR_CHECK_POISON_MAX,
                                      TSR_CHECK_POISON) == NULL && redzones_intact(base, user, size))) {
           atomic_store_explicit(&h->user_key, 0, memory_order_relaxed);
@@ -1657,8 +1682,7 @@ static void free_with_stack(void *p, int family, size_t size, size_t alignment, 
       size_t left = left_size((size_t)1 << shift);
       if (tsr_likely(redzones_intact(user - left, user, bsize)) && tsr_likely(state_claim(h, info))) {
         poison_fill((uint8_t *)user, bsize < TSR_CHECK_POISON_MAX ? bsize : TSR_CHECK_POISON_MAX);
-        header_store(h, user, info_with_state(info, TSR_BLOCK_FREED), (stacks & 0xffffffffu) | (uint64_t)stack << 32,
-                     (tail & 0xffffff) | (uint64_t)tsr_check_thread_self()->number << 24);
+        header_store_free(h, info, stacks, tail, stack, tsr_check_thread_self()->number);
         pending_push(user, left + bsize + right_size(bsize), bsize);
         return;
       }
