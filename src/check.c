@@ -784,7 +784,7 @@ static uintptr_t core_block_of(uintptr_t a, size_t *size) {
  * it cannot fault), its first word must be user XOR the key, and the core
  * page must say a block starts where the header's alignment puts the
  * block's start (the divisibility test of the core's own free). */
-static inline check_header_t *header_of(uintptr_t user) {
+static __attribute__((always_inline)) inline check_header_t *header_of(uintptr_t user) {
   uintptr_t hp = user - tsr_check_left_min;
   if (tsr_unlikely((user & 15) != 0 || user < tsr_check_left_min)) return NULL;
   uint8_t kind = tsr_segmap_kind(hp);
@@ -1429,7 +1429,8 @@ static tsr_noinline void *alloc_guarded(size_t size, size_t alignment, int famil
 
 /* The checked allocation with its stack already captured: the core block,
  * its canaries, then its header, whose first word is stored last. */
-static void *alloc_with_stack(size_t size, size_t alignment, int family, bool zero, uint32_t stack, uintptr_t fp) {
+static __attribute__((always_inline)) inline void *alloc_with_stack(size_t size, size_t alignment, int family, bool zero,
+                                                                     uint32_t stack, uintptr_t fp) {
   if (alignment < 16) alignment = 16;
   if (tsr_unlikely(size > TSR_CHECK_SIZE_MAX - 8192 - alignment)) { errno = ENOMEM; return NULL; }
   if (tsr_unlikely(tsr_guard_wanted_now(size, alignment))) {
@@ -1459,9 +1460,22 @@ static void *alloc_with_stack(size_t size, size_t alignment, int family, bool ze
   return (void *)user;
 }
 
-void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) {
+static __attribute__((always_inline)) inline void *check_alloc(size_t size, size_t alignment, int family, bool zero,
+                                                                uintptr_t fp) {
   check_ready();
   return alloc_with_stack(size, alignment, family, zero, 0, fp);
+}
+/* The same out of line, for every other entry (aligned, calloc, C++):
+ * inlined there as well, the bigger frames left stale copies of a block's
+ * address where the exit's leak scan reads the stack, and a lost aligned
+ * block went unreported in 9 runs of 30 (tests/wrong/leak_aligned). */
+static tsr_noinline void *alloc_with_stack_call(size_t size, size_t alignment, int family, bool zero, uint32_t stack,
+                                                uintptr_t fp) {
+  return alloc_with_stack(size, alignment, family, zero, stack, fp);
+}
+void *tsr_check_alloc(size_t size, size_t alignment, int family, bool zero, uintptr_t fp) {
+  check_ready();
+  return alloc_with_stack_call(size, alignment, family, zero, 0, fp);
 }
 
 /* ---- free -------------------------------------------------------------------------------------- */
@@ -1668,7 +1682,8 @@ static inline bool state_claim(check_header_t *h, uint64_t info) {
  * by compare-and-swap (one free wins a race), its first bytes are
  * poisoned, then the free stack and FREED are written. Anything else:
  * free_general. */
-static void free_with_stack(void *p, int family, size_t size, size_t alignment, uint32_t stack) {
+static __attribute__((always_inline)) inline void free_with_stack(void *p, int family, size_t size, size_t alignment,
+                                                                   uint32_t stack) {
   uintptr_t user = (uintptr_t)p;
   check_header_t *h = header_of(user);
   if (tsr_likely(h != NULL)) {
@@ -1691,18 +1706,28 @@ static void free_with_stack(void *p, int family, size_t size, size_t alignment, 
   free_general(user, family, size, alignment, stack, h);
 }
 
-void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
+static __attribute__((always_inline)) inline void check_free(void *p, int family, size_t size, size_t alignment,
+                                                              uintptr_t fp) {
   if (p == NULL) return;
   check_ready();
   __builtin_prefetch((const void *)((uintptr_t)p - tsr_check_left_min));   /* the header, overlapped with the stack capture */
   free_with_stack(p, family, size, alignment, stack_capture(fp, 0));
+}
+static tsr_noinline void free_with_stack_call(void *p, int family, size_t size, size_t alignment, uint32_t stack) {
+  free_with_stack(p, family, size, alignment, stack);
+}
+void tsr_check_free(void *p, int family, size_t size, size_t alignment, uintptr_t fp) {
+  if (p == NULL) return;
+  check_ready();
+  __builtin_prefetch((const void *)((uintptr_t)p - tsr_check_left_min));
+  free_with_stack_call(p, family, size, alignment, stack_capture(fp, 0));
 }
 
 /* ---- the public API (aliased by override.c) ------------------------------------------------------- */
 
 #define FP() ((uintptr_t)__builtin_frame_address(0))
 
-tsr_public void *tsr_malloc(size_t size) { return tsr_check_alloc(size, 16, TSR_FAMILY_MALLOC, false, FP()); }
+tsr_public void *tsr_malloc(size_t size) { return check_alloc(size, 16, TSR_FAMILY_MALLOC, false, FP()); }
 
 tsr_public void *tsr_calloc(size_t count, size_t size) {
   size_t total;
@@ -1710,7 +1735,7 @@ tsr_public void *tsr_calloc(size_t count, size_t size) {
   return tsr_check_alloc(total, 16, TSR_FAMILY_MALLOC, true, FP());
 }
 
-tsr_public void tsr_free(void *p) { tsr_check_free(p, TSR_FAMILY_MALLOC, 0, 0, FP()); }
+tsr_public void tsr_free(void *p) { check_free(p, TSR_FAMILY_MALLOC, 0, 0, FP()); }
 tsr_public void tsr_free_sized(void *p, size_t size) { tsr_check_free(p, TSR_FAMILY_MALLOC, size, 0, FP()); }
 tsr_public void tsr_free_aligned_sized(void *p, size_t alignment, size_t size) {
   tsr_check_free(p, TSR_FAMILY_MALLOC, size, alignment, FP());
@@ -1794,11 +1819,11 @@ tsr_public void *tsr_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (size == 0) { free_with_stack(p, TSR_FAMILY_MALLOC, 0, 0, stack); return NULL; }
-  void *q = alloc_with_stack(size, (size_t)1 << b.align_shift, b.family, false, stack, 0);
+  if (size == 0) { free_with_stack_call(p, TSR_FAMILY_MALLOC, 0, 0, stack); return NULL; }
+  void *q = alloc_with_stack_call(size, (size_t)1 << b.align_shift, b.family, false, stack, 0);
   if (q == NULL) return NULL;
   memcpy(q, p, b.size < size ? b.size : size);
-  free_with_stack(p, TSR_FAMILY_MALLOC, 0, 0, stack);
+  free_with_stack_call(p, TSR_FAMILY_MALLOC, 0, 0, stack);
   return q;
 }
 
