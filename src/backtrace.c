@@ -190,12 +190,15 @@ static inline memo_t *memo_of(uintptr_t first) {
  * rules are repeated here), so the answer is the memo's id; 0: anything
  * else (tsr_bt_capture walks again from the start). A third of a capture's
  * instructions, and its call, saved (callgrind, micro-hot). */
+/* fp and lo are frame addresses (never 0, 16-byte aligned). An entry is
+ * either empty (frames[0] 0, never a return address: the first compare
+ * fails) or written by tsr_bt_capture with an id and 1 to max frames (the
+ * stack depth is fixed at start-up), so neither is tested again here. */
 __attribute__((always_inline)) inline uint32_t tsr_bt_memo_match(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max) {
-  if (hi < 16 || lo == 0 || fp < lo || fp > hi - 16 || (fp & 7) != 0) return 0;
   uintptr_t top = hi - 16;
+  if (hi < 16 || fp < lo || fp > top) return 0;
   const memo_t *m = memo_of(((uintptr_t *)fp)[1]);
   size_t count = m->count;
-  if (m->id == 0 || count == 0 || count > max) return 0;
   for (size_t k = 0;; k++) {
     uintptr_t next = ((uintptr_t *)fp)[0];
     if (((uintptr_t *)fp)[1] != m->frames[k]) return 0;
