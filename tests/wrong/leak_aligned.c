@@ -7,5 +7,6 @@ int main(void) {
   memset(p, 1, 200);
   p = NULL;
   opaque(NULL);
+  scrub_stack();
   return 0;
 }

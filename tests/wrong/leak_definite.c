@@ -9,5 +9,6 @@ __attribute__((noinline)) static void lose(int i) {
 int main(void) {
   for (int i = 0; i < 5; i++) lose(i);
   last = NULL;
+  scrub_stack();
   return 0;
 }

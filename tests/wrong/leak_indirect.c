@@ -10,5 +10,6 @@ int main(void) {
     list = n;
   }
   list = NULL;
+  scrub_stack();
   return 0;
 }
