@@ -131,8 +131,16 @@ static bool reuse_push(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
    * (larson: successor threads; a stale read only misplaces one block). */
   tsr_heap_t *owner = (tsr_heap_t *)(tsr_page_owner(page) & ~TSR_OWNER_SLOW);
   if (__atomic_load_n(&owner->is_abandoned, __ATOMIC_RELAXED)) return false;
-  if (heap->reuse_count[c] >= TSR_REUSE_COUNT || (heap->reuse_count[c] + 1) * page->block_size > TSR_REUSE_BYTES)
-    return false;
+  if (heap->reuse_count[c] >= TSR_REUSE_COUNT || (heap->reuse_count[c] + 1) * page->block_size > TSR_REUSE_BYTES) {
+    /* Full: the whole list goes to the central transfer (page.c), where
+     * the heap that owns its first block, or this one, may take it back
+     * whole; this block starts a new list. */
+    tsr_heap_t *first_owner = (tsr_heap_t *)(tsr_page_owner(tsr_page_of(heap->reuse_list[c])) & ~TSR_OWNER_SLOW);
+    if (!tsr_page_xfer_put(c, tsr_xfer_word(heap->reuse_list[c], heap->reuse_count[c], first_owner, heap)))
+      return false;
+    uint32_t n;
+    (void)tsr_reuse_list_take(heap, c, &n);
+  }
   block->next_encoded = tsr_encode(tsr_secret, heap->reuse_list[c]);
   heap->reuse_list[c] = block;
   heap->reuse_count[c]++;
@@ -140,12 +148,16 @@ static bool reuse_push(tsr_heap_t *heap, tsr_page_t *page, tsr_block_t *block) {
   return true;
 }
 
-/* Send every block of a reuse list or reuse page back to its owner. */
+/* Send every block of a reuse list or reuse page back to its owner. A list
+ * from the central transfer may hold blocks of this heap's own pages: they
+ * go onto their pages' remote lists directly (batches are for other heaps'
+ * pages), and this heap collects them in its next slow path. */
 static void reuse_return(tsr_heap_t *heap, tsr_block_t *list) {
   while (list != NULL) {
     tsr_block_t *next = tsr_decode(tsr_secret, list->next_encoded);
     tsr_page_t *page = tsr_page_of(list);
-    if (heap == &tsr_heap_empty) push_remote(page, list, list, 1);
+    if (heap == &tsr_heap_empty || (tsr_page_owner(page) & ~TSR_OWNER_SLOW) == (uintptr_t)heap)
+      push_remote(page, list, list, 1);
     else batch_remote(heap, page, list);
     list = next;
   }
@@ -170,6 +182,26 @@ void tsr_free_flush_reuse_stale(tsr_heap_t *heap) {
       n = 0;
     }
     heap->reuse_seen[c] = (uint16_t)n;
+  }
+}
+
+/* Send the central transfer's lists home (page.c): all of them (trim), or
+ * those that no thread took since the previous call (housekeeping, under
+ * the heaps lock, which also guards `seen`). heap: the caller's, whose
+ * batches carry the blocks, or tsr_heap_empty. */
+void tsr_free_flush_xfer(tsr_heap_t *heap, bool all) {
+  static uintptr_t seen[TSR_REUSE_CLASSES][TSR_XFER_SLOTS];
+  for (unsigned c = 1; c < TSR_REUSE_CLASSES; c++) {
+    for (unsigned i = 0; i < TSR_XFER_SLOTS; i++) {
+      _Atomic(uintptr_t) *slot = &tsr_page_xfer[c].slot[i];
+      uintptr_t word = atomic_load_explicit(slot, memory_order_relaxed);
+      if (word != 0 && (all || word == seen[c][i]) &&
+          atomic_compare_exchange_strong_explicit(slot, &word, 0, memory_order_acquire, memory_order_relaxed)) {
+        reuse_return(heap, tsr_xfer_list(word));
+        word = 0;
+      }
+      seen[c][i] = word;
+    }
   }
 }
 

@@ -366,6 +366,7 @@ static void others_housekeeping(tsr_heap_t *self, uint64_t now) {
   if (now < atomic_load_explicit(&others_last_ms, memory_order_relaxed) + OTHERS_GAP_MS) return;
   atomic_store_explicit(&others_last_ms, now, memory_order_relaxed);
   peers_housekeeping(self, now, 0);
+  tsr_free_flush_xfer(self, false);
   for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) {
     if (atomic_load_explicit(&h->pending, memory_order_acquire) != NULL || h->deferred_count != 0) {
       tsr_heap_collect_remote(h, true);
@@ -426,6 +427,7 @@ bool tsr_heap_trim(void) {
   tsr_heap_t *heap = tsr_heap_get();
   tsr_heap_t *entered = tsr_heap_enter(heap);
   tsr_lock(TSR_LOCK_HEAPS);
+  tsr_free_flush_xfer(heap, true);   /* before our batches are flushed, below */
   if (heap != &tsr_heap_empty) released += heap_trim_one(heap);
   /* Abandoned heaps have no thread: while we hold the lock none can adopt them. */
   for (tsr_heap_t *h = heaps.abandoned; h != NULL; h = h->abandoned_next) released += heap_trim_one(h);

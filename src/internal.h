@@ -160,6 +160,24 @@ void  tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) tsr_hidden;
 void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 void  tsr_page_direct_clear(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
+extern tsr_xfer_class_t tsr_page_xfer[TSR_REUSE_CLASSES] tsr_hidden;
+/* A central transfer slot's word (types.h, tsr_xfer_class_t); count 1..256. */
+static inline uintptr_t tsr_xfer_word(tsr_block_t *list, uint32_t count, const tsr_heap_t *owner,
+                                      const tsr_heap_t *putter) {
+  return (uintptr_t)list >> 4 | (uintptr_t)(count - 1) << 43 | (uintptr_t)(owner->id & 63u) << 51 |
+         (uintptr_t)(putter->id & 127u) << 57;
+}
+static inline tsr_block_t *tsr_xfer_list(uintptr_t word) {
+  return (tsr_block_t *)((word & (((uintptr_t)1 << 43) - 1)) << 4);
+}
+static inline uint32_t tsr_xfer_count(uintptr_t word) { return word == 0 ? 0 : (uint32_t)(word >> 43 & 255) + 1; }
+/* Whether heap may take the list: it owns its first block, or put it there. */
+static inline bool tsr_xfer_is_for(uintptr_t word, const tsr_heap_t *heap) {
+  return (word >> 51 & 63) == (heap->id & 63u) || word >> 57 == (heap->id & 127u);
+}
+_Static_assert(TSR_REUSE_COUNT <= 256 && TSR_ADDRESS_BITS <= 47, "central transfer word");
+bool  tsr_page_xfer_put(unsigned size_class, uintptr_t word) tsr_hidden;
+tsr_block_t *tsr_page_xfer_take(unsigned size_class, const tsr_heap_t *heap, uint32_t *count) tsr_hidden;
 
 /* ---- large.c: large blocks (one per span) and huge blocks (own mapping) ------ */
 void  *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero) tsr_hidden;
@@ -329,6 +347,7 @@ static inline tsr_block_t *tsr_reuse_list_take(tsr_heap_t *heap, unsigned size_c
 void  tsr_free_flush_reuse(tsr_heap_t *heap) tsr_hidden;
 void  tsr_free_flush_reuse_all(tsr_heap_t *heap) tsr_hidden;
 void  tsr_free_flush_reuse_stale(tsr_heap_t *heap) tsr_hidden;
+void  tsr_free_flush_xfer(tsr_heap_t *heap, bool all) tsr_hidden;
 size_t tsr_usable_size_internal(const void *p) tsr_hidden;
 _Noreturn void tsr_free_invalid(const void *p, const char *what, size_t block_size) tsr_hidden;
 

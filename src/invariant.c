@@ -158,6 +158,10 @@ static uint32_t page_reused(tsr_page_t *page, bool *broken) {
     total += reuse_walk(page, h->reuse_list[c], broken);
     total += reuse_walk(page, h->reuse_page[c].free, broken);
   }
+  for (unsigned i = 0; i < TSR_XFER_SLOTS; i++) {   /* the central transfer's lists (page.c) */
+    uintptr_t word = atomic_load_explicit(&tsr_page_xfer[c].slot[i], memory_order_acquire);
+    total += reuse_walk(page, tsr_xfer_list(word), broken);
+  }
   return total;
 }
 

@@ -192,6 +192,71 @@ static void *reuse_take(tsr_heap_t *heap, unsigned size_class) {
   return r->free != NULL ? tsr_page_pop(heap, r, r->free) : NULL;
 }
 
+/* ---- the central transfer ------------------------------------------------------ */
+
+/* A thread that frees more blocks of a class than it allocates (the
+ * consumer of a producer-consumer flow) fills its reuse list (free.c) and
+ * then hands the whole list here, with one CAS, where the per-page batches
+ * back to the owners took one CAS per few blocks and the owners' collection
+ * a cache miss per page (after tcmalloc's transfer cache). A thread whose
+ * own pages of the class have no free block takes a whole list here before
+ * it makes a new page -- a list whose first block its heap owns (the
+ * blocks go home in bulk, into its reuse page) or one it put here itself
+ * (its own frees, still in its cache). A third heap leaves the list: the
+ * blocks of a burst that one thread allocated and another freed would
+ * otherwise end up live in other threads' blocks, keeping the burst's
+ * pages (make soak's RSS right after malloc_trim: docs/design.md). Heap
+ * ids are compared by their low bits (tsr_xfer_word): a rare match by
+ * chance only lets a third heap in.
+ * The blocks stay counted as used on their own pages and keep their free
+ * marks. Lock-free: a slot is filled by a CAS from 0 and emptied by a CAS
+ * to 0, so no list reaches two takers. Bounded by the slots (TSR_XFER_SLOTS
+ * lists of up to TSR_REUSE_BYTES per class); the others' housekeeping
+ * (every 20 ms at most) sends home a list that sat in its slot since its
+ * previous pass (tsr_free_flush_xfer), and malloc_trim sends all home. */
+tsr_xfer_class_t tsr_page_xfer[TSR_REUSE_CLASSES];
+
+/* word: tsr_xfer_word (internal.h). false: every slot of the class is
+ * taken (the caller keeps the list). */
+bool tsr_page_xfer_put(unsigned size_class, uintptr_t word) {
+  _Atomic(uintptr_t) *slot = tsr_page_xfer[size_class].slot;
+  for (unsigned i = 0; i < TSR_XFER_SLOTS; i++) {
+    uintptr_t empty = 0;
+    if (atomic_load_explicit(&slot[i], memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_strong_explicit(&slot[i], &empty, word, memory_order_release, memory_order_relaxed))
+      return true;
+  }
+  return false;
+}
+
+/* A whole list of the class for heap (tsr_xfer_is_for; NULL: none);
+ * *count: its length. */
+tsr_block_t *tsr_page_xfer_take(unsigned size_class, const tsr_heap_t *heap, uint32_t *count) {
+  _Atomic(uintptr_t) *slot = tsr_page_xfer[size_class].slot;
+  for (unsigned i = 0; i < TSR_XFER_SLOTS; i++) {
+    uintptr_t word = atomic_load_explicit(&slot[i], memory_order_relaxed);
+    if (word == 0 || !tsr_xfer_is_for(word, heap)) continue;
+    if (!atomic_compare_exchange_strong_explicit(&slot[i], &word, 0, memory_order_acquire, memory_order_relaxed))
+      continue;
+    *count = tsr_xfer_count(word);
+    return tsr_xfer_list(word);
+  }
+  return NULL;
+}
+
+/* The class's own pages have no free block: a list from the central
+ * transfer becomes the reuse page's (which is empty here: reuse_take ran). */
+static void *reuse_take_xfer(tsr_heap_t *heap, unsigned size_class) {
+  uint32_t n;
+  tsr_block_t *list = tsr_page_xfer_take(size_class, heap, &n);
+  if (list == NULL) return NULL;
+  tsr_page_t *r = &heap->reuse_page[size_class];
+  r->free = list;
+  r->capacity = r->used + n;
+  tsr_page_direct_update(heap, size_class);   /* no-op above 1 KiB: malloc_slow looks at the reuse page */
+  return tsr_page_pop(heap, r, r->free);
+}
+
 /* The slow path of malloc for a size class: collect remote frees, walk the
  * class queue (pages that turn out full leave it), else make a new page.
  * NULL with errno ENOMEM if the OS refuses memory. */
@@ -222,6 +287,11 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
     queue_remove(heap, page);           /* full: off the queue until a block comes back */
     tsr_page_set_owner(page, (uintptr_t)heap | TSR_OWNER_SLOW);
     page = next;
+  }
+  if (page == NULL && size_class < TSR_REUSE_CLASSES && tsr_owner_extra == 0 &&
+      heap->reuse_page[size_class].free == NULL) {
+    void *p = reuse_take_xfer(heap, size_class);
+    if (p != NULL) return p;
   }
   if (page == NULL) {
     page = page_new(heap, size_class);

@@ -81,6 +81,10 @@ static void stats_walk(tsr_stats_t *s) {
       }
     }
   }
+  for (unsigned k = 1; k < TSR_REUSE_CLASSES; k++) {   /* and the central transfer's lists (page.c) */
+    for (unsigned i = 0; i < TSR_XFER_SLOTS; i++)
+      held[k] += tsr_xfer_count(atomic_load_explicit(&tsr_page_xfer[k].slot[i], memory_order_relaxed));
+  }
   for (unsigned k = 1; k < TSR_REUSE_CLASSES; k++) {
     uint64_t n = held[k] < s->class_live_count[k] ? held[k] : s->class_live_count[k];
     uint32_t size = tsr_class_size[k], below = tsr_class_size[k - 1];

@@ -52,6 +52,7 @@
 #define TSR_REUSE_CLASSES   49      /* classes 1..48 (blocks up to 4 KiB): reuse of other heaps' blocks */
 #define TSR_REUSE_BYTES     32768   /* per class, bytes of other heaps' blocks a thread keeps for reuse */
 #define TSR_REUSE_COUNT     256     /* per class, and at most this many */
+#define TSR_XFER_SLOTS      8       /* per class, full reuse lists in the central transfer (page.c) */
 
 /* ---- options that are compile-time ----------------------------------------- */
 #define TSR_PURGE_DELAY_DEFAULT_MS 10
@@ -216,12 +217,27 @@ typedef struct tsr_heap_s {
   /* -- reuse of blocks freed here but owned by other heaps (free.c): the
    *    list fills on remote frees (owner's, or a peer's under a claim);
    *    malloc's slow path moves it into the class's reuse page, which the
-   *    direct table then points at, so the fast path pops from it -- */
+   *    direct table then points at, so the fast path pops from it; a full
+   *    list goes to the central transfer (page.c), whence a list may come
+   *    into the reuse page too -- */
   tsr_block_t *reuse_list[TSR_REUSE_CLASSES];
   uint32_t    reuse_count[TSR_REUSE_CLASSES];
   uint32_t    reuse_total;                /* blocks on the lists */
   uint16_t    reuse_seen[TSR_REUSE_CLASSES]; /* list lengths at the last housekeeping */
   tsr_page_t  reuse_page[TSR_REUSE_CLASSES];
 } tsr_heap_t;
+
+/* ---- the central transfer (page.c) -------------------------------------------- */
+/* Per reuse class, slots of whole reuse lists that a thread filled with
+ * blocks it freed and did not allocate again, for the heap that owns them
+ * or the one that put them there to take whole. A slot is one word, 0 when
+ * empty: the list's first block / 16 in bits 0-42 (blocks are 16-aligned,
+ * addresses below 2^47), its length - 1 in bits 43-50 (at most
+ * TSR_REUSE_COUNT), and the low bits of two heap ids: the heap that owns
+ * the first block in bits 51-56, the heap that put the list in 57-63. One
+ * cache line per class. */
+typedef struct tsr_xfer_class_s {
+  _Alignas(64) _Atomic(uintptr_t) slot[TSR_XFER_SLOTS];
+} tsr_xfer_class_t;
 
 #endif /* TSR_TYPES_H */

@@ -22,6 +22,40 @@ static void *adopt(void *arg) {
   return NULL;
 }
 
+enum { XFER_SIZE = 256 };
+
+/* Free every block of `blocks` (another thread's), with a heap of our own;
+ * then stay alive (the heap not abandoned, so no other thread adopts it)
+ * until the main thread is done with the next step. */
+static pthread_barrier_t xfer_step;
+static void *free_all(void *arg) {
+  (void)arg;
+  free(malloc(16));
+  for (int i = 0; i < N; i++) free(blocks[i]);
+  pthread_barrier_wait(&xfer_step);
+  pthread_barrier_wait(&xfer_step);
+  return NULL;
+}
+
+static size_t xfer_blocks(unsigned c) {
+  size_t n = 0;
+  for (unsigned i = 0; i < TSR_XFER_SLOTS; i++)
+    n += tsr_xfer_count(atomic_load(&tsr_page_xfer[c].slot[i]));
+  return n;
+}
+
+/* Allocate 64 blocks of the class; count those of the main thread's pages. */
+static int taken_main;
+static void *take_some(void *arg) {
+  (void)arg;
+  void *p[64];
+  for (int i = 0; i < 64; i++) p[i] = malloc(XFER_SIZE);
+  for (int i = 0; i < 64; i++)
+    taken_main += (tsr_page_owner(tsr_page_of(p[i])) & ~TSR_OWNER_SLOW) == (uintptr_t)&tsr_heap_main;
+  for (int i = 0; i < 64; i++) free(p[i]);
+  return NULL;
+}
+
 int main(void) {
   CHECK_SECTION("remote free");
   pthread_t t;
@@ -53,6 +87,40 @@ int main(void) {
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++)
     for (tsr_page_t *p = exited->queue[c].first; p; p = p->next) live += tsr_page_live_count(exited, p);
   CHECKF(live == 0, "%zu blocks still live in the adopted heap", live);
+
+  CHECK_SECTION("central transfer");
+  /* A thread that frees more of a class than it allocates hands its full
+   * reuse lists to the central transfer (page.c); the heap that owns them
+   * (or the one that put them), with no free block on its own pages of the
+   * class, takes them before it makes a page. A third heap leaves them
+   * (they would keep the owner's pages alive), and housekeeping or trim
+   * sends them home. */
+  unsigned xc = tsr_size_class(XFER_SIZE);
+  for (int i = 0; i < N; i++) blocks[i] = malloc(XFER_SIZE);   /* this (live) thread's pages */
+  pthread_barrier_init(&xfer_step, NULL, 2);
+  pthread_t freer;
+  pthread_create(&freer, NULL, free_all, NULL);
+  pthread_barrier_wait(&xfer_step);
+  size_t central = xfer_blocks(xc);
+  size_t full = (size_t)TSR_XFER_SLOTS * (TSR_REUSE_BYTES / XFER_SIZE);   /* every slot: a full list */
+  CHECKF(central == full, "%zu blocks in the central transfer, not %zu", central, full);
+  CHECK(tsr_invariant_check() == 0);             /* walks the central lists too */
+  pthread_create(&t, NULL, take_some, NULL);
+  pthread_join(t, NULL);
+  CHECKF(taken_main == 0, "another heap took %d of the main heap's blocks", taken_main);
+  CHECK(xfer_blocks(xc) == central);
+  pthread_barrier_wait(&xfer_step);
+  pthread_join(freer, NULL);
+  /* The blocks that went home first; once our pages are full, a list. */
+  int m = 0;
+  while (m < N && xfer_blocks(xc) == central) blocks[m++] = malloc(XFER_SIZE);
+  CHECKF(m <= N - (int)central + 1, "a list came back after %d mallocs", m);
+  CHECK(xfer_blocks(xc) < central);
+  CHECK(tsr_heap_get()->reuse_page[xc].free != NULL);
+  for (int i = 0; i < m; i++) free(blocks[i]);
+  malloc_trim(0);                                /* sends what is left home */
+  CHECK(xfer_blocks(xc) == 0);
+  CHECK(tsr_invariant_check() == 0);
 
   CHECK_SECTION("trim");
   void *big[64];
