@@ -160,6 +160,13 @@ static inline uint32_t cache_find(const uintptr_t *frames, size_t count, uint64_
 
 static uint32_t depot_insert(const uintptr_t *frames, size_t count, uint64_t h);
 
+/* An entry's first word: the stack hash's top half, then the frame count. */
+static inline uintptr_t depot_head(uint64_t h, size_t count) { return ((uintptr_t)(uint32_t)(h >> 32) << 32) | count; }
+static inline bool depot_entry_is(uint32_t id, uintptr_t head, const uintptr_t *frames, size_t count) {
+  const uintptr_t *entry = depot.arena + (id - 1);
+  return entry[0] == head && memcmp(entry + 1, frames, count * sizeof(uintptr_t)) == 0;
+}
+
 /* The depot's id of frames (hash h), 0 when it does not hold them; no
  * lock: a slot is written once, with release, after its entry, and the
  * arena is mapped before the slots are published. In python, whose stacks
@@ -169,23 +176,22 @@ static uint32_t depot_insert(const uintptr_t *frames, size_t count, uint64_t h);
 static uint32_t depot_find(const uintptr_t *frames, size_t count, uint64_t h) {
   uint32_t *slots = __atomic_load_n(&depot.slots, __ATOMIC_ACQUIRE);
   if (slots == NULL) return 0;
-  uintptr_t head = ((uintptr_t)(uint32_t)(h >> 32) << 32) | count;
+  uintptr_t head = depot_head(h, count);
   size_t mask = DEPOT_SLOT_COUNT - 1;
   for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {   /* ends: the table is never above 80% full */
     uint32_t e = __atomic_load_n(&slots[i], __ATOMIC_ACQUIRE);
     if (e == 0) return 0;
-    const uintptr_t *entry = depot.arena + (e - 1);
-    if (entry[0] == head && memcmp(entry + 1, frames, count * sizeof(uintptr_t)) == 0) return e;
+    if (depot_entry_is(e, head, frames, count)) return e;
   }
 }
 
-/* The id of frames, from the cache, the depot, or a new depot entry; the
- * cache keeps it. */
+/* The id of frames, from the cache, the depot, or a new depot entry (0:
+ * the depot is full); the cache keeps it. */
 static inline uint32_t depot_id(const uintptr_t *frames, size_t count, uint64_t h) {
   uint32_t id = cache_find(frames, count, h);
   if (id != 0) return id;
   id = depot_find(frames, count, h);
-  if (id == 0) return depot_insert(frames, count, h);
+  if (id == 0) id = depot_insert(frames, count, h);
   depot_cache[cache_index(h)].hash = h;
   depot_cache[cache_index(h)].id = id;
   return id;
@@ -296,11 +302,10 @@ uint32_t tsr_depot_put(const uintptr_t *frames, size_t count) {
   return depot_id(frames, count, frames_hash(frames, count));
 }
 
-/* The depot's id of frames (hash h), stored if new; 0 when full. Takes
- * TSR_LOCK_CHECK; fills the cache. */
+/* The depot's id of frames (hash h), stored if new (another thread may
+ * have stored it since depot_find); 0 when full. Takes TSR_LOCK_CHECK. */
 static tsr_noinline uint32_t depot_insert(const uintptr_t *frames, size_t count, uint64_t h) {
-  size_t c = cache_index(h);
-  uint32_t tag = (uint32_t)(h >> 32);
+  uintptr_t head = depot_head(h, count);
   uint32_t id = 0;
   tsr_lock(TSR_LOCK_CHECK);
   if (depot.slots == NULL) {
@@ -317,7 +322,7 @@ static tsr_noinline uint32_t depot_insert(const uintptr_t *frames, size_t count,
       if (depot.slot_used * 10 > DEPOT_SLOT_COUNT * 8) break;            /* full: unknown stack */
       if ((depot.arena_used + count + 1) * sizeof(uintptr_t) > DEPOT_ARENA_SIZE) break;
       uintptr_t *entry = depot.arena + depot.arena_used;
-      entry[0] = ((uintptr_t)tag << 32) | count;
+      entry[0] = head;
       memcpy(entry + 1, frames, count * sizeof(uintptr_t));
       id = (uint32_t)(depot.arena_used + 1);
       __atomic_store_n(&depot.arena_used, depot.arena_used + count + 1, __ATOMIC_RELAXED);   /* read by tsr_depot_get */
@@ -325,16 +330,13 @@ static tsr_noinline uint32_t depot_insert(const uintptr_t *frames, size_t count,
       depot.slot_used++;
       break;
     }
-    uintptr_t *entry = depot.arena + (e - 1);
-    if (entry[0] == (((uintptr_t)tag << 32) | count) && memcmp(entry + 1, frames, count * sizeof(uintptr_t)) == 0) {
+    if (depot_entry_is(e, head, frames, count)) {
       id = e;
       break;
     }
   }
 out:
   tsr_unlock(TSR_LOCK_CHECK);
-  depot_cache[c].hash = h;
-  depot_cache[c].id = id;
   return id;
 }
 
