@@ -9,9 +9,11 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail=0
 pass=0
+skipped=0
 
 ok()  { pass=$((pass + 1)); echo "ok   $cur: $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $cur: $1"; sed 's/^/     | /' "$W/$cur.txt" | head -n 60; }
+skip() { skipped=$((skipped + 1)); echo "skip $cur: $1"; }
 # has REGEX DESCRIPTION: the output has a line matching the extended REGEX.
 has() { if grep -Eq -- "$1" "$W/$cur.txt"; then ok "$2"; else bad "$2 (no line matching: $1)"; fi; }
 # The output of the command run as "$ PREFIX...", up to the next "$ " line.
@@ -70,8 +72,15 @@ for cur in realloc_shrink sbrk_mmap calloc_cost return_local valgrind_classic \
         "$who: calloc of fresh 64 MiB raises RSS by less than a quarter of it (KiB)"
       at_least "$(number "malloc + memset: *[0-9.]* ms, RSS" "$run")" 49152 \
         "$who: malloc + memset of 64 MiB raises RSS by most of it (KiB)"
-      at_most "$(number "reading all of it: 0 non-zero bytes, RSS" "$run")" 1024 \
-        "$who: reading untouched calloc memory costs (almost) no RSS (KiB)"
+      # Only where the kernel maps read faults to its shared zero page: on
+      # one that does not, a plain mapping read the same way costs RSS too.
+      k=$(number "kernel: reading a fresh 4 MiB mapping ([0-9]* zero bytes): RSS" "$run")
+      if [ -n "$k" ] && [ "$k" -le 256 ]; then
+        at_most "$(number "reading all of it: 0 non-zero bytes, RSS" "$run")" 1024 \
+          "$who: reading untouched calloc memory costs (almost) no RSS (KiB)"
+      else
+        skip "$who: reading untouched calloc memory costs no RSS: this kernel gives read faults their own pages (a plain mapping too)"
+      fi
       section "$run" | grep -q 'calloc after free of a written block: .* 0 non-zero bytes' &&
         ok "$who: calloc of reused memory is zero" || bad "$who: calloc of reused memory is zero"
     done
@@ -155,5 +164,5 @@ for cur in realloc_shrink sbrk_mmap calloc_cost return_local valgrind_classic \
     ;;
   esac
 done
-echo "examples: $pass passed, $fail failed"
+echo "examples: $pass passed, $fail failed, $skipped skipped"
 [ $fail -eq 0 ]
