@@ -267,7 +267,10 @@ static void peer_collect(tsr_heap_t *h, uint64_t now, bool force, uint64_t *head
     }
   }
   peer_heads_restore(h, heads);
-  if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) tsr_span_purge_due(h, now, force, false);
+  if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) {
+    tsr_span_purge_due(h, now, force, false);
+    tsr_page_purge_tails(h, now, force);
+  }
 }
 
 /* Do the idle live heaps' work (caller holds the heaps lock). A heap is
@@ -372,7 +375,10 @@ static void others_housekeeping(tsr_heap_t *self, uint64_t now) {
       tsr_heap_collect_remote(h, true);
       tsr_page_retire_empty_heads(h, true);
     }
-    if (h->purge_due_ms != 0 && now >= h->purge_due_ms) tsr_span_purge_due(h, now, false, false);
+    if (h->purge_due_ms != 0 && now >= h->purge_due_ms) {
+      tsr_span_purge_due(h, now, false, false);
+      tsr_page_purge_tails(h, now, false);
+    }
   }
 }
 
@@ -397,6 +403,7 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   collect_deferred_all(heap);
   tsr_page_retire_empty_heads(heap, false);
   tsr_span_purge_due(heap, now, false, true);   /* the lock around its unmaps only */
+  tsr_page_purge_tails(heap, now, false);       /* after: the span purge resets purge_due_ms */
   tsr_heap_housekeeping_others(heap, now);
   uint64_t huge_due = tsr_huge_cache_purge(now, false);
   if (huge_due != 0 && (heap->purge_due_ms == 0 || huge_due < heap->purge_due_ms)) heap->purge_due_ms = huge_due;
@@ -419,7 +426,9 @@ static size_t heap_trim_one(tsr_heap_t *heap) {
       if (page != heap->queue[c].first && page->used == 0) tsr_page_retire(heap, page);
     }
   }
-  return tsr_span_purge_due(heap, tsr_platform_clock_ms(), true, false);
+  uint64_t now = tsr_platform_clock_ms();
+  size_t released = tsr_span_purge_due(heap, now, true, false);
+  return released + tsr_page_purge_tails(heap, now, true);
 }
 
 bool tsr_heap_trim(void) {

@@ -157,6 +157,7 @@ void  tsr_page_free_local_slow(tsr_heap_t *heap, tsr_page_t *page, void *p) tsr_
 void  tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_retire_now(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) tsr_hidden;
+size_t tsr_page_purge_tails(tsr_heap_t *heap, uint64_t now_ms, bool force) tsr_hidden;
 void  tsr_page_unfull(tsr_heap_t *heap, tsr_page_t *page) tsr_hidden;
 void  tsr_page_direct_update(tsr_heap_t *heap, unsigned size_class) tsr_hidden;
 void  tsr_page_direct_clear(tsr_heap_t *heap, unsigned size_class) tsr_hidden;

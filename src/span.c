@@ -135,6 +135,13 @@ static tsr_segment_t *segment_create(tsr_heap_t *heap) {
 void tsr_segment_release(tsr_heap_t *heap, tsr_segment_t *segment) {
   tsr_page_t *span = slice_at(segment, SEGMENT_FIRST_SLICE);
   bin_remove(heap, span);
+  /* A page noted for its dirty tail (page.c) stays noted after it retires,
+   * until the next tail purge drops it: forget those of this segment, whose
+   * descriptors go with it (the API fuzzer's trim read one after the unmap). */
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < heap->tail_dirty_count; i++)
+    if (tsr_segment_of(heap->tail_dirty[i].page) != segment) heap->tail_dirty[kept++] = heap->tail_dirty[i];
+  heap->tail_dirty_count = kept;
   if (segment->prev != NULL) segment->prev->next = segment->next;
   else heap->segments = segment->next;
   if (segment->next != NULL) segment->next->prev = segment->prev;
@@ -154,19 +161,26 @@ static size_t aligned_index(tsr_page_t *span, uint32_t align_slices) {
   return index + ((aligned - start) >> TSR_SLICE_SHIFT);
 }
 
+/* First fit by bin; within the bin, a span whose first slice is still
+ * resident before a purged or never-touched one. Spans of one bin are of a
+ * size (exactly, up to 16 slices), so the preference costs no extra split.
+ * Taking a dirty span from a larger bin instead did: churn/1t mapped three
+ * segments where it had needed one (docs/design.md). */
 static tsr_page_t *span_find(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices, size_t *start_index) {
   unsigned first = span_bin(slices);
   uint32_t mask = heap->span_bin_mask & ~((1u << first) - 1u);
   while (mask != 0) {
     unsigned b = (unsigned)__builtin_ctz(mask);
     mask &= mask - 1;
+    tsr_page_t *fit = NULL;
+    size_t fit_index = 0;
     for (tsr_page_t *span = heap->span_bin[b]; span != NULL; span = span->next) {
       size_t index = aligned_index(span, align_slices);
-      if (index + slices <= tsr_slice_index(span) + span->slice_count) {
-        *start_index = index;
-        return span;
-      }
+      if (index + slices > tsr_slice_index(span) + span->slice_count) continue;
+      if (span->free_time_ms != 0) { *start_index = index; return span; }
+      if (fit == NULL) { fit = span; fit_index = index; }
     }
+    if (fit != NULL) { *start_index = fit_index; return fit; }
   }
   return NULL;
 }
@@ -294,27 +308,36 @@ void tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
 
 /* ---- purge ---------------------------------------------------------------------- */
 
-/* Purge each run of dirty slices of a free span whose slices have all been
- * free for the delay (or all runs if force): only the dirty parts, so
+/* Purge each run of dirty slices of a free span that have each been free
+ * for the delay (all dirty slices if force): only the dirty parts, so
  * purged_bytes counts what really went back, and parts freed at different
- * times go back when each is due. Marks the span purged if no dirty slice
- * is left; lowers *next_due to the earliest run still waiting. */
+ * times go back when each is due. A run is cut where a slice is not due
+ * yet, rather than waiting for its newest slice: under churn a free span
+ * keeps gaining freshly freed neighbours, and a run that waited for all of
+ * them was never purged at all (micro calloc held 4 MiB of free spans for
+ * its whole run). Marks the span purged if no dirty slice is left; lowers
+ * *next_due to the earliest slice still waiting. */
 static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay, bool force, uint64_t *next_due) {
   size_t released = 0;
   bool is_clean = true;
   for (uint32_t i = 0, n = span->slice_count; i < n;) {
-    if (span[i].free_time_ms == 0) { i++; continue; }
-    uint32_t k = i;
-    uint64_t newest = 0;
-    for (; k < n && span[k].free_time_ms != 0; k++)
-      if (span[k].free_time_ms > newest) newest = span[k].free_time_ms;
+    uint64_t freed = span[i].free_time_ms;
+    if (freed == 0) { i++; continue; }
+    if (!force && now_ms < freed + delay) {
+      is_clean = false;
+      if (*next_due == 0 || freed + delay < *next_due) *next_due = freed + delay;
+      i++;
+      continue;
+    }
+    uint32_t k = i + 1;
+    while (k < n && span[k].free_time_ms != 0 && (force || now_ms >= span[k].free_time_ms + delay)) k++;
     size_t bytes = (size_t)(k - i) << TSR_SLICE_SHIFT;
-    if ((force || now_ms >= newest + delay) && tsr_os_purge(tsr_slice_start(&span[i]), bytes)) {
+    if (tsr_os_purge(tsr_slice_start(&span[i]), bytes)) {
       for (uint32_t j = i; j < k; j++) span[j].free_time_ms = 0;
       released += bytes;
     } else {
       is_clean = false;
-      if (*next_due == 0 || newest + delay < *next_due) *next_due = newest + delay;
+      if (*next_due == 0 || now_ms + delay < *next_due) *next_due = now_ms + delay;
     }
     i = k;
   }

@@ -57,6 +57,7 @@
 /* ---- options that are compile-time ----------------------------------------- */
 #define TSR_PURGE_DELAY_DEFAULT_MS 10
 #define TSR_PURGE_MIN_GAP_MS       2   /* housekeeping runs at most this often per heap */
+#define TSR_TAIL_DIRTY_SLOTS       16  /* per heap, new pages whose uncarved part may be resident */
 
 /* ---- the segment map: one byte per possible segment ------------------------ */
 enum {
@@ -195,6 +196,9 @@ typedef struct tsr_heap_s {
   uint64_t    last_purge_ms;
   uint64_t    purge_due_ms;               /* earliest time a free span is due; 0: none */
   uint64_t    shuffle_state;              /* secure mode: random block order within pages */
+  struct { tsr_page_t *page; uint32_t carved; } tail_dirty[TSR_TAIL_DIRTY_SLOTS]; /* pages made on
+                                             dirty spans, and how far they were carved (page.c) */
+  uint32_t    tail_dirty_count;
   /* -- what other threads touch on their frees, on lines of its own: a
    *    remote free reads is_abandoned (free.c, reuse_push), and the one that
    *    makes a page's remote list non-empty pushes the page on pending.

@@ -2,8 +2,19 @@
  * bias keeps the only page of a class alive through a malloc/free loop;
  * emptied extra pages are retired; the heap's invariants hold throughout;
  * the double-free mark is set on free and cleared on malloc; free-list links
- * are stored encoded. */
+ * are stored encoded; a page made on a dirty span gives its uncarved tail
+ * back once due. */
 #include "unit.h"
+
+#include <sys/mman.h>
+
+static size_t resident_pages(const void *start, size_t bytes) {
+  unsigned char v[TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE * 16];
+  size_t n = bytes / TSR_OS_PAGE_SIZE, r = 0;
+  if (n > sizeof v || mincore((void *)start, bytes, v) != 0) return SIZE_MAX;
+  for (size_t i = 0; i < n; i++) r += v[i] & 1;
+  return r;
+}
 
 int main(void) {
   CHECK_SECTION("blocks");
@@ -57,6 +68,50 @@ int main(void) {
   for (int i = 0; i < 1000; i++) { void *p = malloc(40); free(p); }
   CHECK(tsr_heap_get()->queue[page->size_class].first == head);
   CHECK(tsr_page_live_count(tsr_heap_get(), head) == 0);
+
+  /* Pages of 4 KiB blocks fill their slices, then retire: their spans are
+   * free and dirty. A new class's page lands on one of them and uses 8 KiB;
+   * the rest of its slice is resident from the old page until the tail
+   * purge gives it back, without touching the carved block. */
+  CHECK_SECTION("dirty tails");
+  enum { BIG = 64 };
+  static void *big[BIG];
+  for (int i = 0; i < BIG; i++) { big[i] = malloc(4096); memset(big[i], 7, 4096); }
+  for (int i = 0; i < BIG; i++) free(big[i]);
+  tsr_heap_t *heap = tsr_heap_get();
+  uint32_t noted = heap->tail_dirty_count;
+  unsigned char *q = malloc(5000);
+  memset(q, 9, 5000);
+  tsr_page_t *qp = tsr_page_of(q);
+  CHECKF(qp->kind == TSR_PAGE_SMALL && qp->slice_count == 1 && qp->carved_size < 2 * TSR_OS_PAGE_SIZE,
+         "page of the 5000-byte block: %u slices, %u bytes carved", qp->slice_count, qp->carved_size);
+  CHECKF(qp->free_time_ms != 0 && heap->tail_dirty_count == noted + 1, "the page is noted: %u -> %u",
+         noted, heap->tail_dirty_count);
+  size_t before = resident_pages(qp->area, TSR_SLICE_SIZE);
+  CHECKF(before == TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE, "%zu of 16 OS pages resident before", before);
+  /* The first look notes how far the page has carved; a page that carved
+   * more since is left alone; the next look, with nothing carved since,
+   * gives the rest back. */
+  uint64_t later = qp->free_time_ms + 1000000;
+  CHECK(tsr_page_purge_tails(heap, later, false) == 0);
+  unsigned char *q2 = malloc(5000);
+  memset(q2, 9, 5000);
+  CHECK(tsr_page_of(q2) == qp && qp->carved_size == 2 * qp->block_size);
+  CHECK(tsr_page_purge_tails(heap, later, false) == 0);   /* it grew */
+  size_t released = tsr_page_purge_tails(heap, later, false);
+  CHECKF(released >= TSR_SLICE_SIZE - 3 * TSR_OS_PAGE_SIZE, "released %zu", released);
+  size_t after = resident_pages(qp->area, TSR_SLICE_SIZE);
+  CHECKF(after == 3, "%zu OS pages resident after, want the 3 the two blocks use", after);
+  CHECK(qp->free_time_ms == 0 && heap->tail_dirty_count == 0);   /* all were due */
+  bool intact = true;
+  for (int i = 0; i < 5000; i++) intact &= q[i] == 9 && q2[i] == 9;
+  CHECK(intact);
+  void *more[8];
+  for (int i = 0; i < 8; i++) { more[i] = malloc(5000); memset(more[i], i, 5000); }   /* carves into the purged tail */
+  CHECK(tsr_check_heap() == 0);
+  for (int i = 0; i < 8; i++) free(more[i]);
+  free(q2);
+  free(q);
 
   CHECK_SECTION("stats");
   tsr_stats_t s;

@@ -1,9 +1,21 @@
 /* span.c -- spans split and coalesce: random allocate/free of spans in one
  * heap with the invariant walk after every step; all free again means one
- * free span per segment; grow and shrink in place; purge marks spans zero. */
+ * free span per segment; grow and shrink in place; purge marks spans zero;
+ * a free run purges the slices that are due though a neighbour is not;
+ * within a bin, dirty spans are reused before clean ones; an unmapped
+ * segment's pages are no longer noted for their dirty tails. */
 #include "unit.h"
 
 static tsr_heap_t heap;
+
+static tsr_page_t *used_span(uint32_t slices) {
+  tsr_page_t *s = tsr_span_alloc(&heap, slices, 1);
+  if (s == NULL) return NULL;
+  s->kind = TSR_PAGE_LARGE;
+  tsr_span_mark_used(s, slices);
+  tsr_page_set_owner(s, (uintptr_t)&heap | TSR_OWNER_SLOW);
+  return s;
+}
 
 static uint32_t free_slices(void) {
   uint32_t n = 0;
@@ -66,10 +78,68 @@ int main(void) {
   CHECK(free_slices() == segments * (TSR_SLICE_COUNT - 1));
 
   CHECK_SECTION("purge");
+  /* Noted pages (page.c, dirty tails) of an unmapped segment are forgotten
+   * with it; one in the segment that stays is kept. */
+  CHECK(segments >= 2);
+  heap.tail_dirty_count = 0;
+  for (tsr_segment_t *s = heap.segments; s != NULL; s = s->next)
+    heap.tail_dirty[heap.tail_dirty_count++].page = (tsr_page_t *)s + 1;
   size_t released = tsr_span_purge_due(&heap, tsr_platform_clock_ms() + 1000000, true, false);
   CHECK(released > 0);
   CHECK(heap.segments != NULL && heap.segments->next == NULL);   /* all but the last segment unmapped */
+  CHECKF(heap.tail_dirty_count == 1 && tsr_segment_of(heap.tail_dirty[0].page) == heap.segments,
+         "%u noted pages left", heap.tail_dirty_count);
+  heap.tail_dirty_count = 0;
   tsr_page_t *z = tsr_span_alloc(&heap, 5, 1);
   CHECK(z != NULL && z->is_zero);
+  z->kind = TSR_PAGE_LARGE;
+  tsr_span_mark_used(z, 5);
+  tsr_span_free(&heap, z);
+  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);
+
+  /* Two neighbours freed 30 ms apart form one free run. At a time when the
+   * first is due and the second is not, the first goes back: a run that
+   * waited for its newest slice was never purged under churn. */
+  CHECK_SECTION("purge by slice age");
+  tsr_page_t *older = used_span(2), *newer = used_span(2), *fence = used_span(1);
+  CHECK(older != NULL && newer != NULL && fence != NULL);
+  CHECK(newer == older + 2 && fence == newer + 2);   /* address order from a fresh segment */
+  memset(tsr_slice_start(older), 1, 4 * TSR_SLICE_SIZE);
+  tsr_span_free(&heap, older);
+  struct timespec pause = {0, 30 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  tsr_span_free(&heap, newer);
+  uint64_t t_old = older[0].free_time_ms, t_new = older[2].free_time_ms;
+  uint64_t delay = (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
+  CHECKF(older->kind == TSR_PAGE_FREE && older->slice_count == 4, "one free run of 4 slices: %u", older->slice_count);
+  CHECKF(t_old != 0 && t_new >= t_old + 20 && delay < 20, "free times %llu, %llu (delay %llu)",
+         (unsigned long long)t_old, (unsigned long long)t_new, (unsigned long long)delay);
+  released = tsr_span_purge_due(&heap, t_old + delay, false, false);
+  CHECKF(released == 2 * TSR_SLICE_SIZE, "released %zu bytes, want the older 2 slices", released);
+  CHECK(older[0].free_time_ms == 0 && older[1].free_time_ms == 0 && older[2].free_time_ms == t_new);
+  CHECK(!older->is_purged && heap.purge_due_ms == t_new + delay);
+  CHECK(tsr_span_check(&heap));
+  CHECK(tsr_span_purge_due(&heap, t_new + delay, false, false) == 2 * TSR_SLICE_SIZE);
+  CHECK(older->is_purged && older->is_zero);
+
+  /* Two free spans of one bin, a clean one first in the list and a dirty
+   * one behind it: the dirty one is taken, its memory being resident. */
+  CHECK_SECTION("dirty first within a bin");
+  tsr_span_free(&heap, fence);
+  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);
+  tsr_page_t *wide = used_span(5), *gap1 = used_span(1), *dirty = used_span(2), *gap2 = used_span(1);
+  CHECK(wide != NULL && gap1 != NULL && dirty != NULL && gap2 != NULL);
+  tsr_span_free(&heap, wide);
+  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);   /* wide: clean */
+  memset(tsr_slice_start(dirty), 1, 2 * TSR_SLICE_SIZE);
+  tsr_span_free(&heap, dirty);
+  tsr_page_t *cut = used_span(3);                     /* from wide: its 2-slice rest heads the bin */
+  CHECK(cut == wide);
+  tsr_page_t *clean = wide + 3;
+  CHECK(clean->kind == TSR_PAGE_FREE && clean->slice_count == 2 && heap.span_bin[1] == clean);
+  tsr_page_t *got = used_span(2);
+  CHECKF(got == dirty, "took slice %zu, want the dirty span at %zu (the clean one is at %zu)",
+         got ? tsr_slice_index(got) : 0, tsr_slice_index(dirty), tsr_slice_index(clean));
+  CHECK(tsr_span_check(&heap));
   return check_done("unit-span");
 }
