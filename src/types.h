@@ -57,6 +57,8 @@
 /* ---- options that are compile-time ----------------------------------------- */
 #define TSR_PURGE_DELAY_DEFAULT_MS 10
 #define TSR_PURGE_MIN_GAP_MS       2   /* housekeeping runs at most this often per heap */
+#define TSR_PURGE_STALE_FACTOR     10  /* a dirty slice free this many purge delays goes back
+                                          though its free neighbours are newer (span.c) */
 #define TSR_TAIL_DIRTY_SLOTS       16  /* per heap, new pages whose uncarved part may be resident */
 
 /* ---- the segment map: one byte per possible segment ------------------------ */
