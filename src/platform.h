@@ -47,6 +47,10 @@ int      tsr_platform_open_read(const char *path);
 long     tsr_platform_read(int fd, char *buf, size_t len);
 void     tsr_platform_close(int fd);
 size_t   tsr_platform_rss_bytes(void);     /* from /proc/self/statm; 0 if unknown */
+/* Whether each of `pages` OS pages from page-aligned `start` holds data: in
+ * memory or swapped out (out[i] = 1), or neither, so it reads as zero or
+ * from its file (0). From /proc/self/pagemap; false if that cannot be read. */
+bool     tsr_platform_pages_backed(uintptr_t start, size_t pages, uint8_t *out);
 size_t   tsr_platform_rss_peak_bytes(void);/* getrusage ru_maxrss */
 void     tsr_platform_yield(void);
 /* Make every running thread of this process pass a full memory barrier

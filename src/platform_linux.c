@@ -169,6 +169,25 @@ int tsr_platform_open_read(const char *path) {
 long tsr_platform_read(int fd, char *buf, size_t len) { return syscall(SYS_read, fd, buf, len); }
 void tsr_platform_close(int fd) { syscall(SYS_close, fd); }
 
+bool tsr_platform_pages_backed(uintptr_t start, size_t pages, uint8_t *out) {
+  int saved = errno;
+  int fd = tsr_platform_open_read("/proc/self/pagemap");
+  if (fd < 0) { errno = saved; return false; }
+  uint64_t entry[512];   /* bit 63: present in memory, bit 62: swapped */
+  bool ok = true;
+  for (size_t done = 0; done < pages && ok;) {
+    size_t n = pages - done < 512 ? pages - done : 512;
+    long got = syscall(SYS_pread64, fd, entry, n * sizeof entry[0],
+                       (long)((start / 4096u + done) * sizeof entry[0]));
+    if (got != (long)(n * sizeof entry[0])) { ok = false; break; }
+    for (size_t i = 0; i < n; i++) out[done + i] = (uint8_t)((entry[i] >> 62) != 0);
+    done += n;
+  }
+  tsr_platform_close(fd);
+  errno = saved;
+  return ok;
+}
+
 size_t tsr_platform_rss_bytes(void) {
   int saved = errno;
   char buf[128];
