@@ -234,6 +234,15 @@ static bool peer_retire_if_free(tsr_heap_t *h, tsr_page_t *page, const uint64_t 
   return true;
 }
 
+/* Give back what is due (all if force): free spans, then the dirty tails
+ * of pages (page.c), which must come after: the span purge resets
+ * purge_due_ms, and the tails lower it again for those still waiting.
+ * lock_unmaps: see tsr_span_purge_due. Returns the bytes released. */
+static size_t heap_purge(tsr_heap_t *h, uint64_t now, bool force, bool lock_unmaps) {
+  size_t released = tsr_span_purge_due(h, now, force, lock_unmaps);
+  return released + tsr_page_purge_tails(h, now, force);
+}
+
 static void peer_collect(tsr_heap_t *h, uint64_t now, bool force, uint64_t *heads) {
   /* First pages freed in full by their owner: on no remote list. */
   for (unsigned c = 1; c < TSR_CLASS_COUNT; c++) {
@@ -267,10 +276,7 @@ static void peer_collect(tsr_heap_t *h, uint64_t now, bool force, uint64_t *head
     }
   }
   peer_heads_restore(h, heads);
-  if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) {
-    tsr_span_purge_due(h, now, force, false);
-    tsr_page_purge_tails(h, now, force);
-  }
+  if (force || (h->purge_due_ms != 0 && now >= h->purge_due_ms)) heap_purge(h, now, force, false);
 }
 
 /* Do the idle live heaps' work (caller holds the heaps lock). A heap is
@@ -375,10 +381,7 @@ static void others_housekeeping(tsr_heap_t *self, uint64_t now) {
       tsr_heap_collect_remote(h, true);
       tsr_page_retire_empty_heads(h, true);
     }
-    if (h->purge_due_ms != 0 && now >= h->purge_due_ms) {
-      tsr_span_purge_due(h, now, false, false);
-      tsr_page_purge_tails(h, now, false);
-    }
+    if (h->purge_due_ms != 0 && now >= h->purge_due_ms) heap_purge(h, now, false, false);
   }
 }
 
@@ -402,11 +405,10 @@ void tsr_heap_housekeeping(tsr_heap_t *heap) {
   if (heap->reuse_total != 0) tsr_free_flush_reuse_stale(heap);
   collect_deferred_all(heap);
   tsr_page_retire_empty_heads(heap, false);
-  tsr_span_purge_due(heap, now, false, true);   /* the lock around its unmaps only */
-  tsr_page_purge_tails(heap, now, false);       /* after: the span purge resets purge_due_ms */
+  heap_purge(heap, now, false, true);   /* the lock around its unmaps only */
   tsr_heap_housekeeping_others(heap, now);
   uint64_t huge_due = tsr_huge_cache_purge(now, false);
-  if (huge_due != 0 && (heap->purge_due_ms == 0 || huge_due < heap->purge_due_ms)) heap->purge_due_ms = huge_due;
+  if (huge_due != 0) tsr_heap_purge_due_by(heap, huge_due);
 }
 
 /* Return empty pages (queue heads included) and all free spans. Owner only,
@@ -426,9 +428,7 @@ static size_t heap_trim_one(tsr_heap_t *heap) {
       if (page != heap->queue[c].first && page->used == 0) tsr_page_retire(heap, page);
     }
   }
-  uint64_t now = tsr_platform_clock_ms();
-  size_t released = tsr_span_purge_due(heap, now, true, false);
-  return released + tsr_page_purge_tails(heap, now, true);
+  return heap_purge(heap, tsr_platform_clock_ms(), true, false);
 }
 
 bool tsr_heap_trim(void) {

@@ -202,6 +202,10 @@ tsr_heap_t *tsr_heap_init_thread(void) tsr_hidden;     /* NULL if no memory */
 void  tsr_heap_collect_remote(tsr_heap_t *heap, bool full) tsr_hidden;
 void  tsr_heap_collect_deferred(tsr_heap_t *heap, unsigned size_class, bool full) tsr_hidden;
 void  tsr_heap_housekeeping(tsr_heap_t *heap) tsr_hidden;
+/* Have the heap's housekeeping run by `due` (ms) at the latest. */
+static inline void tsr_heap_purge_due_by(tsr_heap_t *heap, uint64_t due) {
+  if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+}
 void  tsr_heap_housekeeping_others(tsr_heap_t *heap, uint64_t now) tsr_hidden;
 bool  tsr_heap_trim(void) tsr_hidden;
 void  tsr_heap_thread_exit(void *heap) tsr_hidden;

@@ -392,7 +392,7 @@ void tsr_huge_free(tsr_segment_t *segment) {
         if (heap != &tsr_heap_empty) {
           /* Bracketed: a peer working on this heap reads purge_due_ms (heap.c). */
           tsr_heap_t *entered = tsr_heap_enter(heap);
-          if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+          tsr_heap_purge_due_by(heap, due);
           tsr_heap_leave(entered);
         }
         return;

@@ -157,9 +157,25 @@ static int object_roots(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
-static void mapping_range_roots(uintptr_t lo, uintptr_t hi);
+/* [lo, hi) of a root mapping, without tessera's segments and tables. */
+static void mapping_range_roots(uintptr_t lo, uintptr_t hi) {
+  while (lo < hi) {
+    uintptr_t chunk_end = (lo | TSR_SEGMENT_MASK) + 1;
+    if (chunk_end > hi || chunk_end == 0) chunk_end = hi;
+    if (tsr_segmap_kind(lo) == TSR_SEGMAP_NONE) {
+      /* Skip our own tables page by page (they are few and page-aligned). */
+      uintptr_t start = lo;
+      for (uintptr_t p = lo; p < chunk_end; p += TSR_OS_PAGE_SIZE) {
+        if (tsr_check_is_own_memory(p)) { range_add(start, p); start = p + TSR_OS_PAGE_SIZE; }
+      }
+      range_add(start, chunk_end);
+    }
+    lo = chunk_end;
+  }
+}
 
-/* Anonymous read-write private mappings, split at tessera's segments and our own tables. */
+/* Anonymous read-write private mappings: the pages of each that hold data
+ * (mapping_range_roots splits them at our segments and tables). */
 static bool mapping_roots(const tsr_maps_entry_t *e, void *arg) {
   (void)arg;
   if (strcmp(e->perms, "rw-p") != 0) return true;
@@ -190,23 +206,6 @@ static bool mapping_roots(const tsr_maps_entry_t *e, void *arg) {
   }
   mapping_range_roots(lo, hi);
   return true;
-}
-
-/* [lo, hi) of a root mapping, without tessera's segments and tables. */
-static void mapping_range_roots(uintptr_t lo, uintptr_t hi) {
-  while (lo < hi) {
-    uintptr_t chunk_end = (lo | TSR_SEGMENT_MASK) + 1;
-    if (chunk_end > hi || chunk_end == 0) chunk_end = hi;
-    if (tsr_segmap_kind(lo) == TSR_SEGMAP_NONE) {
-      /* Skip our own tables page by page (they are few and page-aligned). */
-      uintptr_t start = lo;
-      for (uintptr_t p = lo; p < chunk_end; p += TSR_OS_PAGE_SIZE) {
-        if (tsr_check_is_own_memory(p)) { range_add(start, p); start = p + TSR_OS_PAGE_SIZE; }
-      }
-      range_add(start, chunk_end);
-    }
-    lo = chunk_end;
-  }
 }
 
 /* ---- marking ---------------------------------------------------------------------------- */

@@ -165,8 +165,7 @@ static void tail_dirty_add(tsr_heap_t *heap, tsr_page_t *page) {
   heap->tail_dirty[heap->tail_dirty_count].page = page;
   heap->tail_dirty[heap->tail_dirty_count].carved = 0;
   heap->tail_dirty_count++;
-  uint64_t due = now + TSR_PURGE_MIN_GAP_MS;
-  if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+  tsr_heap_purge_due_by(heap, now + TSR_PURGE_MIN_GAP_MS);
 }
 
 /* Purge the uncarved part of the noted pages that carved nothing since the
@@ -200,10 +199,7 @@ size_t tsr_page_purge_tails(tsr_heap_t *heap, uint64_t now_ms, bool force) {
     page->free_time_ms = 0;
   }
   heap->tail_dirty_count = kept;
-  if (kept != 0) {
-    uint64_t due = now_ms + TSR_PURGE_MIN_GAP_MS;
-    if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
-  }
+  if (kept != 0) tsr_heap_purge_due_by(heap, now_ms + TSR_PURGE_MIN_GAP_MS);
   return released;
 }
 

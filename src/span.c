@@ -67,8 +67,7 @@ uint64_t tsr_span_dirty_bytes(const tsr_page_t *span, uint32_t slices) {
 }
 
 static void purge_schedule(tsr_heap_t *heap, uint64_t since_ms) {
-  uint64_t due = since_ms + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
-  if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+  tsr_heap_purge_due_by(heap, since_ms + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY));
 }
 
 /* Make [head, head+slices) one free span and bin it; no coalescing here.
@@ -261,8 +260,7 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
   if (is_dirty) purge_schedule(heap, now);
   if (segment->free_slice_count == TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE) {
     segment->empty_since_ms = now;
-    uint64_t due = now + (uint64_t)tsr_option_long(TSR_OPT_PURGE_DELAY);
-    if (heap->purge_due_ms == 0 || due < heap->purge_due_ms) heap->purge_due_ms = due;
+    purge_schedule(heap, now);
   }
 }
 
@@ -320,6 +318,14 @@ void tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
  * 7 % more, each fault refilling memory it was about to reuse. Marks the
  * span purged if no dirty slice is left; lowers *next_due to the earliest
  * run or slice still waiting. */
+/* Purge the dirty slices span[a..b) as one range; 0 if the OS refused. */
+static size_t purge_slices(tsr_page_t *span, uint32_t a, uint32_t b) {
+  size_t bytes = (size_t)(b - a) << TSR_SLICE_SHIFT;
+  if (!tsr_os_purge(tsr_slice_start(&span[a]), bytes)) return 0;
+  for (uint32_t j = a; j < b; j++) span[j].free_time_ms = 0;
+  return bytes;
+}
+
 static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay, bool force, uint64_t *next_due) {
   uint64_t stale = delay * TSR_PURGE_STALE_FACTOR;
   size_t released = 0;
@@ -333,11 +339,9 @@ static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay,
       if (span[k].free_time_ms < oldest) oldest = span[k].free_time_ms;
     }
     if (force || now_ms >= newest + delay) {
-      size_t bytes = (size_t)(k - i) << TSR_SLICE_SHIFT;
-      if (tsr_os_purge(tsr_slice_start(&span[i]), bytes)) {
-        for (uint32_t j = i; j < k; j++) span[j].free_time_ms = 0;
-        released += bytes;
-      } else {
+      size_t bytes = purge_slices(span, i, k);
+      released += bytes;
+      if (bytes == 0) {
         is_clean = false;
         if (*next_due == 0 || now_ms + delay < *next_due) *next_due = now_ms + delay;
       }
@@ -350,11 +354,7 @@ static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay,
         if (now_ms < span[a].free_time_ms + stale) { a++; continue; }
         uint32_t b = a + 1;
         while (b < k && now_ms >= span[b].free_time_ms + stale) b++;
-        size_t bytes = (size_t)(b - a) << TSR_SLICE_SHIFT;
-        if (tsr_os_purge(tsr_slice_start(&span[a]), bytes)) {
-          for (uint32_t j = a; j < b; j++) span[j].free_time_ms = 0;
-          released += bytes;
-        }
+        released += purge_slices(span, a, b);
         a = b;
       }
       oldest = UINT64_MAX;
