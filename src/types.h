@@ -127,7 +127,8 @@ typedef struct tsr_page_s {
   struct tsr_page_s *next;          /* class queue or free-span bin */
   struct tsr_page_s *prev;
   tsr_block_t *spill;               /* collected remote frees, used when free runs out */
-  uint64_t  free_time_ms;           /* free spans: when the span became free */
+  uint64_t  free_time_ms;           /* free spans: when each slice became free; a used small page
+                                       noted for its dirty tail: since when (page.c) */
 } tsr_page_t;
 
 _Static_assert(sizeof(tsr_page_t) == (1u << TSR_PAGE_DESC_SHIFT), "page descriptor size");
