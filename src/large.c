@@ -10,10 +10,12 @@
  * mapping's slots so free() recognises it without touching it.
  * Freed huge mappings wait in a small cache for the purge delay: a program
  * that frees a big buffer and allocates another (a file read per request),
- * or grows a vector again, gets the pages already faulted in, moved into
- * the new block with mremap, instead of paying a fault per OS page again.
- * A block bigger than any cached mapping is assembled from several; the
- * cache stays within the program's peak of live huge bytes (huge_link).
+ * or grows a vector again, gets the pages already faulted in, in place or
+ * moved into the new block with mremap, instead of paying a fault per OS
+ * page again. A block bigger than any cached mapping is assembled from
+ * several; the cache stays within the program's peak of live huge bytes
+ * (huge_link). Mappings of 4 MiB or more are made of 2 MiB pages
+ * (huge_map_size), so that those moves carry whole page-table entries.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -93,6 +95,31 @@ void *tsr_large_realloc_inplace(tsr_heap_t *heap, tsr_page_t *page, size_t size)
 /* ---- huge -------------------------------------------------------------------- */
 
 static size_t round_os(size_t n) { return (n + TSR_OS_PAGE_SIZE - 1) & ~(size_t)(TSR_OS_PAGE_SIZE - 1); }
+
+/* A huge mapping of 4 MiB or more is made of 2 MiB pages where the kernel
+ * has them (TESSERA_HUGE_PAGES): sized in whole 2 MiB pages, so that every
+ * piece the cache moves (huge_cache_take, split_in_place) starts and ends
+ * on a 2 MiB boundary and mremap moves whole page-table entries of 2 MiB
+ * instead of splitting them into 512 small ones, each to be faulted on its
+ * next touch. The rounding costs at most half a 2 MiB page per block on
+ * average, in memory only where the block's last page is touched. */
+#define HUGE_OS_PAGE_SIZE ((size_t)2 << 20)
+#define HUGE_OS_PAGE_MIN  ((size_t)4 << 20)
+
+static bool huge_pages_for(size_t map_size) {
+  return map_size >= HUGE_OS_PAGE_MIN && tsr_option_long(TSR_OPT_HUGE_PAGES);
+}
+
+static size_t huge_map_size(size_t offset, size_t size) {
+  size_t map = round_os(offset + size);
+  return huge_pages_for(map) ? (map + HUGE_OS_PAGE_SIZE - 1) & ~(HUGE_OS_PAGE_SIZE - 1) : map;
+}
+
+/* Advice for a block the program is about to write (not calloc's, which
+ * may be touched sparsely and reads as zero untouched). */
+static void huge_advise_written(void *mapping, size_t map_size) {
+  if (huge_pages_for(map_size)) tsr_platform_advise_huge_pages(mapping, map_size);
+}
 
 /* ---- extents: the kernel mappings a huge mapping is made of ----
  * A mapping is one kernel mapping when it is mapped, but one assembled from
@@ -208,10 +235,60 @@ static void huge_unlink(tsr_segment_t *segment) {
   tsr_unlock(TSR_LOCK_HUGE);
 }
 
+/* Extents of a mapping of map_size bytes whose end was filled with moved
+ * chunks (move_tail's starts, from the end backwards); the front before the
+ * first chunk, if any, is fresh. */
+static void extents_from_moves(tsr_segment_t *segment, size_t map_size, const size_t *starts, uint32_t n_starts) {
+  huge_extents_t *e = extents_of(segment);
+  e->count = 0;
+  size_t front = n_starts == 0 ? map_size : starts[n_starts - 1];
+  if (front != 0) e->end[e->count++] = front;
+  for (uint32_t k = n_starts; k-- > 1;) e->end[e->count++] = starts[k - 1];
+  if (n_starts != 0) e->end[e->count++] = map_size;
+  segment->map_size = map_size;
+}
+
+/* Cache slot i holds a piece larger than map_size by no more than
+ * map_size: the block stays where the piece is, and its tail (the smaller
+ * part) moves to a fresh aligned address as a cached piece of its own.
+ * Pages that stay put cost nothing when the program touches them again;
+ * on machines where a moved page costs a fault at its next touch (shadow
+ * paging), moving the smaller part halves that cost. TSR_LOCK_HUGE held.
+ * NULL (nothing changed) if the OS refuses the new address. */
+static tsr_segment_t *split_in_place(int i, size_t map_size) {
+  tsr_segment_t *piece = large.cache[i];
+  size_t tail = piece->map_size - map_size;
+  uint8_t *target = tsr_os_map_aligned(tail, TSR_SEGMENT_SIZE);
+  if (target == NULL) return NULL;
+  uint64_t cached_at = large.cache_time_ms[i];
+  cache_drop(i);
+  /* Unmarked before its pages move away (huge_cache_take). */
+  tsr_os_segmap_set((uintptr_t)piece, piece->map_size, TSR_SEGMAP_NONE, TSR_SEGMAP_NONE);
+  size_t starts[HUGE_EXTENTS_MAX];
+  uint32_t n_starts = 0;
+  bool gone;
+  size_t moved = move_tail(piece, tail, target, target + tail, starts, &n_starts, HUGE_EXTENTS_MAX - 1, &gone);
+  tsr_os_account_map(-(long)moved);   /* the target's reservation holds them now */
+  tsr_segment_t *rest = (tsr_segment_t *)target;
+  extents_from_moves(rest, tail, starts, n_starts);
+  ((tsr_page_t *)rest)->kind = TSR_PAGE_META;
+  ((tsr_page_t *)rest)->owner = 0;
+  rest->kind = TSR_SEGMENT_HUGE;
+  rest->huge_block = NULL;
+  tsr_platform_name(rest, tail, "tessera huge");
+  large.cache[i] = rest;
+  large.cache_time_ms[i] = cached_at;
+  __atomic_fetch_add(&large.cache_bytes, tail, __ATOMIC_RELAXED);
+  tsr_os_segmap_set((uintptr_t)rest, tail, TSR_SEGMAP_HUGE, TSR_SEGMAP_HUGE_TAIL);
+  return piece;
+}
+
 /* A mapping of at least map_size bytes made of cached pages, or NULL. The
- * smallest cached piece that fits is used; when it is much larger, only
- * its last map_size bytes are moved (mremap moves page-table entries, not
- * bytes) to a fresh aligned address, and the rest stays cached. If none
+ * smallest cached piece that fits is used: whole when it is at most
+ * 1 MiB larger; split in place when the block is the larger part
+ * (split_in_place); else its last map_size bytes are moved (mremap moves
+ * page-table entries, not bytes) to a fresh aligned address, and the rest
+ * stays cached. If none
  * fits (and !fit_only), a fresh mapping of map_size is filled from its end
  * with the largest pieces, as far as they go: only its front, if the cache
  * held less, is faulted in. Either way the pages arrive resident: no
@@ -232,6 +309,14 @@ static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
     return taken;
   }
   if (bi < 0 && fit_only) { tsr_unlock(TSR_LOCK_HUGE); return NULL; }
+  if (bi >= 0 && large.cache[bi]->map_size - map_size <= map_size) {
+    tsr_segment_t *kept = split_in_place(bi, map_size);
+    if (kept != NULL) {
+      large.cache_used_ms = tsr_platform_clock_ms();
+      tsr_unlock(TSR_LOCK_HUGE);
+      return kept;
+    }
+  }
   uint8_t *target = tsr_os_map_aligned(map_size, TSR_SEGMENT_SIZE);
   if (target == NULL) { tsr_unlock(TSR_LOCK_HUGE); return NULL; }
   size_t starts[HUGE_EXTENTS_MAX];
@@ -266,13 +351,7 @@ static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
   /* Extents, in address order: the fresh front (if any), then the chunks
    * (moved from the end backwards). */
   tsr_segment_t *taken = (tsr_segment_t *)target;
-  huge_extents_t *e = extents_of(taken);
-  e->count = 0;
-  size_t front = n_starts == 0 ? map_size : starts[n_starts - 1];
-  if (front != 0) e->end[e->count++] = front;
-  for (uint32_t k = n_starts; k-- > 1;) e->end[e->count++] = starts[k - 1];
-  if (n_starts != 0) e->end[e->count++] = map_size;
-  taken->map_size = map_size;
+  extents_from_moves(taken, map_size, starts, n_starts);
   return taken;
 }
 
@@ -330,17 +409,21 @@ uint64_t tsr_huge_cache_purge(uint64_t now_ms, bool force) {
 void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
   if (size > PTRDIFF_MAX - 2 * TSR_SEGMENT_SIZE || alignment > ((size_t)1 << 40)) { errno = ENOMEM; return NULL; }
   size_t offset = alignment > TSR_OS_PAGE_SIZE ? alignment : TSR_OS_PAGE_SIZE;
-  size_t map_size = round_os(offset + size);
+  size_t map_size = huge_map_size(offset, size);
   /* Not for calloc: fresh pages read as zero at no cost until touched,
    * while cached ones would have to be cleared now. */
   if (!zero && alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
     tsr_segment_t *cached = huge_cache_take(map_size, false);
-    if (cached != NULL) return huge_setup(cached, cached->map_size, offset);
+    if (cached != NULL) {
+      huge_advise_written(cached, cached->map_size);
+      return huge_setup(cached, cached->map_size, offset);
+    }
   }
   size_t map_align = alignment > TSR_SEGMENT_SIZE ? alignment : TSR_SEGMENT_SIZE;
   tsr_segment_t *segment = tsr_os_map_aligned(map_size, map_align);
   if (segment == NULL) return NULL;
   extents_single(segment, map_size);
+  if (!zero) huge_advise_written(segment, map_size);
   return huge_setup(segment, map_size, offset);
 }
 
@@ -413,10 +496,9 @@ bool tsr_huge_was_freed(const void *p) {
 
 /* A block that realloc grows with mremap is a vector being filled: its new
  * tail is written in order, and with 2 MiB pages costs 1/512 as many
- * faults (micro realloc-vec: 0.46 -> 0.21 s). Asked for here, not when a
- * block is made: a new block is largely cached pages moved in, and in the
- * bench a fresh block with the advice ran 3 times slower than without
- * (bigblock after another allocator's run: 0.46 -> 0.14 s; docs/design.md). */
+ * faults (micro realloc-vec: 0.46 -> 0.21 s). Mappings of 4 MiB or more
+ * are advised when made (huge_advise_written); this covers a smaller one
+ * grown, whose front stays in small pages. */
 static void huge_advise_grown(void *mapping, size_t size) {
   if (tsr_option_long(TSR_OPT_HUGE_PAGES)) tsr_platform_advise_huge_pages(mapping, size);
 }
@@ -468,15 +550,19 @@ static void *huge_realloc_pieces(tsr_segment_t *segment, size_t size, size_t off
 void *tsr_huge_realloc(tsr_segment_t *segment, size_t size) {
   if (size > PTRDIFF_MAX - 2 * TSR_SEGMENT_SIZE) { errno = ENOMEM; return NULL; }
   size_t offset = (size_t)(segment->huge_block - (uint8_t *)segment);
-  size_t old_map = segment->map_size, new_map = round_os(offset + size);
+  size_t old_map = segment->map_size, new_map = huge_map_size(offset, size);
   if (new_map == old_map) return segment->huge_block;
-  /* Growing by at least half the old size: copying the old bytes into
-   * cached pages that are already resident costs less than faulting in the
-   * new tail page by page (a vector that doubles). */
-  if (new_map > old_map && offset == TSR_OS_PAGE_SIZE && new_map - old_map >= old_map / 2 &&
+  /* Growing by at least half the old size into small pages: copying the
+   * old bytes into cached pages that are already resident costs less than
+   * faulting in the new tail page by page (a vector that doubles). Not so
+   * with 2 MiB pages: mremap moves or extends the block at the cost of a
+   * fault per 2 MiB of new tail, and a copy is the dearer of the two
+   * (micro realloc-vec, 1 thread: 2.13 s copying, 0.55 s not). */
+  if (new_map > old_map && !huge_pages_for(new_map) && offset == TSR_OS_PAGE_SIZE && new_map - old_map >= old_map / 2 &&
       __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
     tsr_segment_t *cached = huge_cache_take(new_map, true);
     if (cached != NULL) {
+      huge_advise_written(cached, cached->map_size);
       void *p = huge_setup(cached, cached->map_size, offset);
       memcpy(p, segment->huge_block, segment->huge_size);
       tsr_huge_free(segment);

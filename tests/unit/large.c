@@ -1,7 +1,9 @@
 /* large.c -- the huge cache: freed huge mappings come back as parts of a
- * bigger block (moved, not faulted in again), such a block of several
- * kernel mappings grows, shrinks and is freed like any other, and the
- * cache stays within the program's own peak. The invariant walk (which
+ * bigger block (moved, not faulted in again) or, a block that takes most of
+ * a piece, in place; such a block of several kernel mappings grows, shrinks
+ * and is freed like any other, and the cache stays within the program's own
+ * peak. With huge pages on, mappings of 4 MiB or more are whole 2 MiB pages
+ * and advised (not calloc's). The invariant walk (which
  * checks that every huge mapping's extents tile it) runs after each step. */
 #include "unit.h"
 
@@ -24,6 +26,27 @@ static bool filled(const unsigned char *p, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i += 4096)
     if (p[i] != (unsigned char)(seed + i / 4096)) return false;
   return true;
+}
+
+/* Does the kernel mapping holding p carry this VmFlags flag ("hg":
+ * MADV_HUGEPAGE)? */
+static bool vma_has_flag(const void *p, const char *flag) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return false;
+  char line[512];
+  bool inside = false, found = false;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+      for (char *t = strtok(line + 8, " \n"); t != NULL; t = strtok(NULL, " \n"))
+        if (strcmp(t, flag) == 0) found = true;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
 }
 
 static uint32_t extent_count(void *p) {
@@ -103,5 +126,45 @@ int main(void) {
   malloc_trim(0);
   CHECK(large.cache_bytes == 0);
   CHECK(tsr_invariant_check() == 0);
+
+  CHECK_SECTION("a block that takes most of a piece stays where the piece is");
+  size_t in = 10 * MIB, jn = 6 * MIB;
+  unsigned char *i1 = malloc(in);
+  CHECK(i1 != NULL);
+  fill(i1, in, 20);
+  free(i1);
+  CHECKF(large.cache_bytes >= in, "cache holds %zu bytes", large.cache_bytes);
+  before = minor_faults();
+  unsigned char *j = malloc(jn);
+  CHECKF(j == i1, "block at %p, the piece's was at %p", (void *)j, (void *)i1);
+  memset(j, 0x77, jn);
+  faults = minor_faults() - before;
+  CHECKF(faults < (long)(jn / 4096) / 4, "%ld faults writing a %zu-byte block made of cached pages", faults, jn);
+  CHECKF(large.cache_bytes > 3 * MIB && large.cache_bytes < in - jn + MIB, "the rest (%zu bytes) stays cached",
+         large.cache_bytes);
+  CHECK(tsr_invariant_check() == 0);
+  unsigned char *k = malloc(3 * MIB);   /* takes that rest */
+  CHECK(k != NULL);
+  fill(k, 3 * MIB, 21);
+  CHECK(tsr_invariant_check() == 0);
+  free(j);
+  free(k);
+  malloc_trim(0);
+
+  CHECK_SECTION("with huge pages, big mappings are whole 2 MiB pages, advised");
+  tsr_option_values[TSR_OPT_HUGE_PAGES].number = 1;
+  unsigned char *m = malloc(5 * MIB);
+  CHECK(m != NULL);
+  CHECKF(malloc_usable_size(m) == 6 * MIB - 4096, "usable %zu", malloc_usable_size(m));
+  CHECK(vma_has_flag(m, "hg"));
+  unsigned char *z = calloc(1, 5 * MIB);   /* calloc's may be touched sparsely: not advised */
+  CHECK(z != NULL && !vma_has_flag(z, "hg"));
+  unsigned char *small = malloc(2 * MIB);  /* under 4 MiB: small pages, no rounding */
+  CHECK(small != NULL && malloc_usable_size(small) == 2 * MIB && !vma_has_flag(small, "hg"));
+  CHECK(tsr_invariant_check() == 0);
+  free(m);
+  free(z);
+  free(small);
+  malloc_trim(0);
   return check_done("unit-large");
 }
