@@ -2,7 +2,7 @@
  * heap with the invariant walk after every step; all free again means one
  * free span per segment; grow and shrink in place; purge marks spans zero;
  * a free run waits for its newest slice, but its stale slices go back;
- * within a bin, dirty spans are reused before clean ones; an unmapped
+ * dirty spans are reused before clean ones, within a bin and across bins; an unmapped
  * segment's pages are no longer noted for their dirty tails. */
 #include "unit.h"
 
@@ -143,6 +143,22 @@ int main(void) {
   tsr_page_t *got = used_span(2);
   CHECKF(got == dirty, "took slice %zu, want the dirty span at %zu (the clean one is at %zu)",
          got ? tsr_slice_index(got) : 0, tsr_slice_index(dirty), tsr_slice_index(clean));
+  CHECK(tsr_span_check(&heap));
+
+  /* A clean span of the exact length, and a dirty one of a larger bin: the
+   * dirty one is split, its memory being resident. */
+  CHECK_SECTION("dirty first across bins");
+  tsr_page_t *exact = used_span(2), *gap3 = used_span(1), *big = used_span(6), *gap4 = used_span(1);
+  CHECK(exact != NULL && gap3 != NULL && big != NULL && gap4 != NULL);
+  tsr_span_free(&heap, exact);
+  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);   /* exact: clean */
+  CHECK(exact->is_purged);
+  memset(tsr_slice_start(big), 1, 6 * TSR_SLICE_SIZE);
+  tsr_span_free(&heap, big);
+  CHECK(big->free_time_ms != 0);
+  got = used_span(2);
+  CHECKF(got == big, "took slice %zu, want the dirty span at %zu (the clean one is at %zu)",
+         got ? tsr_slice_index(got) : 0, tsr_slice_index(big), tsr_slice_index(exact));
   CHECK(tsr_span_check(&heap));
   return check_done("unit-span");
 }
