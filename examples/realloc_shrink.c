@@ -26,7 +26,7 @@ static void shrink_small(size_t new_size) {
 }
 
 /* Lets a delayed return of memory happen: tessera gives free spans back
- * TESSERA_PURGE_DELAY ms (10 by default) after they were freed, at a later
+ * TESSERA_PURGE_DELAY ms (100 by default) after they were freed, at a later
  * call. glibc has no such delay; the call changes nothing there. */
 static void wait_and_call(int ms) {
   usleep((useconds_t)ms * 1000);
@@ -45,12 +45,12 @@ static void shrink_middle(void) {
   uintptr_t old = (uintptr_t)p;
   char *q = realloc(p, 1 * KiB);
   size_t rss2 = rss_bytes();
-  wait_and_call(50);
+  wait_and_call(150);
   size_t rss3 = rss_bytes();
   malloc_trim(0);
   size_t rss4 = rss_bytes();
   printf("120 KiB block: touching it: RSS %+ld KiB\n", rss_delta_kib(rss0, rss1));
-  printf("  realloc to 1 KiB: %s, RSS %+ld KiB; 50 ms later %+ld KiB; after malloc_trim(0) %+ld KiB\n",
+  printf("  realloc to 1 KiB: %s, RSS %+ld KiB; 150 ms later %+ld KiB; after malloc_trim(0) %+ld KiB\n",
          (uintptr_t)q == old ? "same address" : "moved", rss_delta_kib(rss1, rss2),
          rss_delta_kib(rss1, rss3), rss_delta_kib(rss1, rss4));
   free(q);
@@ -75,11 +75,11 @@ static void shrink_huge(void) {
          rss_delta_kib(rss1, rss2));
   free(q);
   size_t rss3 = rss_bytes();
-  wait_and_call(50);
+  wait_and_call(150);
   size_t rss4 = rss_bytes();
   malloc_trim(0);
   size_t rss5 = rss_bytes();
-  printf("  free: RSS %+ld KiB; 50 ms later %+ld KiB; then malloc_trim(0): %+ld KiB\n",
+  printf("  free: RSS %+ld KiB; 150 ms later %+ld KiB; then malloc_trim(0): %+ld KiB\n",
          rss_delta_kib(rss2, rss3), rss_delta_kib(rss2, rss4), rss_delta_kib(rss2, rss5));
 }
 

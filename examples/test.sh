@@ -51,7 +51,7 @@ for cur in realloc_shrink sbrk_mmap calloc_cost return_local valgrind_classic \
       bad "tessera: a shrink that keeps at least half the block stays in place"
     section "$G" | grep -q 'to 100 -> usable [0-9]* bytes, same address' &&
       ok "glibc: shrinks the small block in place" || bad "glibc: shrinks the small block in place"
-    at_most "$(number "50 ms later" "$T")" -64 \
+    at_most "$(number "150 ms later" "$T")" -64 \
       "tessera: the 120 KiB block's memory goes back after the purge delay, without malloc_trim (KiB)"
     ;;
   sbrk_mmap)

@@ -97,22 +97,27 @@ void *tsr_large_realloc_inplace(tsr_heap_t *heap, tsr_page_t *page, size_t size)
 static size_t round_os(size_t n) { return (n + TSR_OS_PAGE_SIZE - 1) & ~(size_t)(TSR_OS_PAGE_SIZE - 1); }
 
 /* A huge mapping of 4 MiB or more is made of 2 MiB pages where the kernel
- * has them (TESSERA_HUGE_PAGES): sized in whole 2 MiB pages, so that every
- * piece the cache moves (huge_cache_take, split_in_place) starts and ends
- * on a 2 MiB boundary and mremap moves whole page-table entries of 2 MiB
- * instead of splitting them into 512 small ones, each to be faulted on its
- * next touch. The rounding costs at most half a 2 MiB page per block on
- * average, in memory only where the block's last page is touched. */
+ * has them (TESSERA_HUGE_PAGES) when it is sized in whole 2 MiB pages, so
+ * that every piece the cache moves (huge_cache_take, split_in_place)
+ * starts and ends on a 2 MiB boundary and mremap moves whole page-table
+ * entries of 2 MiB instead of splitting them into 512 small ones, each to
+ * be faulted on its next touch. A mapping is rounded up to whole 2 MiB
+ * pages only where that adds at most an eighth (the size classes' bound):
+ * the block follows a 4 KiB header page, so a block of exactly 4 MiB would
+ * take a third 2 MiB page, resident whole once the block's last bytes are
+ * written (+50 %); it stays in small pages. */
 #define HUGE_OS_PAGE_SIZE ((size_t)2 << 20)
 #define HUGE_OS_PAGE_MIN  ((size_t)4 << 20)
 
 static bool huge_pages_for(size_t map_size) {
-  return map_size >= HUGE_OS_PAGE_MIN && tsr_option_long(TSR_OPT_HUGE_PAGES);
+  return map_size >= HUGE_OS_PAGE_MIN && (map_size & (HUGE_OS_PAGE_SIZE - 1)) == 0 &&
+         tsr_option_long(TSR_OPT_HUGE_PAGES);
 }
 
 static size_t huge_map_size(size_t offset, size_t size) {
   size_t map = round_os(offset + size);
-  return huge_pages_for(map) ? (map + HUGE_OS_PAGE_SIZE - 1) & ~(HUGE_OS_PAGE_SIZE - 1) : map;
+  size_t up = (map + HUGE_OS_PAGE_SIZE - 1) & ~(HUGE_OS_PAGE_SIZE - 1);
+  return up - map <= map / 8 && huge_pages_for(up) ? up : map;
 }
 
 /* Advice for a block the program is about to write (not calloc's, which

@@ -21,6 +21,6 @@ int main(void) {
   CHECK(!option_parse(KIND_BOOL, "maybe", &v));
   CHECK(option_parse(KIND_LONG, "-1", &v) && v == -1);
   CHECK(!option_parse(KIND_LONG, "12x", &v));
-  CHECK(tsr_option_long(TSR_OPT_PURGE_DELAY) == 10 || getenv("TESSERA_PURGE_DELAY") != NULL);
+  CHECK(tsr_option_long(TSR_OPT_PURGE_DELAY) == 100 || getenv("TESSERA_PURGE_DELAY") != NULL);
   return check_done("unit-format");
 }

@@ -153,18 +153,22 @@ int main(void) {
 
   CHECK_SECTION("with huge pages, big mappings are whole 2 MiB pages, advised");
   tsr_option_values[TSR_OPT_HUGE_PAGES].number = 1;
-  unsigned char *m = malloc(5 * MIB);
+  unsigned char *m = malloc(15 * MIB);     /* 15 MiB + the header page: rounded to 16 MiB */
   CHECK(m != NULL);
-  CHECKF(malloc_usable_size(m) == 6 * MIB - 4096, "usable %zu", malloc_usable_size(m));
+  CHECKF(malloc_usable_size(m) == 16 * MIB - 4096, "usable %zu", malloc_usable_size(m));
   CHECK(vma_has_flag(m, "hg"));
-  unsigned char *z = calloc(1, 5 * MIB);   /* calloc's may be touched sparsely: not advised */
+  unsigned char *z = calloc(1, 15 * MIB);  /* calloc's may be touched sparsely: not advised */
   CHECK(z != NULL && !vma_has_flag(z, "hg"));
   unsigned char *small = malloc(2 * MIB);  /* under 4 MiB: small pages, no rounding */
   CHECK(small != NULL && malloc_usable_size(small) == 2 * MIB && !vma_has_flag(small, "hg"));
+  unsigned char *pow2 = malloc(4 * MIB);   /* a third 2 MiB page for the header: +50 %, not rounded */
+  CHECKF(pow2 != NULL && malloc_usable_size(pow2) == 4 * MIB && !vma_has_flag(pow2, "hg"), "usable %zu",
+         pow2 ? malloc_usable_size(pow2) : 0);
   CHECK(tsr_invariant_check() == 0);
   free(m);
   free(z);
   free(small);
+  free(pow2);
   malloc_trim(0);
   return check_done("unit-large");
 }
