@@ -253,6 +253,17 @@ static void extents_from_moves(tsr_segment_t *segment, size_t map_size, const si
   segment->map_size = map_size;
 }
 
+/* The header page of a huge mapping, a block's or a cached piece's (no
+ * block: huge_block NULL until huge_setup). */
+static void huge_header_init(tsr_segment_t *segment, size_t map_size) {
+  tsr_platform_name(segment, map_size, "tessera huge");
+  ((tsr_page_t *)segment)->kind = TSR_PAGE_META;
+  ((tsr_page_t *)segment)->owner = 0;
+  segment->kind = TSR_SEGMENT_HUGE;
+  segment->map_size = map_size;
+  segment->huge_block = NULL;
+}
+
 /* Cache slot i holds a piece larger than map_size by no more than
  * map_size: the block stays where the piece is, and its tail (the smaller
  * part) moves to a fresh aligned address as a cached piece of its own.
@@ -276,11 +287,7 @@ static tsr_segment_t *split_in_place(int i, size_t map_size) {
   tsr_os_account_map(-(long)moved);   /* the target's reservation holds them now */
   tsr_segment_t *rest = (tsr_segment_t *)target;
   extents_from_moves(rest, tail, starts, n_starts);
-  ((tsr_page_t *)rest)->kind = TSR_PAGE_META;
-  ((tsr_page_t *)rest)->owner = 0;
-  rest->kind = TSR_SEGMENT_HUGE;
-  rest->huge_block = NULL;
-  tsr_platform_name(rest, tail, "tessera huge");
+  huge_header_init(rest, tail);
   large.cache[i] = rest;
   large.cache_time_ms[i] = cached_at;
   __atomic_fetch_add(&large.cache_bytes, tail, __ATOMIC_RELAXED);
@@ -361,12 +368,9 @@ static tsr_segment_t *huge_cache_take(size_t map_size, bool fit_only) {
 }
 
 /* Make segment (fresh or from the cache) a huge block at offset. */
-static void *huge_setup(tsr_segment_t *segment, size_t map_size, size_t offset) {
-  tsr_platform_name(segment, map_size, "tessera huge");
-  ((tsr_page_t *)segment)->kind = TSR_PAGE_META;
-  ((tsr_page_t *)segment)->owner = 0;
-  segment->kind = TSR_SEGMENT_HUGE;
-  segment->map_size = map_size;
+static void *huge_setup(tsr_segment_t *segment, size_t map_size, size_t offset, bool written) {
+  if (written) huge_advise_written(segment, map_size);
+  huge_header_init(segment, map_size);
   segment->huge_block = (uint8_t *)segment + offset;
   segment->huge_size = map_size - offset;
   huge_link(segment);
@@ -419,17 +423,13 @@ void *tsr_huge_alloc(size_t size, size_t alignment, bool zero) {
    * while cached ones would have to be cleared now. */
   if (!zero && alignment <= TSR_OS_PAGE_SIZE && __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
     tsr_segment_t *cached = huge_cache_take(map_size, false);
-    if (cached != NULL) {
-      huge_advise_written(cached, cached->map_size);
-      return huge_setup(cached, cached->map_size, offset);
-    }
+    if (cached != NULL) return huge_setup(cached, cached->map_size, offset, true);
   }
   size_t map_align = alignment > TSR_SEGMENT_SIZE ? alignment : TSR_SEGMENT_SIZE;
   tsr_segment_t *segment = tsr_os_map_aligned(map_size, map_align);
   if (segment == NULL) return NULL;
   extents_single(segment, map_size);
-  if (!zero) huge_advise_written(segment, map_size);
-  return huge_setup(segment, map_size, offset);
+  return huge_setup(segment, map_size, offset, !zero);
 }
 
 /* The huge segment whose block starts at p, or NULL. */
@@ -567,8 +567,7 @@ void *tsr_huge_realloc(tsr_segment_t *segment, size_t size) {
       __atomic_load_n(&large.cache_bytes, __ATOMIC_RELAXED) != 0) {
     tsr_segment_t *cached = huge_cache_take(new_map, true);
     if (cached != NULL) {
-      huge_advise_written(cached, cached->map_size);
-      void *p = huge_setup(cached, cached->map_size, offset);
+      void *p = huge_setup(cached, cached->map_size, offset, true);
       memcpy(p, segment->huge_block, segment->huge_size);
       tsr_huge_free(segment);
       return p;

@@ -312,6 +312,14 @@ void tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
 
 /* ---- purge ---------------------------------------------------------------------- */
 
+/* Purge the dirty slices span[a..b) as one range; 0 if the OS refused. */
+static size_t purge_slices(tsr_page_t *span, uint32_t a, uint32_t b) {
+  size_t bytes = (size_t)(b - a) << TSR_SLICE_SHIFT;
+  if (!tsr_os_purge(tsr_slice_start(&span[a]), bytes)) return 0;
+  for (uint32_t j = a; j < b; j++) span[j].free_time_ms = 0;
+  return bytes;
+}
+
 /* Purge each run of dirty slices of a free span once its newest slice has
  * been free for the delay (every dirty slice if force): only the dirty
  * parts, so purged_bytes counts what really went back, and parts freed at
@@ -324,14 +332,6 @@ void tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
  * 7 % more, each fault refilling memory it was about to reuse. Marks the
  * span purged if no dirty slice is left; lowers *next_due to the earliest
  * run or slice still waiting. */
-/* Purge the dirty slices span[a..b) as one range; 0 if the OS refused. */
-static size_t purge_slices(tsr_page_t *span, uint32_t a, uint32_t b) {
-  size_t bytes = (size_t)(b - a) << TSR_SLICE_SHIFT;
-  if (!tsr_os_purge(tsr_slice_start(&span[a]), bytes)) return 0;
-  for (uint32_t j = a; j < b; j++) span[j].free_time_ms = 0;
-  return bytes;
-}
-
 static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay, bool force, uint64_t *next_due) {
   uint64_t stale = delay * TSR_PURGE_STALE_FACTOR;
   size_t released = 0;

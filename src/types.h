@@ -55,7 +55,6 @@
 #define TSR_XFER_SLOTS      8       /* per class, full reuse lists in the central transfer (page.c) */
 
 /* ---- options that are compile-time ----------------------------------------- */
-#define TSR_PURGE_DELAY_DEFAULT_MS 100
 #define TSR_PURGE_MIN_GAP_MS       2   /* housekeeping runs at most this often per heap */
 #define TSR_PURGE_STALE_FACTOR     10  /* a dirty slice free this many purge delays goes back
                                           though its free neighbours are newer (span.c) */
