@@ -12,8 +12,9 @@
  * Where blocks go: blocks that fit one OS page take a slot of the guard pool,
  * one mapping reserved inaccessible at start-up in which data pages and guard
  * pages alternate ([G][D][G][D]...[G]): allocating a slot is one mprotect,
- * freeing it one madvise and one mprotect, and no mapping is ever created or
- * destroyed -- about 3 syscalls per guarded block, against 5 plus a TLB
+ * freeing it one mprotect (and one madvise before it, unless the page is
+ * kept: RESIDENT_FREE_MAX), and no mapping is ever created or destroyed --
+ * 2 or 3 syscalls and one TLB flush per guarded block, against 5 plus a TLB
  * shootdown for a mapping of its own. Bigger blocks (up to GUARD_SIZE_MAX)
  * still get a mapping of their own, data then guard (or guard then data).
  *
@@ -51,11 +52,18 @@
 #define SAMPLE_RATE      1024                   /* auto: then one allocation in about this many */
 #define PAGE_SLOTS       ((size_t)1 << 16)      /* page -> block table (own-mapping blocks) */
 #define ALTSTACK_SIZE    ((size_t)64 << 10)
-/* Free pool slots whose data page stays in memory: releasing one is then
- * no syscall, and a freed block is only made inaccessible, not purged too
- * (it stays within the quarantine's byte limit meanwhile). Syscalls are the
- * guards' whole cost: micro hot ran 20% faster with --guard=off when a
- * guarded block took three (protect, purge, protect); now two. */
+/* Pool slots whose data page stays in memory while the block is
+ * quarantined and then free: its free only makes it inaccessible, its
+ * release and the next allocation of the slot need no purge. Syscalls are
+ * the guards' whole cost: micro hot ran 20% faster with --guard=off when a
+ * guarded block took three (protect, purge, protect); now two. Past this
+ * many, a freed block's page is purged at its free, before it loses its
+ * access: the purge's TLB flush then also covers the protection (a page
+ * that is not present needs none), where purging at the release took a
+ * second flush. A flush interrupts every core the program runs on: with
+ * two threads each was about 40 us on this VM (larson/2t: 2,100 mprotect
+ * and 1,000 madvise calls for the first 1,024 blocks, 0.24 s of system
+ * time against 0.02 s with one thread). */
 #define RESIDENT_FREE_MAX 16
 
 enum { SIDE_OVERFLOW = 0, SIDE_UNDERFLOW = 1, SIDE_BOTH = 2, SIDE_AUTO = 3 };
@@ -80,6 +88,8 @@ static struct {
   size_t free_count;
   uint32_t resident_slots[RESIDENT_FREE_MAX];   /* free slots whose data page was kept: taken first */
   size_t resident_free;
+  size_t kept;               /* slots whose page is kept: quarantined ones and resident_free */
+  uint8_t *slot_kept;        /* per slot: 1 while its freed block's page is kept */
   page_entry_t *pages;       /* open addressing by page number (TSR_LOCK_CHECK) */
   size_t page_count;
   struct sigaction previous;
@@ -89,18 +99,38 @@ static struct {
 } guard;
 
 /* auto: a thread's sampled guarded blocks are also at least this many TSC
- * cycles apart (about 0.3 ms at 3 GHz). Each costs two mprotect calls and
- * their TLB flushes, about 7 us on this 2-core VM: one per 1024
- * allocations was 10% of a tight allocation loop (micro-hot: 0.14 s of
- * system time in 1.4 s); now at most about 2% of any thread's time. A
+ * cycles apart (about 0.3 ms at 3 GHz), and at least SAMPLE_COST_FACTOR
+ * times what a guarded block's syscalls were measured to cost (guard_cost).
+ * Each costs two mprotect calls and their TLB flushes: about 7 us on this
+ * 2-core VM in a single-threaded program, where one per 1024 allocations
+ * was 10% of a tight allocation loop (micro-hot: 0.14 s of system time in
+ * 1.4 s). In a threaded program each flush interrupts the other cores:
+ * larson/2t measured 40 us a call, and the fixed spacing let the guards
+ * take 0.25 s of its 0.5 s. So the spacing follows the measured cost, and
+ * the sampled guards take at most about 2% of any thread's time. A
  * program that allocates fewer than ~3 million blocks a second per thread
  * keeps the 1-in-1024 rate; a tighter loop gets fewer guarded blocks (the
  * first COMPLETE_COUNT are all guarded either way; `--guard=N` is exact). */
 #define SAMPLE_MIN_CYCLES ((uint64_t)1 << 20)
+#define SAMPLE_COST_FACTOR 50
 static __thread uint64_t sample_last_tsc;
+/* TSC cycles a guarded block spends in its three steps (allocation, free,
+ * release), each a running average over the recent blocks; written
+ * without atomics (a lost update only ages the average). */
+enum { COST_ALLOC, COST_FREED, COST_RELEASE, COST_STEPS };
+static _Atomic uint64_t guard_cost[COST_STEPS];
+static inline void cost_add(int step, uint64_t started) {
+  uint64_t cycles = __builtin_ia32_rdtsc() - started;
+  uint64_t average = atomic_load_explicit(&guard_cost[step], memory_order_relaxed);
+  atomic_store_explicit(&guard_cost[step], average - average / 8 + cycles / 8, memory_order_relaxed);
+}
 static inline bool sample_time_ok(void) {
   uint64_t now = __builtin_ia32_rdtsc();
-  if (now - sample_last_tsc < SAMPLE_MIN_CYCLES) return false;
+  uint64_t spacing = SAMPLE_COST_FACTOR * (atomic_load_explicit(&guard_cost[COST_ALLOC], memory_order_relaxed) +
+                                           atomic_load_explicit(&guard_cost[COST_FREED], memory_order_relaxed) +
+                                           atomic_load_explicit(&guard_cost[COST_RELEASE], memory_order_relaxed));
+  if (spacing < SAMPLE_MIN_CYCLES) spacing = SAMPLE_MIN_CYCLES;
+  if (now - sample_last_tsc < spacing) return false;
   sample_last_tsc = now;
   return true;
 }
@@ -298,7 +328,8 @@ static bool pool_init(void) {
   tsr_platform_name(pool, (2 * slots + 1) * PAGE, "tessera check guard pool");
   guard.slot_user = tsr_check_map(slots * sizeof(uintptr_t), "tessera check guard slots");
   guard.free_slots = tsr_check_map(slots * sizeof(uint32_t), "tessera check guard slots");
-  if (guard.slot_user == NULL || guard.free_slots == NULL) { tsr_platform_unmap(pool, (2 * slots + 1) * PAGE); return false; }
+  guard.slot_kept = tsr_check_map(slots, "tessera check guard slots");
+  if (guard.slot_user == NULL || guard.free_slots == NULL || guard.slot_kept == NULL) { tsr_platform_unmap(pool, (2 * slots + 1) * PAGE); return false; }
   for (size_t i = 0; i < slots; i++) guard.free_slots[i] = (uint32_t)(slots - 1 - i);   /* lowest first */
   guard.free_count = slots;
   guard.pool_slots = slots;
@@ -311,6 +342,7 @@ static bool pool_alloc(tsr_check_block_t *b, size_t size, size_t alignment, bool
   if (guard.pool == 0 && !pool_init()) guard.budget = 0;   /* no pool: no more tries */
   size_t slot = guard.resident_free > 0 ? guard.resident_slots[--guard.resident_free]
               : guard.free_count > 0 ? guard.free_slots[--guard.free_count] : (size_t)-1;
+  if (slot != (size_t)-1 && guard.slot_kept[slot]) { guard.slot_kept[slot] = 0; guard.kept--; }
   if (slot != (size_t)-1) guard.slot_user[slot] = 1;    /* taken; the address comes below */
   tsr_unlock(TSR_LOCK_CHECK);
   if (slot == (size_t)-1) return false;
@@ -346,9 +378,11 @@ static bool own_alloc(tsr_check_block_t *b, size_t size, size_t alignment, bool 
 }
 
 bool tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) {
+  uint64_t started = __builtin_ia32_rdtsc();
   bool under = side_is_underflow();
   bool fits_slot = under ? size <= PAGE : data_size_for(size, alignment) <= PAGE;
   if (!(fits_slot ? pool_alloc(b, size, alignment, under) : own_alloc(b, size, alignment, under))) return false;
+  cost_add(COST_ALLOC, started);
   atomic_fetch_add(&guard.made, 1);
   atomic_fetch_add(&guard.in_use, 1);
   atomic_fetch_add(&guard.live, 1);
@@ -360,13 +394,24 @@ static size_t data_size_of(const tsr_check_block_t *b) { return tsr_guard_map_si
 /* A pool slot's page only loses its access (see RESIDENT_FREE_MAX); a
  * mapping of its own (up to GUARD_SIZE_MAX) is purged as well. */
 void tsr_guard_protect_freed(const tsr_check_block_t *b) {
+  uint64_t started = __builtin_ia32_rdtsc();
   uintptr_t base = tsr_guard_base(b);
-  if (!in_pool(base)) tsr_platform_purge((void *)base, data_size_of(b));
+  bool keep = false;
+  if (in_pool(base)) {
+    size_t slot = (base - guard.pool) / PAGE / 2;
+    tsr_lock(TSR_LOCK_CHECK);
+    keep = guard.kept < RESIDENT_FREE_MAX;
+    if (keep) { guard.slot_kept[slot] = 1; guard.kept++; }
+    tsr_unlock(TSR_LOCK_CHECK);
+  }
+  if (!keep) tsr_platform_purge((void *)base, data_size_of(b));
   tsr_platform_protect((void *)base, data_size_of(b), false);
   atomic_fetch_sub(&guard.live, 1);
+  cost_add(COST_FREED, started);
 }
 
 void tsr_guard_release(const tsr_check_block_t *b) {
+  uint64_t started = __builtin_ia32_rdtsc();
   uintptr_t base = tsr_guard_base(b);
   if (in_pool(base)) {
     size_t slot = (base - guard.pool) / PAGE / 2;
@@ -376,22 +421,16 @@ void tsr_guard_release(const tsr_check_block_t *b) {
       tsr_platform_purge((void *)base, PAGE);
       tsr_platform_protect((void *)(base - PAGE), 3 * PAGE, false);
     }
-    /* Keep the page (no syscall) while few free slots hold theirs; else
-     * purge it before the slot can be taken again. */
+    /* A kept page stays (no syscall); the others were purged at the free. */
     tsr_lock(TSR_LOCK_CHECK);
-    bool keep = !unprotected && guard.resident_free < RESIDENT_FREE_MAX;
-    if (keep) {
-      guard.slot_user[slot] = 0;
+    guard.slot_user[slot] = 0;
+    if (guard.slot_kept[slot] && !unprotected) {
       guard.resident_slots[guard.resident_free++] = (uint32_t)slot;
+    } else {
+      if (guard.slot_kept[slot]) { guard.slot_kept[slot] = 0; guard.kept--; }
+      guard.free_slots[guard.free_count++] = (uint32_t)slot;
     }
     tsr_unlock(TSR_LOCK_CHECK);
-    if (!keep) {
-      if (!unprotected) tsr_platform_purge((void *)base, PAGE);
-      tsr_lock(TSR_LOCK_CHECK);
-      guard.slot_user[slot] = 0;
-      guard.free_slots[guard.free_count++] = (uint32_t)slot;
-      tsr_unlock(TSR_LOCK_CHECK);
-    }
   } else {
     size_t data = data_size_of(b);
     uintptr_t map = b->flags & TSR_BLOCK_GUARD_BEFORE ? base - PAGE : base;
@@ -401,6 +440,7 @@ void tsr_guard_release(const tsr_check_block_t *b) {
     tsr_platform_unmap((void *)map, data + PAGE);
   }
   atomic_fetch_sub(&guard.in_use, 1);
+  cost_add(COST_RELEASE, started);
 }
 
 /* ---- the SIGSEGV handler -------------------------------------------------------------------------- */

@@ -53,6 +53,9 @@ if grep -q "on thread T1's stack" "$W/out"; then ok "invalid_free_stack names th
 if grep -q "invalid_free_global" "$W/out" && grep -q "global\|static data" "$W/out"; then ok "invalid_free_global names the object"; else bad "invalid_free_global" "no object"; fi
 "$CLI" check -- "$T/invalid_free_interior" >"$W/out" 2>&1
 if grep -q "8 bytes inside a 100-byte block" "$W/out"; then ok "interior free: offset and size"; else bad "interior free" "no offset"; fi
+TESSERA_CHECK_GUARD=off TESSERA_CHECK_QUARANTINE=4K "$CLI" check -- "$T/uaf_orphan" >"$W/out" 2>&1
+if grep -q "found when the block left the quarantine" "$W/out"; then ok "uaf_orphan: an exited thread's quarantine is released by another"
+else bad "uaf_orphan" "not found when the orphan left the quarantine"; fi
 "$CLI" check -- "$T/overflow_1" >"$W/out" 2>&1
 if grep -q "0 bytes after a 13-byte block" "$W/out"; then ok "overflow_1: offset and size"; else bad "overflow_1" "no offset"; fi
 "$CLI" check -- "$T/leak_indirect" >"$W/out" 2>&1
