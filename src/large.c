@@ -284,6 +284,15 @@ static void huge_header_init(tsr_segment_t *segment, size_t map_size) {
  * NULL (nothing changed) if the OS refuses the new address. */
 static tsr_segment_t *split_in_place(int i, size_t map_size) {
   tsr_segment_t *piece = large.cache[i];
+  /* Cut on a 2 MiB boundary where the piece may be made of 2 MiB pages: a
+   * cut inside one splits it into 512 small pages, and each of those that
+   * moves costs a fault at its next touch on this machine (the rest moves).
+   * The block keeps the rest of that 2 MiB page, resident either way
+   * (bigblock/1t 1.08 -> 0.76 s, tcmalloc 0.93, run between mimalloc's). */
+  if (huge_pages_advised(piece->map_size)) {
+    size_t cut = (map_size + HUGE_OS_PAGE_SIZE - 1) & ~(HUGE_OS_PAGE_SIZE - 1);
+    if (cut < piece->map_size) map_size = cut;
+  }
   size_t tail = piece->map_size - map_size;
   uint8_t *target = tsr_os_map_aligned(tail, TSR_SEGMENT_SIZE);
   if (target == NULL) return NULL;

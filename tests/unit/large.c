@@ -197,5 +197,24 @@ int main(void) {
   CHECK(tsr_invariant_check() == 0);
   free(pow2);
   malloc_trim(0);
+
+  CHECK_SECTION("with huge pages, a cached piece is split on a 2 MiB boundary");
+  unsigned char *big = malloc(15 * MIB);   /* a 16 MiB mapping of 2 MiB pages */
+  CHECK(big != NULL);
+  fill(big, 15 * MIB, 31);
+  free(big);                               /* cached whole */
+  CHECKF(large.cache_bytes == 16 * MIB, "cached %zu", large.cache_bytes);
+  /* 8 MiB behind its header page is not rounded (that would add a
+   * quarter): the piece is split in place after the block, but at 10 MiB,
+   * not inside the fifth 2 MiB page, so the rest moves in whole 2 MiB
+   * pages. */
+  unsigned char *eight = malloc(8 * MIB);
+  CHECK(eight == big);
+  CHECKF(malloc_usable_size(eight) == 10 * MIB - 4096, "usable %zu", malloc_usable_size(eight));
+  CHECKF(large.cache_bytes == 6 * MIB, "the rest cached: %zu", large.cache_bytes);
+  CHECK(filled(eight, 8 * MIB, 31));       /* the pages stayed put */
+  CHECK(tsr_invariant_check() == 0);
+  free(eight);
+  malloc_trim(0);
   return check_done("unit-large");
 }
