@@ -391,8 +391,9 @@ bool tsr_guard_alloc(tsr_check_block_t *b, size_t size, size_t alignment) {
 
 static size_t data_size_of(const tsr_check_block_t *b) { return tsr_guard_map_size(b) - PAGE; }
 
-/* A pool slot's page only loses its access (see RESIDENT_FREE_MAX); a
- * mapping of its own (up to GUARD_SIZE_MAX) is purged as well. */
+/* A kept pool slot's page only loses its access; another pool slot's page,
+ * and a mapping of its own (up to GUARD_SIZE_MAX), is purged first (see
+ * RESIDENT_FREE_MAX). */
 void tsr_guard_protect_freed(const tsr_check_block_t *b) {
   uint64_t started = __builtin_ia32_rdtsc();
   uintptr_t base = tsr_guard_base(b);

@@ -28,43 +28,37 @@ static bool filled(const unsigned char *p, size_t n, unsigned seed) {
   return true;
 }
 
-/* Does the kernel mapping holding p carry this VmFlags flag ("hg":
- * MADV_HUGEPAGE)? */
-static bool vma_has_flag(const void *p, const char *flag) {
+/* The line of /proc/self/smaps that starts with key, in the entry of the
+ * kernel mapping holding p; false if there is none. */
+static bool vma_field(const void *p, const char *key, char *line, size_t size) {
   FILE *f = fopen("/proc/self/smaps", "r");
   if (f == NULL) return false;
-  char line[512];
   bool inside = false, found = false;
-  while (fgets(line, sizeof line, f) != NULL) {
+  while (!found && fgets(line, (int)size, f) != NULL) {
     unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
       inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-    } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
-      for (char *t = strtok(line + 8, " \n"); t != NULL; t = strtok(NULL, " \n"))
-        if (strcmp(t, flag) == 0) found = true;
-      break;
-    }
+    else found = inside && strncmp(line, key, strlen(key)) == 0;
   }
   fclose(f);
   return found;
 }
 
+/* Does the kernel mapping holding p carry this VmFlags flag ("hg":
+ * MADV_HUGEPAGE)? */
+static bool vma_has_flag(const void *p, const char *flag) {
+  char line[512];
+  if (!vma_field(p, "VmFlags:", line, sizeof line)) return false;
+  for (char *t = strtok(line + 8, " \n"); t != NULL; t = strtok(NULL, " \n"))
+    if (strcmp(t, flag) == 0) return true;
+  return false;
+}
+
 /* The resident KiB of the kernel mapping holding p (smaps "Rss:"). */
 static long vma_rss_kib(const void *p) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  if (f == NULL) return -1;
   char line[512];
-  bool inside = false;
   long rss = -1;
-  while (fgets(line, sizeof line, f) != NULL) {
-    unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-    } else if (inside && sscanf(line, "Rss: %ld kB", &rss) == 1) {
-      break;
-    }
-  }
-  fclose(f);
+  if (vma_field(p, "Rss:", line, sizeof line)) (void)sscanf(line, "Rss: %ld kB", &rss);
   return rss;
 }
 
