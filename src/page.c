@@ -308,8 +308,8 @@ tsr_block_t *tsr_page_xfer_take(unsigned size_class, const tsr_heap_t *heap, uin
   return NULL;
 }
 
-/* The class's own pages have no free block: a list from the central
- * transfer becomes the reuse page's (which is empty here: reuse_take ran). */
+/* A list from the central transfer becomes the reuse page's (which is
+ * empty here: reuse_take ran). */
 static void *reuse_take_xfer(tsr_heap_t *heap, unsigned size_class) {
   uint32_t n;
   tsr_block_t *list = tsr_page_xfer_take(size_class, heap, &n);
@@ -333,6 +333,14 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
   if (size_class < TSR_REUSE_CLASSES) {
     void *p = reuse_take(heap, size_class);
     if (p != NULL) return p;
+    /* Then a list from the central transfer, before the own pages: their
+     * free blocks came home one batch at a time from the threads that
+     * freed them, while the transfer's lists wait whole and are sent home
+     * after a while if no one takes them. */
+    if (tsr_owner_extra == 0 && heap->reuse_page[size_class].free == NULL) {
+      p = reuse_take_xfer(heap, size_class);
+      if (p != NULL) return p;
+    }
   }
   /* Housekeeping reads the clock: with something of our own due, at every
    * page slow path (a program that calls malloc rarely still gets its
@@ -351,11 +359,6 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
     queue_remove(heap, page);           /* full: off the queue until a block comes back */
     tsr_page_set_owner(page, (uintptr_t)heap | TSR_OWNER_SLOW);
     page = next;
-  }
-  if (page == NULL && size_class < TSR_REUSE_CLASSES && tsr_owner_extra == 0 &&
-      heap->reuse_page[size_class].free == NULL) {
-    void *p = reuse_take_xfer(heap, size_class);
-    if (p != NULL) return p;
   }
   if (page == NULL) {
     page = page_new(heap, size_class);
