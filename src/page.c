@@ -343,12 +343,12 @@ void *tsr_page_alloc_class(tsr_heap_t *heap, unsigned size_class) {
   if (size_class < TSR_REUSE_CLASSES) {
     void *p = reuse_take(heap, size_class);
     if (p != NULL) return p;
-    /* Then a list from the central transfer, before the own pages: their
-     * free blocks came home one batch at a time from the threads that
-     * freed them, while the transfer's lists wait whole and are sent home
-     * after a while if no one takes them. */
-    if (tsr_owner_extra == 0 && heap->reuse_page[size_class].free == NULL &&
-        atomic_load_explicit(&xfer_state.is_used, memory_order_relaxed)) {
+    /* Then a list from the central transfer (into the reuse page, which
+     * reuse_take left empty), before the own pages: their free blocks came
+     * home one batch at a time from the threads that freed them, while the
+     * transfer's lists wait whole and are sent home after a while if no
+     * one takes them. */
+    if (tsr_owner_extra == 0 && atomic_load_explicit(&xfer_state.is_used, memory_order_relaxed)) {
       p = reuse_take_xfer(heap, size_class);
       if (p != NULL) return p;
     }
