@@ -55,7 +55,7 @@ void *tsr_large_alloc(tsr_heap_t *heap, size_t size, size_t alignment, bool zero
   if (heap->purge_due_ms != 0) tsr_heap_housekeeping(heap);
   uint32_t slices = (uint32_t)((size + TSR_SLICE_SIZE - 1) >> TSR_SLICE_SHIFT);
   uint32_t align_slices = alignment > TSR_SLICE_SIZE ? (uint32_t)(alignment >> TSR_SLICE_SHIFT) : 1;
-  tsr_page_t *page = tsr_span_alloc(heap, slices, align_slices);
+  tsr_page_t *page = tsr_span_alloc(heap, slices, align_slices, 0);
   if (page == NULL) return NULL;
   bool is_zero = page->is_zero;
   page->kind = TSR_PAGE_LARGE;

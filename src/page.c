@@ -141,6 +141,7 @@ static void page_extend(tsr_heap_t *heap, tsr_page_t *page) {
   }
   page->capacity += count;
   __atomic_store_n(&page->carved_size, page->capacity * size, __ATOMIC_RELAXED);
+  if (page->capacity == page->reserved) heap->class_fills[page->size_class / 64] |= 1ull << (page->size_class % 64);
 }
 
 /* ---- dirty tails ------------------------------------------------------------ */
@@ -195,7 +196,14 @@ size_t tsr_page_purge_tails(tsr_heap_t *heap, uint64_t now_ms, bool force) {
     }
     uintptr_t start = ((uintptr_t)page->area + carved + TSR_OS_PAGE_SIZE - 1) & ~(uintptr_t)(TSR_OS_PAGE_SIZE - 1);
     uintptr_t end = (uintptr_t)page->area + ((size_t)page->slice_count << TSR_SLICE_SHIFT);
-    if (start < end && tsr_os_purge((void *)start, end - start)) released += end - start;
+    if (start < end && tsr_os_purge((void *)start, end - start)) {
+      released += end - start;
+      for (uint32_t k = 0; k < page->slice_count; k++) {   /* the slices now hold the carved part only */
+        uintptr_t from = (uintptr_t)page->area + ((size_t)k << TSR_SLICE_SHIFT);
+        size_t held = start > from ? start - from : 0;
+        page[k].resident_pages = (uint8_t)(held >= TSR_SLICE_SIZE ? TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE : held / TSR_OS_PAGE_SIZE);
+      }
+    }
     page->free_time_ms = 0;
   }
   heap->tail_dirty_count = kept;
@@ -209,13 +217,21 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
    * new page can reuse their memory (not at every one: a program that
    * switches between two sizes would rebuild pages back and forth). */
   if ((++heap->page_new_count & 7) == 0) tsr_page_retire_empty_heads(heap, true);
-  tsr_page_t *page = tsr_span_alloc(heap, slices, 1);
+  /* Which slice suits the page (span.c, span_find_slice): a class that
+   * filled a page before will fill this one; any other carves a few KiB
+   * before anything says it needs more. */
+  uint32_t size = tsr_class_size[size_class];
+  unsigned full = (unsigned)((((size_t)slices << TSR_SLICE_SHIFT) / size * size + TSR_OS_PAGE_SIZE - 1) / TSR_OS_PAGE_SIZE);
+  unsigned first = (unsigned)(((size > TSR_PAGE_EXTEND_SIZE ? size : TSR_PAGE_EXTEND_SIZE) + TSR_OS_PAGE_SIZE - 1) /
+                              TSR_OS_PAGE_SIZE);
+  bool fills = (heap->class_fills[size_class / 64] >> (size_class % 64)) & 1;
+  unsigned want = fills || first > full ? full : first;
+  tsr_page_t *page = tsr_span_alloc(heap, slices, 1, want);
   if (page == NULL) return NULL;
   bool tail_dirty = false;   /* a free span's slices keep their free times until reused */
   for (uint32_t i = 0; i < slices; i++) tail_dirty |= page[i].free_time_ms != 0;
   page->free_time_ms = 0;
   if (tail_dirty) tail_dirty_add(heap, page);
-  uint32_t size = tsr_class_size[size_class];
   page->kind = TSR_PAGE_SMALL;
   page->size_class = (uint16_t)size_class;
   page->block_size = size;

@@ -117,6 +117,9 @@ typedef struct tsr_page_s {
   uint8_t   remote_deferred : 1;    /* remote list left uncollected; off the pending list */
   uint32_t  slice_count;            /* span length; also kept in a free span's last slice */
   uint32_t  requested_tail;         /* large: bytes requested (for slack stats) */
+  uint8_t   resident_pages;         /* OS pages from the slice's start that may still hold
+                                       data (dirty), 0..16: kept under the page that uses the
+                                       slice, read when the slice is free (span.c) */
   /* -- second cache line: the owner's hot fields, remote frees, links -- */
   _Alignas(64) tsr_block_t *free;   /* local free list (owner thread only) */
   uint32_t  used;                   /* blocks allocated and not yet freed locally */
@@ -201,6 +204,8 @@ typedef struct tsr_heap_s {
   struct { tsr_page_t *page; uint32_t carved; } tail_dirty[TSR_TAIL_DIRTY_SLOTS]; /* pages made on
                                              dirty spans, and how far they were carved (page.c) */
   uint32_t    tail_dirty_count;
+  uint64_t    class_fills[(TSR_CLASS_COUNT + 63) / 64]; /* classes that carved a page to its end:
+                                             their next page is expected to fill too (page.c) */
   /* -- what other threads touch on their frees, on lines of its own: a
    *    remote free reads is_abandoned (free.c, reuse_push), and the one that
    *    makes a page's remote list non-empty pushes the page on pending.

@@ -3,19 +3,23 @@
  * free span per segment; grow and shrink in place; purge marks spans zero;
  * a free run waits for its newest slice, but its stale slices go back;
  * dirty spans are reused before clean ones, within a bin and across bins; an unmapped
- * segment's pages are no longer noted for their dirty tails. */
+ * segment's pages are no longer noted for their dirty tails; a one-slice
+ * page goes on the dirty slice that holds what it is expected to touch. */
 #include "unit.h"
 
 static tsr_heap_t heap;
 
-static tsr_page_t *used_span(uint32_t slices) {
-  tsr_page_t *s = tsr_span_alloc(&heap, slices, 1);
+/* A span of `slices`, marked used; want_pages: see tsr_span_alloc. */
+static tsr_page_t *used_span_for(uint32_t slices, unsigned want_pages) {
+  tsr_page_t *s = tsr_span_alloc(&heap, slices, 1, want_pages);
   if (s == NULL) return NULL;
   s->kind = TSR_PAGE_LARGE;
   tsr_span_mark_used(s, slices);
   tsr_page_set_owner(s, (uintptr_t)&heap | TSR_OWNER_SLOW);
   return s;
 }
+
+static tsr_page_t *used_span(uint32_t slices) { return used_span_for(slices, 0); }
 
 static uint32_t free_slices(void) {
   uint32_t n = 0;
@@ -39,7 +43,7 @@ int main(void) {
     if (spans[i] == NULL) {
       uint32_t slices = 1 + (seed >> 20) % 40;
       uint32_t align = (seed >> 28) % 4 == 0 ? 4 : 1;
-      spans[i] = tsr_span_alloc(&heap, slices, align);
+      spans[i] = tsr_span_alloc(&heap, slices, align, 0);
       if (spans[i] == NULL) { CHECK(spans[i] != NULL); ok = false; break; }
       spans[i]->kind = TSR_PAGE_LARGE;
       tsr_span_mark_used(spans[i], slices);
@@ -57,7 +61,7 @@ int main(void) {
   CHECK_SECTION("grow and shrink");
   for (int i = 0; i < N; i++) if (spans[i] != NULL) { tsr_span_free(&heap, spans[i]); spans[i] = NULL; }
   CHECK(tsr_span_check(&heap));
-  tsr_page_t *a = tsr_span_alloc(&heap, 3, 1);
+  tsr_page_t *a = tsr_span_alloc(&heap, 3, 1, 0);
   CHECK(a != NULL);
   a->kind = TSR_PAGE_LARGE;
   tsr_span_mark_used(a, 3);
@@ -90,7 +94,7 @@ int main(void) {
   CHECKF(heap.tail_dirty_count == 1 && tsr_segment_of(heap.tail_dirty[0].page) == heap.segments,
          "%u noted pages left", heap.tail_dirty_count);
   heap.tail_dirty_count = 0;
-  tsr_page_t *z = tsr_span_alloc(&heap, 5, 1);
+  tsr_page_t *z = tsr_span_alloc(&heap, 5, 1, 0);
   CHECK(z != NULL && z->is_zero);
   z->kind = TSR_PAGE_LARGE;
   tsr_span_mark_used(z, 5);
@@ -159,6 +163,44 @@ int main(void) {
   got = used_span(2);
   CHECKF(got == big, "took slice %zu, want the dirty span at %zu (the clean one is at %zu)",
          got ? tsr_slice_index(got) : 0, tsr_slice_index(big), tsr_slice_index(exact));
+  CHECK(tsr_span_check(&heap));
+
+  /* Dirty slices hold what their last page touched. A page expected to
+   * fill its slice takes one that holds all 16 OS pages; a page expected to
+   * carve a few KiB takes the one that holds at least that with the fewest
+   * to spare, not the full one (whose memory it would leave resident and
+   * unused while the filling class touches clean memory). The slices are
+   * apart, so they do not coalesce. */
+  CHECK_SECTION("a one-slice page on the slice that holds what it will touch");
+  tsr_page_t *full = used_span(1), *gap5 = used_span(1), *one = used_span(1), *gap6 = used_span(1),
+             *four = used_span(1), *gap7 = used_span(1);
+  CHECK(full != NULL && gap5 != NULL && one != NULL && gap6 != NULL && four != NULL && gap7 != NULL);
+  full->carved_size = TSR_SLICE_SIZE;
+  one->carved_size = 100;
+  four->carved_size = 3 * TSR_OS_PAGE_SIZE + 1;
+  tsr_span_free(&heap, full);   /* freed first: deepest in its bin */
+  tsr_span_free(&heap, one);
+  tsr_span_free(&heap, four);
+  CHECKF(full->resident_pages == 16 && one->resident_pages == 1 && four->resident_pages == 4,
+         "resident pages %u, %u, %u; want 16, 1, 4", full->resident_pages, one->resident_pages, four->resident_pages);
+  CHECK(tsr_span_check(&heap));
+  got = used_span_for(1, 16);
+  CHECKF(got == full, "a filling page took slice %zu, want the full one at %zu", got ? tsr_slice_index(got) : 0,
+         tsr_slice_index(full));
+  got = used_span_for(1, 2);
+  CHECKF(got == four, "a 2-page page took slice %zu, want the 4-page one at %zu", got ? tsr_slice_index(got) : 0,
+         tsr_slice_index(four));
+  got = used_span_for(1, 1);
+  CHECKF(got == one, "a 1-page page took slice %zu, want the 1-page one at %zu", got ? tsr_slice_index(got) : 0,
+         tsr_slice_index(one));
+  CHECK(tsr_span_check(&heap));
+  /* A slice keeps what it held under its next page: freed with less
+   * carved, it still holds the old pages; purged, nothing. */
+  got->carved_size = 0;
+  tsr_span_free(&heap, got);
+  CHECK(one->resident_pages == 1);
+  tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);
+  CHECK(one->resident_pages == 0 && one->free_time_ms == 0);
   CHECK(tsr_span_check(&heap));
   return check_done("unit-span");
 }

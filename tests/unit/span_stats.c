@@ -52,7 +52,7 @@ static int64_t rss_bytes(void) {
 static size_t slice_of(tsr_page_t *span) { return tsr_slice_index(span); }
 
 static tsr_page_t *span_take(uint32_t slices) {
-  tsr_page_t *span = tsr_span_alloc(&heap, slices, 1);
+  tsr_page_t *span = tsr_span_alloc(&heap, slices, 1, 0);
   CHECK(span != NULL);
   if (span == NULL) exit(1);
   span->kind = TSR_PAGE_LARGE;
