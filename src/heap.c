@@ -498,6 +498,7 @@ tsr_heap_t *tsr_heap_init_thread(void) {
     heaps.abandoned = heap->abandoned_next;
     heap->abandoned_next = NULL;
     __atomic_store_n(&heap->is_abandoned, false, __ATOMIC_RELAXED);   /* read unlocked by reuse_push (free.c) */
+    heap->purge_delay_ms = 0;   /* a new thread's work: the option's purge delay (span.c) */
   }
   tsr_unlock(TSR_LOCK_HEAPS);
   if (heap == &tsr_heap_empty) {

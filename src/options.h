@@ -19,7 +19,7 @@
 #define TSR_OPTIONS(X)                                                                    \
   X(STATS,          "STATS",          TEXT, "off",  "print statistics at exit: off, 1 (text) or json")    \
   X(STATS_FILE,     "STATS_FILE",     TEXT, "",     "write the exit statistics to this file instead of stderr") \
-  X(PURGE_DELAY,    "PURGE_DELAY",    LONG, "100",  "milliseconds before free spans go back to the OS (-1: never, 0: at once)") \
+  X(PURGE_DELAY,    "PURGE_DELAY",    LONG, "100",  "milliseconds before free spans go back to the OS (-1: never, 0: at once); up to 10 times as long in a heap whose purged memory was soon needed again") \
   X(SECURE,         "SECURE",         BOOL, "off",  "hardened mode: blocks handed out in random order within a page, freed blocks zeroed, freed huge blocks unmapped at once") \
   X(HUGE_CACHE_DELAY, "HUGE_CACHE_DELAY", LONG, "250", "milliseconds freed huge blocks (over 1 MiB) stay mapped for reuse once the program stops reusing them (-1: never released, 0: at once)") \
   X(HUGE_PAGES,     "HUGE_PAGES",     BOOL, "on",   "ask for transparent huge pages (2 MiB) over huge blocks of 4 MiB or more (not calloc's; mapped in whole 2 MiB pages where rounding up adds at most an eighth) and over huge blocks that realloc grows: one page fault per 2 MiB written instead of 512, and blocks the cache moves keep their 2 MiB pages; off for programs that touch big blocks sparsely") \

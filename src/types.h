@@ -56,6 +56,8 @@
 
 /* ---- options that are compile-time ----------------------------------------- */
 #define TSR_PURGE_MIN_GAP_MS       2   /* housekeeping runs at most this often per heap */
+#define TSR_PURGE_DELAY_MAX_FACTOR 10  /* a heap's purge delay rises to at most this many times
+                                            the option's while purged memory is soon reused (span.c) */
 #define TSR_PURGE_STALE_FACTOR     10  /* a dirty slice free this many purge delays goes back
                                           though its free neighbours are newer (span.c) */
 #define TSR_TAIL_DIRTY_SLOTS       16  /* per heap, new pages whose uncarved part may be resident */
@@ -113,6 +115,7 @@ typedef struct tsr_page_s {
   uint8_t   kind;                   /* tsr_page_kind_t */
   uint8_t   is_zero : 1;            /* free span memory known to read as zero */
   uint8_t   is_purged : 1;          /* free span returned to the OS */
+  uint8_t   was_purged : 1;         /* this slice is clean because a purge made it so (span.c) */
   uint8_t   is_queued : 1;          /* small page linked in its class queue */
   uint8_t   remote_deferred : 1;    /* remote list left uncollected; off the pending list */
   uint32_t  slice_count;            /* span length; also kept in a free span's last slice */
@@ -200,6 +203,10 @@ typedef struct tsr_heap_s {
   tsr_segment_t *segments;                /* segments owned by this heap */
   uint64_t    last_purge_ms;
   uint64_t    purge_due_ms;               /* earliest time a free span is due; 0: none */
+  uint64_t    purge_delay_ms;             /* this heap's delay while above the option's: raised when
+                                             purged memory is soon needed again (span.c) */
+  uint64_t    purge_released_ms;          /* when a purge of this heap's spans last released memory */
+  uint64_t    purge_regret_ms;            /* when purged memory was last needed again soon */
   uint64_t    shuffle_state;              /* secure mode: random block order within pages */
   struct { tsr_page_t *page; uint32_t carved; } tail_dirty[TSR_TAIL_DIRTY_SLOTS]; /* pages made on
                                              dirty spans, and how far they were carved (page.c) */

@@ -4,7 +4,8 @@
  * a free run waits for its newest slice, but its stale slices go back;
  * dirty spans are reused before clean ones, within a bin and across bins; an unmapped
  * segment's pages are no longer noted for their dirty tails; a one-slice
- * page goes on the dirty slice that holds what it is expected to touch. */
+ * page goes on the dirty slice that holds what it is expected to touch;
+ * the purge delay rises when purged memory is soon needed again. */
 #include "unit.h"
 
 static tsr_heap_t heap;
@@ -202,5 +203,48 @@ int main(void) {
   tsr_span_purge_due(&heap, tsr_platform_clock_ms(), true, false);
   CHECK(one->resident_pages == 0 && one->free_time_ms == 0);
   CHECK(tsr_span_check(&heap));
+
+  /* The purge delay rises for a heap whose purged memory is taken again
+   * soon after the purge, not for memory purged long ago, and falls back
+   * after eight delays without that. A heap of its own, so the layout is
+   * known: slice 0 metadata, the span under test at 1-2, a fence at 3. */
+  CHECK_SECTION("purge delay rises when purged memory is soon needed again");
+  static tsr_heap_t heap2;
+  for (size_t d = 0; d < TSR_DIRECT_COUNT; d++) heap2.direct[d] = &tsr_page_empty;
+  heap2.secret = tsr_secret;
+  tsr_page_t *span = tsr_span_alloc(&heap2, 2, 1, 0);
+  tsr_page_t *wall = tsr_span_alloc(&heap2, 1, 1, 0);
+  CHECK(span != NULL && wall == span + 2 && tsr_slice_index(span) == 1);
+  wall->kind = TSR_PAGE_LARGE;
+  tsr_span_mark_used(wall, 1);
+  tsr_page_set_owner(wall, (uintptr_t)&heap2 | TSR_OWNER_SLOW);
+  for (int step = 0; step < 2; step++) {
+    span->kind = TSR_PAGE_LARGE;
+    span->carved_size = 2 * TSR_SLICE_SIZE;
+    tsr_span_mark_used(span, 2);
+    tsr_page_set_owner(span, (uintptr_t)&heap2 | TSR_OWNER_SLOW);
+    memset(tsr_slice_start(span), 1, 2 * TSR_SLICE_SIZE);
+    tsr_span_free(&heap2, span);
+    uint64_t now = tsr_platform_clock_ms();
+    span[0].free_time_ms = span[1].free_time_ms = now - 2 * delay;   /* due */
+    released = tsr_span_purge_due(&heap2, now, false, false);
+    CHECKF(released == 2 * TSR_SLICE_SIZE, "released %zu bytes", released);
+    CHECK(span[0].was_purged && span[1].was_purged && heap2.purge_released_ms == now);
+    if (step == 0) heap2.purge_released_ms = now - 5 * delay;   /* as if purged long ago */
+    got = tsr_span_alloc(&heap2, 2, 1, 0);
+    CHECKF(got == span, "took slice %zu, want the purged span at 1", got ? tsr_slice_index(got) : 0);
+    CHECK(!span[0].was_purged && !span[1].was_purged);
+    if (step == 0) CHECKF(heap2.purge_delay_ms == 0, "delay %lu after reuse of memory purged long ago",
+                          (unsigned long)heap2.purge_delay_ms);
+    else CHECKF(heap2.purge_delay_ms == 2 * delay, "delay %lu after reuse of memory purged just now, want %lu",
+                (unsigned long)heap2.purge_delay_ms, (unsigned long)(2 * delay));
+  }
+  tsr_span_purge_due(&heap2, heap2.purge_regret_ms + 8 * 2 * delay, false, false);
+  CHECKF(heap2.purge_delay_ms == delay, "delay %lu after eight quiet delays, want %lu", (unsigned long)heap2.purge_delay_ms,
+         (unsigned long)delay);
+  span->kind = TSR_PAGE_LARGE;
+  tsr_span_mark_used(span, 2);
+  tsr_page_set_owner(span, (uintptr_t)&heap2 | TSR_OWNER_SLOW);
+  CHECK(tsr_span_check(&heap2));
   return check_done("unit-span");
 }
