@@ -140,10 +140,13 @@ static inline size_t tsr_slice_index(const tsr_page_t *page) {
 static inline uint8_t *tsr_slice_start(const tsr_page_t *page) {
   return (uint8_t *)((uintptr_t)page & ~(uintptr_t)TSR_SEGMENT_MASK) + (tsr_slice_index(page) << TSR_SLICE_SHIFT);
 }
+/* OS pages that `bytes` from a page boundary cover. */
+static inline size_t tsr_os_pages(size_t bytes) { return (bytes + TSR_OS_PAGE_SIZE - 1) / TSR_OS_PAGE_SIZE; }
 /* want_pages: OS pages of its one slice the caller expects to touch soon
  * (a small page), to pick among dirty slices; 0: no preference. */
 tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices, unsigned want_pages) tsr_hidden;
 void  tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) tsr_hidden;
+void  tsr_span_set_resident(tsr_page_t *span, uint32_t slices, size_t bytes) tsr_hidden;
 bool  tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_span_shrink(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;
 void  tsr_span_mark_used(tsr_page_t *span, uint32_t slices) tsr_hidden;

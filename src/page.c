@@ -198,11 +198,7 @@ size_t tsr_page_purge_tails(tsr_heap_t *heap, uint64_t now_ms, bool force) {
     uintptr_t end = (uintptr_t)page->area + ((size_t)page->slice_count << TSR_SLICE_SHIFT);
     if (start < end && tsr_os_purge((void *)start, end - start)) {
       released += end - start;
-      for (uint32_t k = 0; k < page->slice_count; k++) {   /* the slices now hold the carved part only */
-        uintptr_t from = (uintptr_t)page->area + ((size_t)k << TSR_SLICE_SHIFT);
-        size_t held = start > from ? start - from : 0;
-        page[k].resident_pages = (uint8_t)(held >= TSR_SLICE_SIZE ? TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE : held / TSR_OS_PAGE_SIZE);
-      }
+      tsr_span_set_resident(page, page->slice_count, start - (uintptr_t)page->area);
     }
     page->free_time_ms = 0;
   }
@@ -221,9 +217,8 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
    * filled a page before will fill this one; any other carves a few KiB
    * before anything says it needs more. */
   uint32_t size = tsr_class_size[size_class];
-  unsigned full = (unsigned)((((size_t)slices << TSR_SLICE_SHIFT) / size * size + TSR_OS_PAGE_SIZE - 1) / TSR_OS_PAGE_SIZE);
-  unsigned first = (unsigned)(((size > TSR_PAGE_EXTEND_SIZE ? size : TSR_PAGE_EXTEND_SIZE) + TSR_OS_PAGE_SIZE - 1) /
-                              TSR_OS_PAGE_SIZE);
+  unsigned full = (unsigned)tsr_os_pages(((size_t)slices << TSR_SLICE_SHIFT) / size * size);
+  unsigned first = (unsigned)tsr_os_pages(size > TSR_PAGE_EXTEND_SIZE ? size : TSR_PAGE_EXTEND_SIZE);
   bool fills = (heap->class_fills[size_class / 64] >> (size_class % 64)) & 1;
   unsigned want = fills || first > full ? full : first;
   tsr_page_t *page = tsr_span_alloc(heap, slices, 1, want);

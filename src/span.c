@@ -214,9 +214,8 @@ static size_t aligned_index(tsr_page_t *span, uint32_t align_slices) {
 #define SPAN_FIND_LOOK 8
 #define SPAN_FIND_SLICES 32   /* slices a one-slice request compares at most */
 
-/* OS pages of slice `index` of a segment that may hold data: 0 when clean. */
-static unsigned slice_resident(tsr_segment_t *segment, size_t index) {
-  tsr_page_t *slice = slice_at(segment, index);
+/* OS pages of a free slice that may hold data: 0 when clean. */
+static unsigned slice_resident(const tsr_page_t *slice) {
   return slice->free_time_ms != 0 ? slice->resident_pages : 0;
 }
 
@@ -241,17 +240,16 @@ static tsr_page_t *span_find_slice(tsr_heap_t *heap, unsigned want, size_t *star
   for (uint32_t mask = heap->span_bin_mask; mask != 0 && budget != 0; mask &= mask - 1) {
     unsigned looked = 0;
     for (tsr_page_t *span = heap->span_bin[__builtin_ctz(mask)]; span != NULL && budget != 0; span = span->next) {
-      tsr_segment_t *segment = tsr_segment_of(span);
-      size_t ends[2] = {tsr_slice_index(span), tsr_slice_index(span) + span->slice_count - 1};
+      uint32_t ends[2] = {0, span->slice_count - 1};   /* offsets in the span */
       for (unsigned e = 0; e < (span->slice_count > 1 ? 2u : 1u) && budget != 0; e++, budget--) {
-        unsigned pages = slice_resident(segment, ends[e]);
+        unsigned pages = slice_resident(span + ends[e]);
         bool better = best == NULL ||
                       ((pages >= want) != (best_pages >= want) ? pages >= want
                        : pages >= want                        ? pages < best_pages
                                                               : pages > best_pages);
         if (!better) continue;
         best = span;
-        best_index = ends[e];
+        best_index = tsr_slice_index(span) + ends[e];
         best_pages = pages;
         if (pages == want) { *start_index = best_index; return best; }
       }
@@ -326,6 +324,17 @@ tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_sli
 
 /* ---- free, grow, shrink ---------------------------------------------------------- */
 
+/* OS pages of slice i of a span whose first `bytes` were touched. */
+static uint8_t slice_pages(size_t bytes, uint32_t i) {
+  size_t from = (size_t)i << TSR_SLICE_SHIFT;
+  return (uint8_t)(bytes <= from ? 0 : bytes - from >= TSR_SLICE_SIZE ? SLICE_OS_PAGES : tsr_os_pages(bytes - from));
+}
+
+/* A used span's slices now hold its first `bytes` only (its tail purged). */
+void tsr_span_set_resident(tsr_page_t *span, uint32_t slices, size_t bytes) {
+  for (uint32_t i = 0; i < slices; i++) span[i].resident_pages = slice_pages(bytes, i);
+}
+
 /* Give a used span back to its segment, coalescing with free neighbours. */
 void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
   tsr_segment_t *segment = tsr_segment_of(span);
@@ -340,11 +349,9 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
    * dirty slice carves from its start, its old tail stays). */
   size_t touched = span->kind == TSR_PAGE_SMALL || span->kind == TSR_PAGE_LARGE ? span->carved_size : 0;
   for (uint32_t i = 0; i < slices; i++) {
-    size_t from = (size_t)i << TSR_SLICE_SHIFT;
-    size_t bytes = touched > from ? touched - from : 0;
-    unsigned pages = bytes >= TSR_SLICE_SIZE ? SLICE_OS_PAGES : (unsigned)((bytes + TSR_OS_PAGE_SIZE - 1) / TSR_OS_PAGE_SIZE);
+    uint8_t pages = slice_pages(touched, i);
     if (is_purged) span[i].resident_pages = 0;
-    else if (pages > span[i].resident_pages) span[i].resident_pages = (uint8_t)pages;
+    else if (pages > span[i].resident_pages) span[i].resident_pages = pages;
     span[i].was_purged = 0;   /* a shrink's purged tail: the program's doing, not the clock's */
     tsr_page_set_owner(&span[i], 0);
     span[i].back_bytes = 0;
@@ -500,27 +507,27 @@ size_t tsr_span_purge_due(tsr_heap_t *heap, uint64_t now_ms, bool force, bool lo
   long option = tsr_option_long(TSR_OPT_PURGE_DELAY);
   if (option < 0 && !force) { heap->purge_due_ms = 0; return 0; }
   purge_relax(heap, now_ms);
-  long delay = option < 0 ? 0 : (long)purge_delay(heap);
+  uint64_t delay = option < 0 ? 0 : purge_delay(heap);
   size_t released = 0;
   uint64_t next_due = 0;
   for (tsr_segment_t *segment = heap->segments, *next; segment != NULL; segment = next) {
     next = segment->next;
     bool wholly_free = segment->free_slice_count == TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE;
     bool is_last = heap->segments == segment && segment->next == NULL;
-    if (wholly_free && !is_last && (force || now_ms >= segment->empty_since_ms + (uint64_t)delay)) {
+    if (wholly_free && !is_last && (force || now_ms >= segment->empty_since_ms + delay)) {
       released += TSR_SEGMENT_SIZE;
       if (lock_unmaps) tsr_lock(TSR_LOCK_HEAPS);
       tsr_segment_release(heap, segment);
       if (lock_unmaps) tsr_unlock(TSR_LOCK_HEAPS);
     } else if (wholly_free && !is_last) {
-      uint64_t due = segment->empty_since_ms + (uint64_t)delay;
+      uint64_t due = segment->empty_since_ms + delay;
       if (next_due == 0 || due < next_due) next_due = due;
     }
   }
   for (unsigned b = 0; b < TSR_SPAN_BIN_COUNT; b++) {
     for (tsr_page_t *span = heap->span_bin[b]; span != NULL; span = span->next) {
       if (span->is_purged) continue;
-      released += span_purge_runs(span, now_ms, delay < 0 ? 0 : (uint64_t)delay, force, &next_due);
+      released += span_purge_runs(span, now_ms, delay, force, &next_due);
     }
   }
   heap->purge_due_ms = next_due;

@@ -10,14 +10,18 @@
 
 static tsr_heap_t heap;
 
-/* A span of `slices`, marked used; want_pages: see tsr_span_alloc. */
-static tsr_page_t *used_span_for(uint32_t slices, unsigned want_pages) {
-  tsr_page_t *s = tsr_span_alloc(&heap, slices, 1, want_pages);
+/* Mark span (from tsr_span_alloc of h) used, as a large block's. */
+static tsr_page_t *mark_used(tsr_heap_t *h, tsr_page_t *s, uint32_t slices) {
   if (s == NULL) return NULL;
   s->kind = TSR_PAGE_LARGE;
   tsr_span_mark_used(s, slices);
-  tsr_page_set_owner(s, (uintptr_t)&heap | TSR_OWNER_SLOW);
+  tsr_page_set_owner(s, (uintptr_t)h | TSR_OWNER_SLOW);
   return s;
+}
+
+/* A span of `slices`, marked used; want_pages: see tsr_span_alloc. */
+static tsr_page_t *used_span_for(uint32_t slices, unsigned want_pages) {
+  return mark_used(&heap, tsr_span_alloc(&heap, slices, 1, want_pages), slices);
 }
 
 static tsr_page_t *used_span(uint32_t slices) { return used_span_for(slices, 0); }
@@ -213,16 +217,11 @@ int main(void) {
   for (size_t d = 0; d < TSR_DIRECT_COUNT; d++) heap2.direct[d] = &tsr_page_empty;
   heap2.secret = tsr_secret;
   tsr_page_t *span = tsr_span_alloc(&heap2, 2, 1, 0);
-  tsr_page_t *wall = tsr_span_alloc(&heap2, 1, 1, 0);
+  tsr_page_t *wall = mark_used(&heap2, tsr_span_alloc(&heap2, 1, 1, 0), 1);
   CHECK(span != NULL && wall == span + 2 && tsr_slice_index(span) == 1);
-  wall->kind = TSR_PAGE_LARGE;
-  tsr_span_mark_used(wall, 1);
-  tsr_page_set_owner(wall, (uintptr_t)&heap2 | TSR_OWNER_SLOW);
   for (int step = 0; step < 2; step++) {
-    span->kind = TSR_PAGE_LARGE;
+    mark_used(&heap2, span, 2);
     span->carved_size = 2 * TSR_SLICE_SIZE;
-    tsr_span_mark_used(span, 2);
-    tsr_page_set_owner(span, (uintptr_t)&heap2 | TSR_OWNER_SLOW);
     memset(tsr_slice_start(span), 1, 2 * TSR_SLICE_SIZE);
     tsr_span_free(&heap2, span);
     uint64_t now = tsr_platform_clock_ms();
@@ -242,9 +241,7 @@ int main(void) {
   tsr_span_purge_due(&heap2, heap2.purge_regret_ms + 8 * 2 * delay, false, false);
   CHECKF(heap2.purge_delay_ms == delay, "delay %lu after eight quiet delays, want %lu", (unsigned long)heap2.purge_delay_ms,
          (unsigned long)delay);
-  span->kind = TSR_PAGE_LARGE;
-  tsr_span_mark_used(span, 2);
-  tsr_page_set_owner(span, (uintptr_t)&heap2 | TSR_OWNER_SLOW);
+  mark_used(&heap2, span, 2);
   CHECK(tsr_span_check(&heap2));
   return check_done("unit-span");
 }
