@@ -287,6 +287,12 @@ static void segment_check(tsr_heap_t *heap, tsr_segment_t *segment, heap_walk_t 
         fail("segment %p slice %zu: free span of %u slices, its last slice says %u", (void *)segment, i, n,
              span[n - 1].slice_count);
       if (span->is_purged && !span->is_zero) fail("free span %p: purged but not known zero", (void *)span);
+      for (uint32_t k = 0; k < n && !span->is_purged; k++)
+        if (span[k].free_time_ms != 0 && (k < span->dirty_lo || k >= span->dirty_hi || span->dirty_hi > n)) {
+          fail("free span %p: slice %u is dirty outside the span's dirty bounds [%u, %u)", (void *)span, k,
+               span->dirty_lo, span->dirty_hi);
+          break;
+        }
       if (!bin_contains(heap, span)) fail("free span %p (%u slices) is not in its bin", (void *)span, n);
       if (atomic_load_explicit(&span->thread_free, memory_order_relaxed) != 0)
         fail("free span %p has remote frees", (void *)span);

@@ -25,7 +25,7 @@
   X(HUGE_PAGES,     "HUGE_PAGES",     BOOL, "on",   "ask for transparent huge pages (2 MiB) over huge blocks of 4 MiB or more (not calloc's; mapped in whole 2 MiB pages where rounding up adds at most an eighth) and over huge blocks that realloc grows: one page fault per 2 MiB written instead of 512, and blocks the cache moves keep their 2 MiB pages; off for programs that touch big blocks sparsely") \
   X(VERBOSE,        "VERBOSE",        BOOL, "off",  "print a warning when the OS refuses memory (the call still returns NULL)") \
   X(CHECK_QUARANTINE, "CHECK_QUARANTINE", SIZE, "64M", "check build: most bytes of freed blocks held back to catch use after free (also at most a quarter of the live blocks' cost, at least 256K)") \
-  X(CHECK_REDZONE,  "CHECK_REDZONE",  SIZE, "16",   "check build: canary bytes after a block (before it, the 16-byte block header is the redzone)") \
+  X(CHECK_REDZONE,  "CHECK_REDZONE",  SIZE, "16",   "check build: canary bytes after a block, and (rounded up to 16) before it, between the block and its 32-byte header") \
   X(CHECK_GUARD,    "CHECK_GUARD",    TEXT, "auto", "check build: guard-page mode: off, all, auto (the first 1024 blocks, then sampled), or a sample rate 1/N; then ,overflow ,underflow or ,both (default: sampled blocks alternate)") \
   X(CHECK_LEAKS,    "CHECK_LEAKS",    TEXT, "definite", "check build: leak report at exit: no, definite or all") \
   X(CHECK_LOG_FILE, "CHECK_LOG_FILE", TEXT, "",     "check build: write reports to this file instead of stderr") \

@@ -19,6 +19,14 @@
  * span's summary: set only when every slice is clean. One flag for the
  * merged span used to count the purged part as dirty in free_span_bytes and
  * purge it again (tests/unit/span_stats.c).
+ * The head also bounds where its dirty slices are (dirty_lo, dirty_hi):
+ * purges and stats read the descriptors of that stretch only. A fresh
+ * segment is one free span of 511 slices, and the purge that followed the
+ * first page's retirement read all their descriptors: on a kernel that
+ * backs read faults with fresh pages (this project's machines; maxrss
+ * counts them), that made the whole 64 KiB descriptor slice resident in a
+ * program that used a dozen slices (micro-hot: 108 KiB of segment, 52 with
+ * the purge off).
  */
 #include "internal.h"
 
@@ -26,6 +34,16 @@
 
 #define SEGMENT_FIRST_SLICE 1u   /* slice 0 holds the descriptors */
 #define SLICE_OS_PAGES (unsigned)(TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE)
+
+/* The slices [*lo, *hi) of the segment that may be dirty in free span
+ * `span` (empty when purged). */
+static void span_dirty(const tsr_page_t *span, size_t *lo, size_t *hi) {
+  size_t index = tsr_slice_index(span);
+  uint32_t a = span->dirty_lo, b = span->dirty_hi < span->slice_count ? span->dirty_hi : span->slice_count;
+  if (span->is_purged || a >= b) { *lo = *hi = index; return; }
+  *lo = index + a;
+  *hi = index + b;
+}
 
 static unsigned span_bin(uint32_t slices) {
   if (slices <= 16) return slices - 1;
@@ -62,8 +80,9 @@ static void bin_remove(tsr_heap_t *heap, tsr_page_t *span) {
  * purged span, else a walk of its descriptors (stats only, never hot). */
 uint64_t tsr_span_dirty_bytes(const tsr_page_t *span, uint32_t slices) {
   if (span->is_purged) return 0;
+  uint32_t hi = span->dirty_hi < slices ? span->dirty_hi : slices;
   uint64_t n = 0;
-  for (uint32_t i = 0; i < slices; i++) n += span[i].free_time_ms != 0;
+  for (uint32_t i = span->dirty_lo; i < hi; i++) n += span[i].free_time_ms != 0;
   return n << TSR_SLICE_SHIFT;
 }
 
@@ -112,9 +131,17 @@ static void purge_schedule(tsr_heap_t *heap, uint64_t since_ms) {
 }
 
 /* Make [head, head+slices) one free span and bin it; no coalescing here.
- * The slices keep their own states; is_zero/is_purged summarize them. */
+ * The slices keep their own states; is_zero/is_purged summarize them, and
+ * the segment's slices [dirty_lo, dirty_hi) (clipped to the span) bound
+ * the dirty ones. */
 static void span_insert_free(tsr_heap_t *heap, tsr_page_t *head, uint32_t slices,
-                             bool is_zero, bool is_purged) {
+                             bool is_zero, bool is_purged, size_t dirty_lo, size_t dirty_hi) {
+  size_t index = tsr_slice_index(head);
+  if (dirty_lo < index) dirty_lo = index;
+  if (dirty_hi > index + slices) dirty_hi = index + slices;
+  bool none = is_purged || dirty_lo >= dirty_hi;
+  head->dirty_lo = none ? 0 : (uint16_t)(dirty_lo - index);
+  head->dirty_hi = none ? 0 : (uint16_t)(dirty_hi - index);
   head->kind = TSR_PAGE_FREE;
   tsr_page_set_owner(head, 0);
   head->back_bytes = 0;
@@ -166,7 +193,7 @@ static tsr_segment_t *segment_create(tsr_heap_t *heap) {
   heap->segments = segment;
   tsr_unlock(TSR_LOCK_HEAPS);
   span_insert_free(heap, slice_at(segment, SEGMENT_FIRST_SLICE), TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE,
-                   true, true);
+                   true, true, 0, 0);
   tsr_os_segmap_set((uintptr_t)segment, TSR_SEGMENT_SIZE, TSR_SEGMAP_SEGMENT, TSR_SEGMAP_SEGMENT);
   return segment;
 }
@@ -214,9 +241,11 @@ static size_t aligned_index(tsr_page_t *span, uint32_t align_slices) {
 #define SPAN_FIND_LOOK 8
 #define SPAN_FIND_SLICES 32   /* slices a one-slice request compares at most */
 
-/* OS pages of a free slice that may hold data: 0 when clean. */
-static unsigned slice_resident(const tsr_page_t *slice) {
-  return slice->free_time_ms != 0 ? slice->resident_pages : 0;
+/* OS pages of slice `offset` of free span `span` that may hold data: 0
+ * when clean (outside the span's dirty stretch: its descriptor unread). */
+static unsigned slice_resident(const tsr_page_t *span, uint32_t offset) {
+  if (span->is_purged || offset < span->dirty_lo || offset >= span->dirty_hi) return 0;
+  return span[offset].free_time_ms != 0 ? span[offset].resident_pages : 0;
 }
 
 /* One slice for a page expected to touch `want` OS pages of it. Dirty is
@@ -242,7 +271,7 @@ static tsr_page_t *span_find_slice(tsr_heap_t *heap, unsigned want, size_t *star
     for (tsr_page_t *span = heap->span_bin[__builtin_ctz(mask)]; span != NULL && budget != 0; span = span->next) {
       uint32_t ends[2] = {0, span->slice_count - 1};   /* offsets in the span */
       for (unsigned e = 0; e < (span->slice_count > 1 ? 2u : 1u) && budget != 0; e++, budget--) {
-        unsigned pages = slice_resident(span + ends[e]);
+        unsigned pages = slice_resident(span, ends[e]);
         bool better = best == NULL ||
                       ((pages >= want) != (best_pages >= want) ? pages >= want
                        : pages >= want                        ? pages < best_pages
@@ -295,14 +324,16 @@ tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_sli
   size_t span_index = tsr_slice_index(span);
   uint32_t span_slices = span->slice_count;
   bool is_zero = span->is_zero, is_purged = span->is_purged;
+  size_t dirty_lo, dirty_hi;
+  span_dirty(span, &dirty_lo, &dirty_hi);
   bin_remove(heap, span);
   /* A part of a span with dirty slices may be clean: its summary stays
    * "not purged" (purges and stats look at its slices). */
   if (index > span_index)
-    span_insert_free(heap, span, (uint32_t)(index - span_index), is_zero, is_purged);
+    span_insert_free(heap, span, (uint32_t)(index - span_index), is_zero, is_purged, dirty_lo, dirty_hi);
   size_t end = index + slices, span_end = span_index + span_slices;
   if (span_end > end)
-    span_insert_free(heap, slice_at(segment, end), (uint32_t)(span_end - end), is_zero, is_purged);
+    span_insert_free(heap, slice_at(segment, end), (uint32_t)(span_end - end), is_zero, is_purged, dirty_lo, dirty_hi);
   tsr_page_t *head = slice_at(segment, index);
   bool regret = false;
   for (uint32_t i = 0; i < slices; i++) {
@@ -335,6 +366,15 @@ void tsr_span_set_resident(tsr_page_t *span, uint32_t slices, size_t bytes) {
   for (uint32_t i = 0; i < slices; i++) span[i].resident_pages = slice_pages(bytes, i);
 }
 
+/* Widen [*lo, *hi) (segment slices) to cover free span's dirty stretch. */
+static void dirty_widen(const tsr_page_t *span, size_t *lo, size_t *hi) {
+  size_t a, b;
+  span_dirty(span, &a, &b);
+  if (a >= b) return;
+  if (a < *lo) *lo = a;
+  if (b > *hi) *hi = b;
+}
+
 /* Give a used span back to its segment, coalescing with free neighbours. */
 void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
   tsr_segment_t *segment = tsr_segment_of(span);
@@ -359,9 +399,11 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
     span[i].free_time_ms = is_purged ? 0 : now;
   }
   bool is_dirty = !is_purged;   /* the freed span's slices; the merge keeps each part's */
+  size_t dirty_lo = is_dirty ? index : TSR_SLICE_COUNT, dirty_hi = is_dirty ? index + slices : 0;
   if (index + slices < TSR_SLICE_COUNT) {
     tsr_page_t *next = slice_at(segment, index + slices);
     if (next->kind == TSR_PAGE_FREE) {
+      dirty_widen(next, &dirty_lo, &dirty_hi);
       bin_remove(heap, next);
       is_purged = is_purged && next->is_purged;
       slices += next->slice_count;
@@ -371,13 +413,14 @@ void tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) {
     tsr_page_t *tail = slice_at(segment, index - 1);
     if (tail->kind == TSR_PAGE_FREE) {
       tsr_page_t *prev = tail - (tail->slice_count - 1);
+      dirty_widen(prev, &dirty_lo, &dirty_hi);
       bin_remove(heap, prev);
       is_purged = is_purged && prev->is_purged;
       slices += prev->slice_count;
       span = prev;
     }
   }
-  span_insert_free(heap, span, slices, is_purged, is_purged);
+  span_insert_free(heap, span, slices, is_purged, is_purged, dirty_lo, dirty_hi);
   if (is_dirty) purge_schedule(heap, now);
   if (segment->free_slice_count == TSR_SLICE_COUNT - SEGMENT_FIRST_SLICE) {
     segment->empty_since_ms = now;
@@ -396,10 +439,12 @@ bool tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) {
   if (next->kind != TSR_PAGE_FREE || old + next->slice_count < slices) return false;
   uint32_t next_slices = next->slice_count;
   bool is_zero = next->is_zero, is_purged = next->is_purged;
+  size_t dirty_lo, dirty_hi;
+  span_dirty(next, &dirty_lo, &dirty_hi);
   bin_remove(heap, next);
   uint32_t extra = slices - old;
   if (next_slices > extra)
-    span_insert_free(heap, next + extra, next_slices - extra, is_zero, is_purged);
+    span_insert_free(heap, next + extra, next_slices - extra, is_zero, is_purged, dirty_lo, dirty_hi);
   for (uint32_t i = old; i < slices; i++) {
     span[i].back_bytes = i << TSR_PAGE_DESC_SHIFT;
     span[i].kind = span->kind;
@@ -454,7 +499,9 @@ static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay,
   uint64_t stale = delay * TSR_PURGE_STALE_FACTOR;
   size_t released = 0;
   bool is_clean = true;
-  for (uint32_t i = 0, n = span->slice_count; i < n;) {
+  uint32_t n = span->dirty_hi < span->slice_count ? span->dirty_hi : span->slice_count;
+  uint32_t dirty_lo = n, dirty_hi = 0;   /* what stays dirty */
+  for (uint32_t i = span->dirty_lo; i < n;) {
     if (span[i].free_time_ms == 0) { i++; continue; }
     uint32_t k = i;
     uint64_t newest = 0, oldest = UINT64_MAX;
@@ -465,8 +512,10 @@ static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay,
     if (force || now_ms >= newest + delay) {
       size_t bytes = purge_slices(span, i, k);
       released += bytes;
-      if (bytes == 0) {
+      if (bytes == 0) {   /* the OS refused: the run stays dirty */
         is_clean = false;
+        if (i < dirty_lo) dirty_lo = i;
+        dirty_hi = k;
         if (*next_due == 0 || now_ms + delay < *next_due) *next_due = now_ms + delay;
       }
       i = k;
@@ -486,12 +535,19 @@ static size_t span_purge_runs(tsr_page_t *span, uint64_t now_ms, uint64_t delay,
         if (span[j].free_time_ms != 0 && span[j].free_time_ms < oldest) oldest = span[j].free_time_ms;
     }
     is_clean = false;
+    for (uint32_t j = i; j < k; j++) {
+      if (span[j].free_time_ms == 0) continue;
+      if (j < dirty_lo) dirty_lo = j;
+      dirty_hi = j + 1;
+    }
     uint64_t due = newest + delay;
     if (oldest != UINT64_MAX && oldest + stale < due) due = oldest + stale;
     if (*next_due == 0 || due < *next_due) *next_due = due;
     i = k;
   }
   if (is_clean) span->is_purged = span->is_zero = 1;
+  span->dirty_lo = is_clean ? 0 : (uint16_t)dirty_lo;
+  span->dirty_hi = is_clean ? 0 : (uint16_t)dirty_hi;
   return released;
 }
 
@@ -556,6 +612,9 @@ bool tsr_span_check(tsr_heap_t *heap) {
         if (span->owner != 0 || span[n - 1].slice_count != n) return false;
         if (span->is_purged)
           for (uint32_t k = 0; k < n; k++) if (span[k].free_time_ms != 0) return false;   /* summary lies */
+        if (!span->is_purged && (span->dirty_hi > n || span->dirty_lo > span->dirty_hi)) return false;
+        for (uint32_t k = 0; k < n && !span->is_purged; k++)   /* a dirty slice out of its span's bounds */
+          if (span[k].free_time_ms != 0 && (k < span->dirty_lo || k >= span->dirty_hi)) return false;
         for (uint32_t k = 0; k < n; k++)   /* a clean slice holds nothing; a page holds at most 16 */
           if ((span[k].free_time_ms == 0 && span[k].resident_pages != 0) || span[k].resident_pages > SLICE_OS_PAGES)
             return false;

@@ -123,6 +123,8 @@ typedef struct tsr_page_s {
   uint8_t   resident_pages;         /* OS pages from the slice's start that may still hold
                                        data (dirty), 0..16: kept under the page that uses the
                                        slice, read when the slice is free (span.c) */
+  uint16_t  dirty_lo, dirty_hi;     /* free span head: only its slices [lo, hi) may be dirty
+                                       (span.c): purges and stats read no descriptor outside */
   /* -- second cache line: the owner's hot fields, remote frees, links -- */
   _Alignas(64) tsr_block_t *free;   /* local free list (owner thread only) */
   uint32_t  used;                   /* blocks allocated and not yet freed locally */

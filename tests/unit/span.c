@@ -5,8 +5,11 @@
  * dirty spans are reused before clean ones, within a bin and across bins; an unmapped
  * segment's pages are no longer noted for their dirty tails; a one-slice
  * page goes on the dirty slice that holds what it is expected to touch;
- * the purge delay rises when purged memory is soon needed again. */
+ * the purge delay rises when purged memory is soon needed again; purges
+ * and stats read the descriptors of a span's dirty stretch only. */
 #include "unit.h"
+
+#include <sys/mman.h>
 
 static tsr_heap_t heap;
 
@@ -243,5 +246,44 @@ int main(void) {
          (unsigned long)delay);
   mark_used(&heap2, span, 2);
   CHECK(tsr_span_check(&heap2));
+
+  CHECK_SECTION("purges and stats read the dirty stretch's descriptors only");
+  /* mincore counts a page as resident once read, on kernels that map the
+   * zero page for a read as on those that back it with a fresh one. */
+  static tsr_heap_t heap3;
+  for (size_t d = 0; d < TSR_DIRECT_COUNT; d++) heap3.direct[d] = &tsr_page_empty;
+  heap3.secret = tsr_secret;
+  tsr_page_t *sa = mark_used(&heap3, tsr_span_alloc(&heap3, 1, 1, 0), 1);
+  tsr_page_t *sb = mark_used(&heap3, tsr_span_alloc(&heap3, 1, 1, 0), 1);
+  tsr_page_t *sc = mark_used(&heap3, tsr_span_alloc(&heap3, 1, 1, 0), 1);
+  CHECK(sa != NULL && sb == sa + 1 && sc == sa + 2 && tsr_slice_index(sa) == 1);
+  tsr_page_t *ends[3] = {sa, sb, sc};
+  for (int i = 0; i < 3; i++) {
+    ends[i]->carved_size = TSR_SLICE_SIZE;
+    memset(tsr_slice_start(ends[i]), 1, TSR_SLICE_SIZE);
+  }
+  tsr_span_free(&heap3, sb);   /* alone: slices 2 */
+  CHECKF(sb->dirty_lo == 0 && sb->dirty_hi == 1, "freed slice: dirty [%u, %u)", sb->dirty_lo, sb->dirty_hi);
+  tsr_span_free(&heap3, sc);   /* joins sb and the clean rest: slices 2..511 */
+  CHECKF(sb->slice_count == TSR_SLICE_COUNT - 2 && sb->dirty_lo == 0 && sb->dirty_hi == 2,
+         "merged with the clean rest: %u slices, dirty [%u, %u)", sb->slice_count, sb->dirty_lo, sb->dirty_hi);
+  tsr_span_free(&heap3, sa);   /* the whole segment: slices 1..511 */
+  CHECKF(sa->slice_count == TSR_SLICE_COUNT - 1 && sa->dirty_lo == 0 && sa->dirty_hi == 3,
+         "whole segment free: %u slices, dirty [%u, %u)", sa->slice_count, sa->dirty_lo, sa->dirty_hi);
+  CHECK(tsr_span_dirty_bytes(sa, sa->slice_count) == 3 * TSR_SLICE_SIZE);
+  uint64_t later = tsr_platform_clock_ms() + 100 * delay;
+  released = tsr_span_purge_due(&heap3, later, false, false);
+  CHECKF(released == 3 * TSR_SLICE_SIZE, "released %zu bytes, want 3 slices", released);
+  CHECK(sa->is_purged && tsr_span_dirty_bytes(sa, sa->slice_count) == 0);
+  /* Slice 0's OS pages hold the descriptors: the first (the header and
+   * slices 1..31) and the last (slice 511, the free span's end) are
+   * written; none between them may have been read. */
+  unsigned char v[TSR_SLICE_SIZE / TSR_OS_PAGE_SIZE];
+  tsr_segment_t *seg3 = tsr_segment_of(sa);
+  CHECK(mincore(seg3, TSR_SLICE_SIZE, v) == 0);
+  size_t read_between = 0;
+  for (size_t i = 1; i + 1 < sizeof v; i++) read_between += v[i] & 1;
+  CHECKF(read_between == 0, "%zu OS pages of descriptors between the first and the last were touched", read_between);
+  CHECK(tsr_span_check(&heap3));
   return check_done("unit-span");
 }
