@@ -1284,16 +1284,23 @@ static size_t ring_push(ring_t *r, const ring_entry_t *e, size_t n, size_t cost,
 /* Pop r's oldest entries into out (at most out_max) while r holds more
  * than keep bytes. Returns how many; *cost: their sum. */
 static size_t ring_pop(ring_t *r, size_t keep, ring_entry_t *out, size_t out_max, size_t *cost) {
-  size_t popped = 0;
-  *cost = 0;
-  while (r->bytes > keep && r->count > 0 && popped < out_max) {
-    ring_entry_t e = r->entry[r->head];
-    r->head = (r->head + 1) & (r->capacity - 1);
-    r->count--;
-    r->bytes -= e.cost;
-    *cost += e.cost;
+  /* In locals: out may alias r's fields as far as the compiler knows, so
+   * it reloaded and stored each of them per entry (a sixth of a checked
+   * pair's ring work, callgrind, micro-hot). */
+  size_t popped = 0, head = r->head, count = r->count, bytes = r->bytes, sum = 0, mask = r->capacity - 1;
+  const ring_entry_t *entry = r->entry;
+  while (bytes > keep && count > 0 && popped < out_max) {
+    ring_entry_t e = entry[head];
+    head = (head + 1) & mask;
+    count--;
+    bytes -= e.cost;
+    sum += e.cost;
     out[popped++] = e;
   }
+  r->head = head;
+  r->count = count;
+  r->bytes = bytes;
+  *cost = sum;
   return popped;
 }
 
