@@ -72,6 +72,13 @@ static void queue_remove(tsr_heap_t *heap, tsr_page_t *page) {
   }
 }
 
+/* Give an empty page's span back; a one-slice page's slice is remembered
+ * for its class's next page (page_new). */
+static void page_span_free(tsr_heap_t *heap, tsr_page_t *page) {
+  if (page->slice_count == 1) heap->class_slice[page->size_class] = page;
+  tsr_span_free(heap, page);
+}
+
 static void queue_push_front(tsr_heap_t *heap, tsr_page_t *page) {
   tsr_page_queue_t *q = &heap->queue[page->size_class];
   tsr_page_t *old = q->first;
@@ -84,7 +91,7 @@ static void queue_push_front(tsr_heap_t *heap, tsr_page_t *page) {
     page->used++;
     if (old != NULL && --old->used == 0) {   /* the old head was empty: retire it now */
       queue_unlink(q, old);
-      tsr_span_free(heap, old);
+      page_span_free(heap, old);
     }
   }
   tsr_page_direct_update(heap, page->size_class);
@@ -221,7 +228,20 @@ static tsr_page_t *page_new(tsr_heap_t *heap, unsigned size_class) {
   unsigned first = (unsigned)tsr_os_pages(size > TSR_PAGE_EXTEND_SIZE ? size : TSR_PAGE_EXTEND_SIZE);
   bool fills = (heap->class_fills[size_class / 64] >> (size_class % 64)) & 1;
   unsigned want = fills || first > full ? full : first;
-  tsr_page_t *page = tsr_span_alloc(heap, slices, 1, want);
+  /* First the slice this class gave back last, if it is still free and
+   * dirty: a program that frees everything and builds it up again (a
+   * trace replayed, a server's next request) then gets its old layout
+   * back, each class on the memory it touched before. Fitting by the
+   * expected extent alone put a rare class that grows to 11 pages on a
+   * slice holding 2 and a class of 16-page pages on a clean one, so every
+   * replay of cccp.rep held more than the one before (utilization 0.92
+   * for one pass, 0.80 for eight). */
+  tsr_page_t *page = NULL;
+  if (slices == 1 && heap->class_slice[size_class] != NULL) {
+    page = tsr_span_alloc_slice(heap, heap->class_slice[size_class]);
+    heap->class_slice[size_class] = NULL;
+  }
+  if (page == NULL) page = tsr_span_alloc(heap, slices, 1, want);
   if (page == NULL) return NULL;
   bool tail_dirty = false;   /* a free span's slices keep their free times until reused */
   for (uint32_t i = 0; i < slices; i++) tail_dirty |= page[i].free_time_ms != 0;
@@ -415,7 +435,7 @@ static void page_retire(tsr_heap_t *heap, tsr_page_t *page) {
   }
   if (page->is_queued) queue_remove(heap, page);
   if (page->used != 0) return;
-  tsr_span_free(heap, page);
+  page_span_free(heap, page);
 }
 
 /* Entered from free's fast path too: bracketed for peers (heap.c). */
@@ -431,7 +451,7 @@ void tsr_page_retire(tsr_heap_t *heap, tsr_page_t *page) {
 void tsr_page_retire_now(tsr_heap_t *heap, tsr_page_t *page) {
   page->remote_deferred = 0;   /* the caller took it off its deferred list */
   if (page->is_queued) queue_remove(heap, page);
-  tsr_span_free(heap, page);
+  page_span_free(heap, page);
 }
 
 /* Retire the empty first pages of the classes above 1 KiB (housekeeping),
@@ -445,7 +465,7 @@ void tsr_page_retire_empty_heads(tsr_heap_t *heap, bool with_bias) {
     bool bias = class_has_bias(c);
     if (bias ? (with_bias && first->used == 1 && first->next == NULL) : first->used == 0) {
       queue_remove(heap, first);   /* drops the bias: used is 0 now */
-      tsr_span_free(heap, first);
+      page_span_free(heap, first);
     }
   }
 }

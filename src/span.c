@@ -312,14 +312,9 @@ static tsr_page_t *span_find(tsr_heap_t *heap, uint32_t slices, uint32_t align_s
 /* A span of `slices` slices whose start is aligned to align_slices slices.
  * Returns its head with kind FREE and is_zero telling whether it reads zero;
  * the caller sets the kind and marks it used. NULL with ENOMEM if the OS refuses. */
-tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices, unsigned want_pages) {
-  size_t index;
-  tsr_page_t *span = span_find(heap, slices, align_slices, want_pages, &index);
-  if (span == NULL) {
-    if (segment_create(heap) == NULL) { errno = ENOMEM; return NULL; }
-    span = span_find(heap, slices, align_slices, want_pages, &index);
-    if (span == NULL) { errno = ENOMEM; return NULL; }
-  }
+/* Take [index, index + slices) out of free span `span`; its parts before
+ * and after stay free. */
+static tsr_page_t *span_take_slices(tsr_heap_t *heap, tsr_page_t *span, size_t index, uint32_t slices) {
   tsr_segment_t *segment = tsr_segment_of(span);
   size_t span_index = tsr_slice_index(span);
   uint32_t span_slices = span->slice_count;
@@ -351,6 +346,44 @@ tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_sli
   segment->empty_since_ms = 0;
   tsr_os_account_pages((long)slices << TSR_SLICE_SHIFT);
   return head;
+}
+
+tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices, unsigned want_pages) {
+  size_t index;
+  tsr_page_t *span = span_find(heap, slices, align_slices, want_pages, &index);
+  if (span == NULL) {
+    if (segment_create(heap) == NULL) { errno = ENOMEM; return NULL; }
+    span = span_find(heap, slices, align_slices, want_pages, &index);
+    if (span == NULL) { errno = ENOMEM; return NULL; }
+  }
+  return span_take_slices(heap, span, index, slices);
+}
+
+/* How far left of a free slice its span's head is looked for: 32
+ * descriptors are one OS page of them (a walk never reads more than that
+ * past the slice's own). */
+#define SLICE_HEAD_LOOK 32
+
+/* The one slice `slice` (a descriptor this heap handed out before, possibly
+ * of a segment since unmapped), taken if it is still free in one of this
+ * heap's segments and dirty; NULL otherwise (nothing changed). A clean
+ * slice saves nothing over any other, so it is left to span_find. */
+tsr_page_t *tsr_span_alloc_slice(tsr_heap_t *heap, tsr_page_t *slice) {
+  if (tsr_segmap_kind((uintptr_t)slice) != TSR_SEGMAP_SEGMENT) return NULL;
+  tsr_segment_t *segment = tsr_segment_of(slice);
+  size_t index = tsr_slice_index(slice);
+  if (segment->heap != heap || segment->kind != TSR_SEGMENT_NORMAL || index < SEGMENT_FIRST_SLICE ||
+      slice->kind != TSR_PAGE_FREE || slice->free_time_ms == 0)
+    return NULL;
+  size_t head_index = index, stop = index > SEGMENT_FIRST_SLICE + SLICE_HEAD_LOOK ? index - SLICE_HEAD_LOOK
+                                                                                  : SEGMENT_FIRST_SLICE;
+  while (head_index > stop && slice_at(segment, head_index - 1)->kind == TSR_PAGE_FREE) head_index--;
+  tsr_page_t *span = slice_at(segment, head_index);
+  if (head_index > SEGMENT_FIRST_SLICE && slice_at(segment, head_index - 1)->kind == TSR_PAGE_FREE) return NULL;
+  if (span->is_purged || index >= head_index + span->slice_count ||
+      slice_resident(span, (uint32_t)(index - head_index)) == 0)
+    return NULL;
+  return span_take_slices(heap, span, index, 1);
 }
 
 /* ---- free, grow, shrink ---------------------------------------------------------- */

@@ -215,6 +215,9 @@ typedef struct tsr_heap_s {
   uint32_t    tail_dirty_count;
   uint64_t    class_fills[(TSR_CLASS_COUNT + 63) / 64]; /* classes that carved a page to its end:
                                              their next page is expected to fill too (page.c) */
+  tsr_page_t *class_slice[TSR_CLASS_COUNT]; /* per class, the one-slice page it last gave back: its
+                                             next page goes there while that slice is free and
+                                             dirty (page.c, page_new) */
   /* -- what other threads touch on their frees, on lines of its own: a
    *    remote free reads is_abandoned (free.c, reuse_push), and the one that
    *    makes a page's remote list non-empty pushes the page on pending.

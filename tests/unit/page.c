@@ -3,7 +3,8 @@
  * emptied extra pages are retired; the heap's invariants hold throughout;
  * the double-free mark is set on free and cleared on malloc; free-list links
  * are stored encoded; a page made on a dirty span gives its uncarved tail
- * back once due. */
+ * back once due; a class's new page goes on the slice its last page gave
+ * back, even inside a free span. */
 #include "unit.h"
 
 #include <sys/mman.h>
@@ -14,6 +15,49 @@ static size_t resident_pages(const void *start, size_t bytes) {
   if (n > sizeof v || mincore((void *)start, bytes, v) != 0) return SIZE_MAX;
   for (size_t i = 0; i < n; i++) r += v[i] & 1;
   return r;
+}
+
+/* Runs on a thread of its own: a fresh heap, whose first segment hands
+ * out slices in order. */
+static void *class_slice_thread(void *arg) {
+  (void)arg;
+  /* Four classes above 8 KiB (their empty pages retire at once), one page
+   * each, made in this order so that they sit side by side: W, X, Y full
+   * (each class then expects to fill its next page), Z a wall that stays. */
+  enum { W_SIZE = 16384, X_SIZE = 12288, Y_SIZE = 14336, Z_SIZE = 10240 };
+  const size_t sizes[4] = {W_SIZE, X_SIZE, Y_SIZE, Z_SIZE};
+  void *wxyz[4][8] = {{0}};
+  size_t counts[4];
+  for (int k = 0; k < 4; k++) {
+    wxyz[k][0] = malloc(sizes[k]);
+    memset(wxyz[k][0], k + 1, sizes[k]);
+  }
+  tsr_page_t *pw = tsr_page_of(wxyz[0][0]), *px = tsr_page_of(wxyz[1][0]);
+  tsr_page_t *py = tsr_page_of(wxyz[2][0]), *pz = tsr_page_of(wxyz[3][0]);
+  bool side_by_side = px == pw + 1 && py == px + 1 && pz == py + 1 && pw->slice_count == 1 && px->slice_count == 1;
+  CHECKF(side_by_side, "pages at slices %zu %zu %zu %zu, want four in a row", tsr_slice_index(pw), tsr_slice_index(px),
+         tsr_slice_index(py), tsr_slice_index(pz));
+  for (int k = 0; k < 3; k++) {
+    counts[k] = tsr_page_of(wxyz[k][0])->reserved;
+    for (size_t i = 1; i < counts[k] && i < 8; i++) {
+      wxyz[k][i] = malloc(sizes[k]);
+      memset(wxyz[k][i], k + 1, sizes[k]);
+    }
+  }
+  for (int k = 0; k < 3; k++)
+    for (size_t i = 0; i < counts[k] && i < 8; i++) free(wxyz[k][i]);
+  CHECK(pw->kind == TSR_PAGE_FREE && px->kind == TSR_PAGE_FREE && py->kind == TSR_PAGE_FREE);
+  /* X's slice is now inside one free span (W's, X's, Y's), between W's
+   * full slice and Y's: a fit by expected extent alone takes W's. */
+  void *x2 = malloc(X_SIZE);
+  memset(x2, 7, X_SIZE);
+  CHECKF(tsr_page_of(x2) == px, "X's new page at slice %zu, want its old slice %zu", tsr_slice_index(tsr_page_of(x2)),
+         tsr_slice_index(px));
+  CHECK(tsr_check_heap() == 0);
+  free(x2);
+  free(wxyz[3][0]);
+
+  return NULL;
 }
 
 int main(void) {
@@ -112,6 +156,11 @@ int main(void) {
   for (int i = 0; i < 8; i++) free(more[i]);
   free(q2);
   free(q);
+
+  CHECK_SECTION("a class's new page on the slice it gave back");
+  pthread_t slice_thread;
+  CHECK(pthread_create(&slice_thread, NULL, class_slice_thread, NULL) == 0);
+  pthread_join(slice_thread, NULL);
 
   CHECK_SECTION("stats");
   tsr_stats_t s;

@@ -6,7 +6,8 @@
  * segment's pages are no longer noted for their dirty tails; a one-slice
  * page goes on the dirty slice that holds what it is expected to touch;
  * the purge delay rises when purged memory is soon needed again; purges
- * and stats read the descriptors of a span's dirty stretch only. */
+ * and stats read the descriptors of a span's dirty stretch only; a given
+ * free, dirty slice can be taken out of the middle of its span. */
 #include "unit.h"
 
 #include <sys/mman.h>
@@ -284,6 +285,30 @@ int main(void) {
   size_t read_between = 0;
   for (size_t i = 1; i + 1 < sizeof v; i++) read_between += v[i] & 1;
   CHECKF(read_between == 0, "%zu OS pages of descriptors between the first and the last were touched", read_between);
+  CHECK(tsr_span_check(&heap3));
+
+  CHECK_SECTION("a given free slice taken out of its span");
+  /* Four one-slice spans in a row; the first three freed (dirty) merge
+   * into one span, the fourth is a wall. */
+  tsr_page_t *row[4];
+  for (int i = 0; i < 4; i++) {
+    row[i] = mark_used(&heap3, tsr_span_alloc(&heap3, 1, 1, 0), 1);
+    row[i]->carved_size = TSR_SLICE_SIZE;
+    memset(tsr_slice_start(row[i]), 2, TSR_SLICE_SIZE);
+  }
+  CHECK(row[1] == row[0] + 1 && row[2] == row[0] + 2 && row[3] == row[0] + 3);
+  CHECK(tsr_span_alloc_slice(&heap3, row[3]) == NULL);   /* used */
+  for (int i = 0; i < 3; i++) tsr_span_free(&heap3, row[i]);
+  CHECK(row[0]->kind == TSR_PAGE_FREE && row[0]->slice_count == 3);
+  CHECK(tsr_span_alloc_slice(&heap2, row[1]) == NULL);   /* another heap's segment */
+  tsr_page_t *mid = tsr_span_alloc_slice(&heap3, row[1]);
+  CHECKF(mid == row[1], "took %p, want the middle slice %p", (void *)mid, (void *)row[1]);
+  CHECK(row[0]->kind == TSR_PAGE_FREE && row[0]->slice_count == 1 && row[2]->kind == TSR_PAGE_FREE &&
+        row[2]->slice_count == 1);
+  mark_used(&heap3, mid, 1);
+  CHECK(tsr_span_check(&heap3));
+  tsr_span_purge_due(&heap3, tsr_platform_clock_ms(), true, false);
+  CHECK(tsr_span_alloc_slice(&heap3, row[2]) == NULL);   /* purged: clean */
   CHECK(tsr_span_check(&heap3));
   return check_done("unit-span");
 }
