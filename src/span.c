@@ -309,11 +309,10 @@ static tsr_page_t *span_find(tsr_heap_t *heap, uint32_t slices, uint32_t align_s
   return fit;
 }
 
-/* A span of `slices` slices whose start is aligned to align_slices slices.
- * Returns its head with kind FREE and is_zero telling whether it reads zero;
- * the caller sets the kind and marks it used. NULL with ENOMEM if the OS refuses. */
 /* Take [index, index + slices) out of free span `span`; its parts before
- * and after stay free. */
+ * and after stay free. Returns the taken span's head with kind FREE and
+ * is_zero telling whether it reads zero; the caller sets the kind and
+ * marks it used. */
 static tsr_page_t *span_take_slices(tsr_heap_t *heap, tsr_page_t *span, size_t index, uint32_t slices) {
   tsr_segment_t *segment = tsr_segment_of(span);
   size_t span_index = tsr_slice_index(span);
@@ -348,6 +347,9 @@ static tsr_page_t *span_take_slices(tsr_heap_t *heap, tsr_page_t *span, size_t i
   return head;
 }
 
+/* A span of `slices` slices whose start is aligned to align_slices slices
+ * (see span_take_slices for what it returns); NULL with ENOMEM if the OS
+ * refuses. */
 tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices, unsigned want_pages) {
   size_t index;
   tsr_page_t *span = span_find(heap, slices, align_slices, want_pages, &index);
