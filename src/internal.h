@@ -145,8 +145,9 @@ static inline size_t tsr_os_pages(size_t bytes) { return (bytes + TSR_OS_PAGE_SI
 /* want_pages: OS pages of its one slice the caller expects to touch soon
  * (a small page), to pick among dirty slices; 0: no preference. */
 tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_slices, unsigned want_pages) tsr_hidden;
-/* The free, dirty slice `slice` of one of heap's segments as a span of one (page.c, page_new), or NULL. */
-tsr_page_t *tsr_span_alloc_slice(tsr_heap_t *heap, tsr_page_t *slice) tsr_hidden;
+/* The free slice `slice` of one of heap's segments as a span of one (page.c,
+ * page_new), if it holds 1 to most_pages resident OS pages; else NULL. */
+tsr_page_t *tsr_span_alloc_slice(tsr_heap_t *heap, tsr_page_t *slice, unsigned most_pages) tsr_hidden;
 void  tsr_span_free(tsr_heap_t *heap, tsr_page_t *span) tsr_hidden;
 void  tsr_span_set_resident(tsr_page_t *span, uint32_t slices, size_t bytes) tsr_hidden;
 bool  tsr_span_grow(tsr_heap_t *heap, tsr_page_t *span, uint32_t slices) tsr_hidden;

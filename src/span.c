@@ -368,9 +368,10 @@ tsr_page_t *tsr_span_alloc(tsr_heap_t *heap, uint32_t slices, uint32_t align_sli
 
 /* The one slice `slice` (a descriptor this heap handed out before, possibly
  * of a segment since unmapped), taken if it is still free in one of this
- * heap's segments and dirty; NULL otherwise (nothing changed). A clean
- * slice saves nothing over any other, so it is left to span_find. */
-tsr_page_t *tsr_span_alloc_slice(tsr_heap_t *heap, tsr_page_t *slice) {
+ * heap's segments and holds 1 to most_pages resident OS pages; NULL
+ * otherwise (nothing changed). A clean slice saves nothing over any other,
+ * so it is left to span_find. */
+tsr_page_t *tsr_span_alloc_slice(tsr_heap_t *heap, tsr_page_t *slice, unsigned most_pages) {
   if (tsr_segmap_kind((uintptr_t)slice) != TSR_SEGMAP_SEGMENT) return NULL;
   tsr_segment_t *segment = tsr_segment_of(slice);
   size_t index = tsr_slice_index(slice);
@@ -382,9 +383,9 @@ tsr_page_t *tsr_span_alloc_slice(tsr_heap_t *heap, tsr_page_t *slice) {
   while (head_index > stop && slice_at(segment, head_index - 1)->kind == TSR_PAGE_FREE) head_index--;
   tsr_page_t *span = slice_at(segment, head_index);
   if (head_index > SEGMENT_FIRST_SLICE && slice_at(segment, head_index - 1)->kind == TSR_PAGE_FREE) return NULL;
-  if (span->is_purged || index >= head_index + span->slice_count ||
-      slice_resident(span, (uint32_t)(index - head_index)) == 0)
-    return NULL;
+  if (span->is_purged || index >= head_index + span->slice_count) return NULL;
+  unsigned pages = slice_resident(span, (uint32_t)(index - head_index));
+  if (pages == 0 || pages > most_pages) return NULL;
   return span_take_slices(heap, span, index, 1);
 }
 

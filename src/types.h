@@ -218,6 +218,7 @@ typedef struct tsr_heap_s {
   tsr_page_t *class_slice[TSR_CLASS_COUNT]; /* per class, the one-slice page it last gave back: its
                                              next page goes there while that slice is free and
                                              dirty (page.c, page_new) */
+  uint8_t     class_slice_pages[TSR_CLASS_COUNT]; /* the OS pages that page had carved */
   /* -- what other threads touch on their frees, on lines of its own: a
    *    remote free reads is_abandoned (free.c, reuse_push), and the one that
    *    makes a page's remote list non-empty pushes the page on pending.

@@ -297,18 +297,19 @@ int main(void) {
     memset(tsr_slice_start(row[i]), 2, TSR_SLICE_SIZE);
   }
   CHECK(row[1] == row[0] + 1 && row[2] == row[0] + 2 && row[3] == row[0] + 3);
-  CHECK(tsr_span_alloc_slice(&heap3, row[3]) == NULL);   /* used */
+  CHECK(tsr_span_alloc_slice(&heap3, row[3], 16) == NULL);   /* used */
   for (int i = 0; i < 3; i++) tsr_span_free(&heap3, row[i]);
   CHECK(row[0]->kind == TSR_PAGE_FREE && row[0]->slice_count == 3);
-  CHECK(tsr_span_alloc_slice(&heap2, row[1]) == NULL);   /* another heap's segment */
-  tsr_page_t *mid = tsr_span_alloc_slice(&heap3, row[1]);
+  CHECK(tsr_span_alloc_slice(&heap2, row[1], 16) == NULL);   /* another heap's segment */
+  CHECK(tsr_span_alloc_slice(&heap3, row[1], 15) == NULL);   /* holds 16 OS pages: more than asked */
+  tsr_page_t *mid = tsr_span_alloc_slice(&heap3, row[1], 16);
   CHECKF(mid == row[1], "took %p, want the middle slice %p", (void *)mid, (void *)row[1]);
   CHECK(row[0]->kind == TSR_PAGE_FREE && row[0]->slice_count == 1 && row[2]->kind == TSR_PAGE_FREE &&
         row[2]->slice_count == 1);
   mark_used(&heap3, mid, 1);
   CHECK(tsr_span_check(&heap3));
   tsr_span_purge_due(&heap3, tsr_platform_clock_ms(), true, false);
-  CHECK(tsr_span_alloc_slice(&heap3, row[2]) == NULL);   /* purged: clean */
+  CHECK(tsr_span_alloc_slice(&heap3, row[2], 16) == NULL);   /* purged: clean */
   CHECK(tsr_span_check(&heap3));
   return check_done("unit-span");
 }
