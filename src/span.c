@@ -383,8 +383,8 @@ tsr_page_t *tsr_span_alloc_slice(tsr_heap_t *heap, tsr_page_t *slice, unsigned m
   while (head_index > stop && slice_at(segment, head_index - 1)->kind == TSR_PAGE_FREE) head_index--;
   tsr_page_t *span = slice_at(segment, head_index);
   if (head_index > SEGMENT_FIRST_SLICE && slice_at(segment, head_index - 1)->kind == TSR_PAGE_FREE) return NULL;
-  if (span->is_purged || index >= head_index + span->slice_count) return NULL;
-  unsigned pages = slice_resident(span, (uint32_t)(index - head_index));
+  if (index >= head_index + span->slice_count) return NULL;
+  unsigned pages = slice_resident(span, (uint32_t)(index - head_index));   /* 0 when purged */
   if (pages == 0 || pages > most_pages) return NULL;
   return span_take_slices(heap, span, index, 1);
 }
