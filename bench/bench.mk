@@ -67,6 +67,7 @@ bench: $(BENCH_BINS) $(BENCH_LIB) $(if $(BENCH_LIB),$(LIB_CHECK) $(CLI))
 	$(PYTHON) bench/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 bench-quick: $(BENCH_BINS) $(BENCH_LIB) $(if $(BENCH_LIB),$(LIB_CHECK) $(CLI))
+	sh bench/test_measure.sh
 	$(PYTHON) bench/run.py --quick $(BENCH_ARGS)
 
 fastpath: build/bench/fastpath $(BENCH_LIB)

@@ -3,7 +3,9 @@
 
 Every workload runs once per allocator per round, allocators interleaved
 (tessera, glibc, jemalloc, tcmalloc, mimalloc, then the next workload), so a
-machine that drifts slows everyone alike; we report medians. Each run is a
+machine that drifts slows everyone alike; we report medians. One-thread
+workloads run pinned to the CPU that is fastest just before them
+(choose_cpu), all allocators on the same one. Each run is a
 child process started through build/bench/measure, which reports its wall
 time and its wait4 rusage (user+sys CPU, peak RSS of the child and the
 children it reaped). A run that crashes, times out, or prints
@@ -150,6 +152,12 @@ class Workload:
     def label(self):
         return "%s/%dt" % (self.name, self.threads) if self.threads else self.name
 
+    @property
+    def pinned(self):
+        """Runs on the round's one CPU (choose_cpu): a one-thread workload,
+        a trace replay or a program (redis, a server and its client, not)."""
+        return self.threads == 1 or (self.threads is None and self.kind in ("proc", "trace"))
+
     def cmdline(self):
         if self.shown:
             return self.shown
@@ -275,10 +283,69 @@ def spawn(argv, env, stdin_path, out_path, err_path, cwd):
 MEASURE = "build/bench/measure"
 
 
-def measured(argv, res_path):
+def measured(argv, res_path, cpu=None):
     """argv wrapped in build/bench/measure (see bench/measure.c for why the
-    wait4 happens there and not here)."""
-    return [os.path.join(ROOT, MEASURE), res_path] + argv
+    wait4 happens there and not here), on that one CPU if cpu is not None."""
+    return [os.path.join(ROOT, MEASURE)] + (["-c", str(cpu)] if cpu is not None else []) + [res_path] + argv
+
+
+# The CPU that one-thread runs are pinned to now (choose_cpu).
+PIN = {"cpu": None}
+PIN_CPUS_MAX = 4   # CPUs tried before each workload: each try costs 0.1 s
+
+
+def choose_cpu():
+    """(the CPU that runs measure's --speed loop fastest now, the loop's time
+    by CPU), or (None, {}) with fewer than two CPUs. The CPUs of a virtual
+    machine need not be equal: on the 2-core VM this was written on, either
+    CPU loses time to the host for minutes at a time (the guest shows no
+    steal time), and a one-thread run left to the scheduler took 0.19 s or
+    0.35 s as it was placed, which no median of three hides. So each
+    workload's runs, every allocator's, go to the CPU that was fastest just
+    before them. The first PIN_CPUS_MAX CPUs only, where there are more:
+    the choice is about a noisy neighbour, not about which CPU."""
+    cpus = sorted(os.sched_getaffinity(0))[:PIN_CPUS_MAX]
+    if len(cpus) < 2:
+        return None, {}
+    speeds = {}
+    for c in cpus:
+        try:
+            out = subprocess.run([os.path.join(ROOT, MEASURE), "--speed", str(c)], capture_output=True,
+                                 text=True, timeout=30).stdout
+            speeds[c] = float(out)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+    if not speeds:
+        return None, {}
+    return min(speeds, key=speeds.get), speeds
+
+
+def pin_workload(w, pins, rnd):
+    """Before a workload's runs: its CPU, if it is pinned; kept for the report."""
+    PIN["cpu"] = None
+    if not w.pinned:
+        return
+    cpu, speeds = choose_cpu()
+    PIN["cpu"] = cpu
+    if cpu is not None:
+        pins.append({"round": rnd, "label": w.label, "cpu": cpu, "speeds": {str(c): round(t, 4) for c, t in speeds.items()}})
+
+
+def pins_text(pins):
+    """A sentence on where the one-thread runs ran, for the reports."""
+    pins = [p for p in (pins or []) if p["cpu"] is not None]
+    if not pins:
+        return ""
+    cpus = sorted({c for p in pins for c in p["speeds"]}, key=int)
+    parts = []
+    for c in cpus:
+        t = sorted(p["speeds"][c] for p in pins if c in p["speeds"])
+        parts.append("CPU %s chosen for %d of %d workloads, its loop %.3f s median, %.3f s at most" %
+                     (c, sum(1 for p in pins if str(p["cpu"]) == c), len(pins), statistics.median(t), t[-1]))
+    return ("One-thread workloads, trace replays and programs (not redis) ran pinned to one CPU: before each "
+            "workload's runs (every allocator's), the CPU that ran a fixed 0.1 s loop fastest just then "
+            "(`build/bench/measure --speed`). The CPUs of a virtual machine need not be equal, and left to the "
+            "scheduler a one-thread run lands on either. Here: %s." % "; ".join(parts))
 
 
 def read_measure(res_path, status, timed_out):
@@ -345,7 +412,7 @@ def run_once(w, alloc, timeout):
         stdin = os.path.join(ROOT, w.stdin) if w.stdin else None
         res = os.path.join(tmp, "measure")
         try:
-            p = spawn(measured(argv, res), child_env(w, alloc), stdin, out, err, ROOT)
+            p = spawn(measured(argv, res, PIN["cpu"] if w.pinned else None), child_env(w, alloc), stdin, out, err, ROOT)
         except OSError as e:
             return {"status": "fail (%s)" % e, "stderr": str(e)}
         status, _, timed_out = reap(p, timeout)
@@ -528,9 +595,11 @@ def run_all(args):
     log("allocators: %s; %d workloads x %d rounds; threads %s" %
         (", ".join(a["name"] for a in allocs), len(workloads), rounds, ",".join(map(str, threads))))
     runs = {}
+    pins = []
     started = time.time()
     for rnd in range(rounds):
         for w in workloads:
+            pin_workload(w, pins, rnd)
             cells, failed = [], False
             for a in allocs:
                 r = run_once(w, a, timeout)
@@ -551,7 +620,7 @@ def run_all(args):
                 (" BENCH_GROUPS=" + args.groups if args.groups else "") +
                 (" (bench/run.py --scale %g)" % args.scale if args.scale else ""),
         "allocators": [{k: a[k] for k in ("name", "shown", "version")} for a in allocs],
-        "notes": ([args.note] if args.note else []) + notes, "seconds": round(time.time() - started),
+        "notes": ([args.note] if args.note else []) + notes, "seconds": round(time.time() - started), "pinned": pins,
         "glibc_preload_for": [w.label for w in workloads if w.glibc_preload],
     }
     wl = [{"label": w.label, "name": w.name, "group": w.group, "threads": w.threads, "cmd": w.cmdline(),
@@ -712,9 +781,11 @@ def check_section(args):
         items = [it for it in items if re.search(args.only, it[0].label)]
     has_vg = shutil.which("valgrind") is not None
     runs = {}
+    pins = []
     started = time.time()
     for rnd in range(rounds):
         for w, asan, vg in items:
+            pin_workload(w, pins, rnd)
             cells = []
             for mode in ("glibc", "check", "asan"):
                 if mode == "asan" and not asan:
@@ -727,6 +798,7 @@ def check_section(args):
     for w, asan, vg in items:
         if vg is None or not has_vg:
             continue
+        pin_workload(vg, pins, rounds)
         for mode in ("glibc-small", "valgrind"):
             r = check_run(vg, "glibc" if mode == "glibc-small" else "valgrind")
             runs[w.label].setdefault(mode, []).append(r)
@@ -741,6 +813,7 @@ def check_section(args):
                     if want and r["status"] == "ok" and r.get("signature") != want[0]:
                         r["status"] = "wrong output"
     return {"rounds": rounds, "scale": CHECK_QUICK_SCALE if args.quick else CHECK_SCALE, "valgrind_div": CHECK_VALGRIND_DIV,
+            "pinned": pins,
             "seconds": round(time.time() - started), "has_valgrind": has_vg,
             "workloads": [{"label": w.label, "cmd": w.cmdline(), "check": shown_with(w, "build/tessera check --"),
                            "asan": "ASAN_OPTIONS=detect_leaks=1 " + " ".join(asan) if asan else None,
@@ -758,6 +831,10 @@ def check_report(chk):
              "a glibc run at that same scale (its ratio includes Valgrind's startup). Cells: median, then the "
              "ratio to glibc in parentheses; the issue's bar is 3x on wall time and peak RSS." %
              (chk["rounds"], chk["scale"], chk["valgrind_div"]))
+    if pins_text(chk.get("pinned")):
+        L.append("")
+        L.append(pins_text(chk["pinned"]).replace("One-thread workloads, trace replays and programs (not redis)",
+                                                  "The one-thread rows, Valgrind's too,"))
     if not chk["has_valgrind"]:
         L.append("")
         L.append("Note: valgrind is not installed; its column is empty.")
@@ -919,6 +996,9 @@ def report(data, base):
              (meta["argv"], meta["rounds"], meta["scale"], meta["seconds"]))
     L.append("Machine: %s, nproc %d, Linux %s. Thread counts: %s." %
              (meta["cpu"], meta["nproc"], meta["kernel"], ", ".join(map(str, meta["threads"]))))
+    if pins_text(meta.get("pinned")):
+        L.append("")
+        L.append(pins_text(meta["pinned"]))
     L.append("")
     L.append("| allocator | preloaded | version |")
     L.append("|---|---|---|")
