@@ -5,6 +5,11 @@
  * Forks and execs PROGRAM (stdio inherited), waits for it with wait4 and
  * writes one line to RESULT_FILE:
  *   status WAITSTATUS wall SECONDS user SECONDS sys SECONDS maxrss KIB
+ * It exists because Linux folds the peak RSS of the image an exec replaces
+ * into ru_maxrss: a child forked straight from the Python runner (~20 MiB)
+ * never reports less than the runner's size, which drowned every small
+ * workload's RSS. Forked from this small process, the floor is about 1 MiB.
+ * It does no timing-out: run.py kills the process group instead.
  * -c CPU runs PROGRAM (and whatever it starts) on that CPU only. --speed
  * CPU prints the seconds a fixed loop takes on that CPU. Both exist because
  * the CPUs of a virtual machine need not be equal: on the 2-core VM the

@@ -154,8 +154,9 @@ class Workload:
 
     @property
     def pinned(self):
-        """Runs on the round's one CPU (choose_cpu): a one-thread workload,
-        a trace replay or a program (redis, a server and its client, not)."""
+        """Runs on one CPU, chosen just before it (choose_cpu): a one-thread
+        workload, a trace replay or a program (redis, a server and its
+        client, not)."""
         return self.threads == 1 or (self.threads is None and self.kind in ("proc", "trace"))
 
     def cmdline(self):
@@ -331,8 +332,8 @@ def pin_workload(w, pins, rnd):
         pins.append({"round": rnd, "label": w.label, "cpu": cpu, "speeds": {str(c): round(t, 4) for c, t in speeds.items()}})
 
 
-def pins_text(pins):
-    """A sentence on where the one-thread runs ran, for the reports."""
+def pins_text(pins, subject="One-thread workloads, trace replays and programs (not redis)"):
+    """A sentence on where the pinned runs (subject) ran, for the reports."""
     pins = [p for p in (pins or []) if p["cpu"] is not None]
     if not pins:
         return ""
@@ -342,10 +343,10 @@ def pins_text(pins):
         t = sorted(p["speeds"][c] for p in pins if c in p["speeds"])
         parts.append("CPU %s chosen for %d of %d workloads, its loop %.3f s median, %.3f s at most" %
                      (c, sum(1 for p in pins if str(p["cpu"]) == c), len(pins), statistics.median(t), t[-1]))
-    return ("One-thread workloads, trace replays and programs (not redis) ran pinned to one CPU: before each "
+    return ("%s ran pinned to one CPU: before each "
             "workload's runs (every allocator's), the CPU that ran a fixed 0.1 s loop fastest just then "
             "(`build/bench/measure --speed`). The CPUs of a virtual machine need not be equal, and left to the "
-            "scheduler a one-thread run lands on either. Here: %s." % "; ".join(parts))
+            "scheduler a one-thread run lands on either. Here: %s." % (subject, "; ".join(parts)))
 
 
 def read_measure(res_path, status, timed_out):
@@ -833,8 +834,7 @@ def check_report(chk):
              (chk["rounds"], chk["scale"], chk["valgrind_div"]))
     if pins_text(chk.get("pinned")):
         L.append("")
-        L.append(pins_text(chk["pinned"]).replace("One-thread workloads, trace replays and programs (not redis)",
-                                                  "The one-thread rows, Valgrind's too,"))
+        L.append(pins_text(chk["pinned"], "The one-thread rows, Valgrind's too,"))
     if not chk["has_valgrind"]:
         L.append("")
         L.append("Note: valgrind is not installed; its column is empty.")
