@@ -50,6 +50,7 @@ static struct {
 #define TEXT_REFRESH_MS 200
 static struct {
   uintptr_t lo[TEXT_MAX], hi[TEXT_MAX];
+  uintptr_t span_lo, span_hi;   /* the lowest lo and the highest hi */
   _Atomic size_t count;
   _Atomic size_t generation;   /* bumped by every rebuild */
   uint64_t refreshed_ms;
@@ -83,6 +84,7 @@ static inline bool text_contains(uintptr_t pc) {
   size_t h = text_hint;
   if (h < n && pc >= text.lo[h] && pc < text.hi[h]) return true;
   size_t generation = atomic_load_explicit(&text.generation, memory_order_relaxed);
+  if (pc < text.span_lo || pc >= text.span_hi) return false;   /* counters, stack and most heap words */
   if (pc == text_miss && generation == text_miss_generation) return false;
   for (size_t i = 0; i < n; i++) if (pc >= text.lo[i] && pc < text.hi[i]) { text_hint = i; return true; }
   text_miss = pc;
@@ -98,6 +100,13 @@ bool tsr_bt_text_refresh(void) {
   size_t n = 0;
   atomic_store_explicit(&text.count, 0, memory_order_release);
   dl_iterate_phdr(text_add, &n);
+  uintptr_t span_lo = UINTPTR_MAX, span_hi = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (text.lo[i] < span_lo) span_lo = text.lo[i];
+    if (text.hi[i] > span_hi) span_hi = text.hi[i];
+  }
+  text.span_lo = span_lo;
+  text.span_hi = span_hi;
   atomic_store_explicit(&text.count, n, memory_order_release);
   atomic_fetch_add_explicit(&text.generation, 1, memory_order_relaxed);
   atomic_store(&text.busy, false);
@@ -205,7 +214,13 @@ static inline uint32_t depot_id(const uintptr_t *frames, size_t count, uint64_t 
  * frames only; static TLS is scarce, as for the cache. */
 #define MEMO_SETS 4
 #define MEMO_FRAMES 14
-typedef struct memo_s { uintptr_t frames[MEMO_FRAMES]; uint32_t count, id; } memo_t;
+/* stop: the word after the last frame that the walk refused as a return
+ * address (0: it stopped for another reason). Code without frame pointers
+ * leaves the same stray word there call after call; comparing it spares
+ * the code-range test, whose one-entry miss cache two call sites (a malloc
+ * and a free) evicted from each other (pool-local: 46 instructions a pair,
+ * callgrind). */
+typedef struct memo_s { uintptr_t frames[MEMO_FRAMES]; uintptr_t stop; uint32_t count, id; } memo_t;
 /* Two ways a set: a malloc and a free a few bytes apart in one function
  * (larson) fell in one entry of a direct-mapped memo a quarter of the
  * time, and then each capture replaced the other's stack: every capture
@@ -234,7 +249,7 @@ static inline memo_t *memo_of(uintptr_t first) {
 __attribute__((always_inline)) inline uint32_t tsr_bt_memo_match(uintptr_t fp, uintptr_t lo, uintptr_t hi, size_t max) {
   uintptr_t top = hi - 16;
   if (hi < 16 || fp < lo || fp > top) return 0;
-  const memo_t *m = memo_of(((uintptr_t *)fp)[1]);
+  memo_t *m = memo_of(((uintptr_t *)fp)[1]);
   size_t count = m->count;
   for (size_t k = 0;; k++) {
     uintptr_t next = ((uintptr_t *)fp)[0];
@@ -242,7 +257,10 @@ __attribute__((always_inline)) inline uint32_t tsr_bt_memo_match(uintptr_t fp, u
     if (k + 1 == count) {
       if (count == max || next <= fp || next < lo || next > top || (next & 7) != 0) return m->id;
       uintptr_t ret = ((uintptr_t *)next)[1];
-      return ret < 4096 || !text_contains(ret) ? m->id : 0;
+      if (ret == m->stop) return m->id;
+      if (ret >= 4096 && text_contains(ret)) return 0;
+      m->stop = ret;
+      return m->id;
     }
     if (next <= fp || next < lo || next > top || (next & 7) != 0) return 0;
     fp = next;
@@ -258,6 +276,7 @@ __attribute__((always_inline)) inline uint32_t tsr_bt_capture(uintptr_t fp, uint
   uintptr_t frames[TSR_CHECK_MAX_FRAMES];
   size_t n = 0;
   memo_t *m = NULL;
+  uintptr_t stop = 0;
   bool same = true;   /* frames[0..n) are m's first n */
   if (hi >= 16 && lo != 0) {
     uintptr_t top = hi - 16;
@@ -268,7 +287,7 @@ __attribute__((always_inline)) inline uint32_t tsr_bt_capture(uintptr_t fp, uint
       if (n == 0) m = memo_of(ret);
       if (!(same && n < m->count && m->frames[n] == ret)) {
         same = false;
-        if (ret < 4096 || !text_contains(ret)) break;
+        if (ret < 4096 || !text_contains(ret)) { stop = ret; break; }
       }
       frames[n++] = ret;
       if (next <= fp) break;
@@ -293,6 +312,7 @@ __attribute__((always_inline)) inline uint32_t tsr_bt_capture(uintptr_t fp, uint
     memcpy(set[0].frames, frames, n * sizeof(uintptr_t));
     set[0].count = (uint32_t)n;
     set[0].id = id;
+    set[0].stop = stop;
   }
   return id;
 }

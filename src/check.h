@@ -162,6 +162,9 @@ void tsr_report_end(bool is_error) tsr_hidden;
 void tsr_report_where(uintptr_t addr) tsr_hidden;   /* "address is on thread T's stack" ... */
 extern _Atomic size_t tsr_check_error_count tsr_hidden;
 
+/* Whether a second thread has ever called the checked allocator (check.c). */
+bool tsr_check_threaded(void) tsr_hidden;
+
 /* ---- guard.c ------------------------------------------------------------------------ */
 bool  tsr_guard_wanted(size_t size, size_t alignment) tsr_hidden;
 /* The sampled mode's countdown, per thread: while it is above 1 the answer

@@ -19,7 +19,8 @@
  * still get a mapping of their own, data then guard (or guard then data).
  *
  * How many: the first COMPLETE_COUNT allocations of a process are all guarded
- * (small programs are covered completely), then one allocation in about
+ * (small programs are covered completely; COMPLETE_THREADED once a second
+ * thread has called the allocator, see there), then one allocation in about
  * SAMPLE_RATE, at random intervals so that no allocation pattern of the
  * program aliases with the sampling, and per thread at least
  * SAMPLE_MIN_CYCLES apart (a bound on their syscalls' share of a tight
@@ -48,6 +49,14 @@
 #define GUARD_SIZE_MAX   ((size_t)256 << 10)    /* larger blocks are not guarded */
 #define BUDGET_CAP       2048                   /* guarded blocks in use (auto, N) */
 #define COMPLETE_COUNT   1024                   /* auto: the first allocations all guarded */
+/* ... or this many in a process that has run a second thread. A guarded
+ * block's free is a TLB flush, and with threads each flush interrupts every
+ * core that runs one: 75 us a guarded block in larson/2t on the 2-core VM,
+ * against 37 us with one thread, so the complete phase alone was a quarter
+ * of its checked run (0.06 s of 0.31). A small threaded program still has
+ * its first 256 blocks guarded, and sampling covers the rest as it does for
+ * any large program. */
+#define COMPLETE_THREADED 256
 #define LIVE_MAX         1024                   /* live guarded blocks: 4 MiB of pinned pages */
 #define SAMPLE_RATE      1024                   /* auto: then one allocation in about this many */
 #define PAGE_SLOTS       ((size_t)1 << 16)      /* page -> block table (own-mapping blocks) */
@@ -183,10 +192,16 @@ static void guard_configure(void) {
   guard.ready = true;
 }
 
+/* auto: still guarding every allocation. */
+static inline bool complete_phase(void) {
+  size_t made = atomic_load_explicit(&guard.made, memory_order_relaxed);
+  return made < COMPLETE_THREADED || (made < COMPLETE_COUNT && !tsr_check_threaded());
+}
+
 bool tsr_guard_wanted(size_t size, size_t alignment) {
   if (tsr_unlikely(!guard.ready)) return false;    /* before the constructor: no guards yet */
   if (guard.mode == 0 || size > GUARD_SIZE_MAX || alignment > PAGE) return false;
-  if (guard.mode == 2 && atomic_load_explicit(&guard.made, memory_order_relaxed) < COMPLETE_COUNT) return true;
+  if (guard.mode == 2 && complete_phase()) return true;
   if (guard.mode != 1) {
     /* Random intervals with mean `rate` (xorshift, per thread, no atomics). */
     if (tsr_guard_countdown == 0) {
@@ -207,7 +222,7 @@ bool tsr_guard_wanted(size_t size, size_t alignment) {
 static bool side_is_underflow(void) {
   int side = guard.side;
   if (side == SIDE_AUTO)
-    side = guard.mode == 2 && atomic_load_explicit(&guard.made, memory_order_relaxed) < COMPLETE_COUNT ? SIDE_OVERFLOW
+    side = guard.mode == 2 && complete_phase() ? SIDE_OVERFLOW
                                                                                                       : SIDE_BOTH;
   if (side == SIDE_BOTH) return (atomic_fetch_add_explicit(&guard.flip, 1, memory_order_relaxed) & 1) != 0;
   return side == SIDE_UNDERFLOW;

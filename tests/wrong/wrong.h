@@ -22,7 +22,7 @@ static inline void *opaque(void *p) { opaque_slot = p; return opaque_slot; }
  * (one build of the checker missed leak_aligned's block in 9 runs of 30).
  * The leak programs call this before they return, so that they test the
  * scan, not that luck. */
-__attribute__((noinline)) static inline void scrub_stack(void) {
+__attribute__((noinline, unused)) static void scrub_stack(void) {
   volatile char dead[16384];
   for (size_t i = 0; i < sizeof dead; i++) dead[i] = 0;
 }
